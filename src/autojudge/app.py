@@ -1,0 +1,133 @@
+"""The one place that turns config into objects: suites, generators, judges, store.
+
+Plugins are looked up by `kind` in the registries and validated against their own
+`Config` dataclass, so `model.typeset.font_sise=3` fails before any work with a line that
+names the label, the bad key and the keys that exist.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from pathlib import Path
+from typing import Any, Mapping
+
+from autojudge.errors import AutojudgeError
+from autojudge.registry import GENERATORS, JUDGES, Registry
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Keys of a judge's config that belong to the wrappers app.py adds, not to the plugin.
+JUDGE_WRAPPER_KEYS = ("tie_margin",)
+
+
+def resolve_path(path: str | Path, what: str) -> Path:
+    """A user path: as given (relative to the working directory), else relative to the
+    project (for the suites shipped in prompt_suites/)."""
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute() or candidate.exists():
+        return candidate
+    shipped = PROJECT_ROOT / candidate
+    if shipped.exists():
+        return shipped
+    raise AutojudgeError(f"{what}: file not found: {path} (looked in {Path.cwd()} and "
+                         f"{PROJECT_ROOT}); give an existing path")
+
+
+def validate_params(cls: Any, params: Mapping[str, Any], where: str) -> Any:
+    """Build `cls.Config` from `params`; unknown keys and wrong types are one-line errors."""
+    config_cls = getattr(cls, "Config", None)
+    if config_cls is None:
+        if params:
+            raise AutojudgeError(f"{where}: this plugin takes no parameters, got "
+                                 f"{', '.join(sorted(params))}")
+        return None
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    for key in params:
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise AutojudgeError(f"{where}: unknown key '{key}'{hint}; known keys: "
+                                 f"{', '.join(fields) or 'none'}")
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(config_cls), dict(params))
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        message = str(exc).splitlines()[0]
+        raise AutojudgeError(f"{where}: {message}") from exc
+
+
+def _plugin_node(group: str, label: str, node: Any) -> tuple[str, dict[str, Any]]:
+    if not isinstance(node, Mapping):
+        raise AutojudgeError(f"{group}.{label}: expected a mapping with a 'kind', got {node!r}; "
+                             f"see conf/{group}/ for examples")
+    params = dict(node)
+    kind = params.pop("kind", None)
+    if not kind:
+        raise AutojudgeError(f"{group}.{label}: missing 'kind' (e.g. kind: typeset)")
+    return str(kind), params
+
+
+def build_plugin(registry: Registry, group: str, label: str, node: Any) -> Any:
+    kind, params = _plugin_node(group, label, node)
+    cls = registry.get(kind)
+    config = validate_params(cls, params, f"{group}.{label} (kind {kind})")
+    return cls(label, config) if config is not None else cls(label)
+
+
+def build_generators(models: Mapping[str, Any]) -> dict[str, Any]:
+    """label -> generator, in config order."""
+    if not models:
+        raise AutojudgeError("no models chosen; pick some, e.g. model=[typeset,blank]")
+    return {label: build_plugin(GENERATORS, "model", label, node) for label, node in models.items()}
+
+
+def build_judges(judges: Mapping[str, Any], store: Any) -> dict[str, Any]:
+    """label -> pairwise judge with caching (and pointwise->pairwise where needed)."""
+    from autojudge.judges.adapters import CachedPairwise, CachedPointwise, PointwiseAsPairwise
+
+    if not judges:
+        raise AutojudgeError("no judges chosen; pick some, e.g. judge=[ocr]")
+    built = {}
+    for label, node in judges.items():
+        node = dict(node) if isinstance(node, Mapping) else node
+        wrapper = {k: node.pop(k) for k in JUDGE_WRAPPER_KEYS if isinstance(node, dict) and k in node}
+        judge = build_plugin(JUDGES, "judge", label, node)
+        if hasattr(judge, "score"):
+            built[label] = PointwiseAsPairwise(CachedPointwise(judge, store),
+                                               tie_margin=float(wrapper.get("tie_margin", 0.0)))
+        else:
+            if wrapper:
+                raise AutojudgeError(f"judge.{label}: {', '.join(wrapper)} applies only to "
+                                     f"pointwise judges")
+            built[label] = CachedPairwise(judge, store)
+    return built
+
+
+def load_suite_from_config(suite_cfg: Any) -> Any:
+    from omegaconf import OmegaConf
+    from omegaconf.errors import MissingMandatoryValue
+
+    from autojudge.suites import load_suite
+
+    try:
+        path = suite_cfg.path
+    except MissingMandatoryValue:
+        raise AutojudgeError(f"suite '{OmegaConf.select(suite_cfg, 'name')}' needs a path: add "
+                             f"suite.path=/path/to/file") from None
+    return load_suite(resolve_path(path, f"suite '{suite_cfg.name}'"), fmt=suite_cfg.format,
+                      name=suite_cfg.name, tags=list(suite_cfg.tags),
+                      exclude_tags=list(suite_cfg.exclude_tags), limit=suite_cfg.limit,
+                      seeds=None if suite_cfg.seeds is None else list(suite_cfg.seeds))
+
+
+def rating_config(ratings_cfg: Any) -> Any:
+    from autojudge.ratings import RatingConfig
+
+    values = {"bootstrap_rounds": int(ratings_cfg.bootstrap_rounds),
+              "seed": int(ratings_cfg.seed), "confidence": float(ratings_cfg.confidence),
+              "anchor": ratings_cfg.anchor}
+    if ratings_cfg.prior is not None:
+        values["prior"] = float(ratings_cfg.prior)
+    return RatingConfig(**values)

@@ -1,0 +1,100 @@
+"""Fast, one-line checks of command-line overrides before Hydra composes anything.
+
+Hydra's own message for an unknown config-group option spans several lines; this turns
+`model=[typeset,blnk]` into `error: unknown model 'blnk' (did you mean 'blank'?) ...`.
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+CHECKED_GROUPS = ("model", "judge", "suite", "logger", "experiment")
+
+
+def available(conf_dir: Path, group: str) -> list[str]:
+    folder = conf_dir / group
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def _names(value: Any) -> Iterable[str]:
+    """Every option name inside an override value (str, list, or a sweep of lists)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _names(item)
+    elif hasattr(value, "list"):  # ChoiceSweep and friends
+        yield from _names(value.list)
+
+
+def check_overrides(args: Sequence[str], conf_dir: Path) -> str | None:
+    """The first problem with a group override, as one line, or None if all is well."""
+    overrides = [a for a in args if "=" in a and not a.startswith("-")]
+    if not overrides or any(a.lstrip("+~").startswith("hydra.searchpath") for a in overrides):
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException:
+        return None  # Hydra reports grammar errors itself, with the caret under the spot
+    for override in parsed:
+        group = override.key_or_group
+        if group not in CHECKED_GROUPS or override.is_delete():
+            continue
+        known = available(conf_dir, group)
+        for name in _names(override.value()):
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                return (f"unknown {group} '{name}'{hint}; available: {', '.join(known)} "
+                        f"(add conf/{group}/{name}.yaml to define it)")
+    return None
+
+
+def _known_keys_hint(full_key: str, group_overrides: Sequence[str]) -> str:
+    """' (did you mean ...?) known keys: ...' for a misspelled dotted key, or ''."""
+    from omegaconf import OmegaConf
+
+    from autojudge.config import compose
+
+    parent, _, leaf = full_key.rpartition(".")
+    try:
+        node = compose(group_overrides)
+    except Exception:  # the hint is a courtesy; the error line stands without it
+        return ""
+    node = OmegaConf.select(node, parent) if parent else node
+    if not OmegaConf.is_dict(node):
+        return ""
+    keys = [str(k) for k in node.keys()]
+    close = difflib.get_close_matches(leaf, keys, n=1)
+    hint = f" (did you mean '{parent + '.' if parent else ''}{close[0]}'?)" if close else ""
+    return f"{hint}; known keys: {', '.join(keys)}"
+
+
+def check_composition(args: Sequence[str]) -> str | None:
+    """Compose the job config the way a single run would; any failure as one line.
+
+    Multiruns, help and hydra.* overrides are left to Hydra itself.
+    """
+    if any(a in ("-m", "--multirun") or (a.startswith("-") and a not in ("-m",)) for a in args):
+        return None
+    overrides = [a for a in args if not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from autojudge.config import compose
+
+    try:
+        compose(overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        cause = exc.__cause__
+        detail = str(cause).strip().splitlines()[0] if cause is not None and str(cause).strip() else ""
+        full_key = getattr(cause, "full_key", None) or getattr(exc, "full_key", None)
+        groups = [a for a in overrides if "." not in a.split("=", 1)[0]]
+        hint = _known_keys_hint(full_key, groups) if full_key and "not in" in detail else ""
+        return f"{first.rstrip('.')}: {detail}{hint}" if detail else first
+    return None

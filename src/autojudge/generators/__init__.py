@@ -1,0 +1,1 @@
+"""Generators: requests -> encoded images (+ latency, cost, typed failures)."""

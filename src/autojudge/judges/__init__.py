@@ -1,0 +1,1 @@
+"""Judges: images -> scores (pointwise) or pairs -> verdicts (pairwise), plus wrappers."""

@@ -1,0 +1,53 @@
+"""Judge protocols: pointwise (image -> score) and pairwise (pair -> verdict)."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+
+from autojudge.types import JudgeItem, PairItem, Prompt, Score, Verdict
+
+
+@runtime_checkable
+class PointwiseJudge(Protocol):
+    """Scores images one at a time (batched). Higher is better.
+
+    Attributes:
+        name: label used in the battle log and boards (the config key, e.g. "ocr").
+        score_range: (low, high) bounds every score lies in.
+        batch_size: how many items `score` prefers at once.
+    """
+
+    name: str
+    score_range: tuple[float, float]
+    batch_size: int
+
+    def fingerprint(self) -> Mapping[str, Any]:
+        """Name, version and resolved params; a change here invalidates cached scores."""
+
+    def check(self) -> None:
+        """Raise AutojudgeError if the judge cannot work at all (missing weights...)."""
+
+    def applies(self, prompt: Prompt) -> bool:
+        """Whether this judge has anything to say about images of `prompt`."""
+
+    def score(self, items: Sequence[JudgeItem]) -> list[Score]:
+        """One Score per item, in order; a failed item gets Score(None, failure=...)."""
+
+
+@runtime_checkable
+class PairwiseJudge(Protocol):
+    """Decides which of two images of one prompt is better (batched)."""
+
+    name: str
+    batch_size: int
+
+    def fingerprint(self) -> Mapping[str, Any]:
+        """Name, version and resolved params; a change here invalidates cached verdicts."""
+
+    def check(self) -> None:
+        """Raise AutojudgeError if the judge cannot work at all."""
+
+    def applies(self, prompt: Prompt) -> bool:
+        """Whether this judge has anything to say about images of `prompt`."""
+
+    def compare(self, pairs: Sequence[PairItem]) -> list[Verdict]:
+        """One Verdict per pair, in order; a failed pair gets Verdict(None, failure=...)."""

@@ -1,0 +1,1 @@
+"""Report stage: terminal table, leaderboard.json/csv, battle log, W&B."""

@@ -1,0 +1,1 @@
+"""Pipeline stages: generate -> judge (battles) -> rate -> report."""

@@ -1,0 +1,131 @@
+"""Judge stage: every pair of models on every (prompt, seed), per judge -> battle log rows.
+
+Pairs are formed in model order (model_a precedes model_b in the run's model list), so the
+battle log of a re-run or a resumed run is identical row for row.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any, Callable, Sequence
+
+from autojudge.store import Store
+from autojudge.types import Battle, Failure, Generation, JudgeItem, PairItem, Prompt
+
+Advance = Callable[[int], None]
+
+
+@dataclass
+class JudgeOutcome:
+    """What judging produced for one judge: battles plus every skipped pair, typed."""
+
+    judge: str
+    battles: list[Battle] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+
+def image_loader(store: Store, generation: Generation) -> Callable[[], Any]:
+    """Decode a stored image only when a judge actually needs its pixels."""
+
+    def load() -> Any:
+        from PIL import Image
+
+        ext = Path(generation.image_path or "").suffix.lstrip(".")
+        data = store.read_blob(generation.image_sha, ext)
+        if data is None:
+            raise FileNotFoundError(f"stored image {generation.image_path} is missing or corrupt")
+        image = Image.open(io.BytesIO(data))
+        image.load()
+        return image
+
+    return load
+
+
+def plan_pairs(models: Sequence[str], by_request: dict[tuple[str, int], dict[str, Generation]],
+               requests: Sequence[tuple[Prompt, int]], applies: Callable[[Prompt], bool]):
+    """(prompt, seed, model_a, model_b) for every pair of models on every applicable request."""
+    for prompt, seed in requests:
+        if not applies(prompt):
+            continue
+        gens = by_request[(prompt.id, seed)]
+        for model_a, model_b in combinations(models, 2):
+            yield prompt, seed, gens[model_a], gens[model_b]
+
+
+def run_judge(judge: Any, models: Sequence[str], generations: Sequence[Generation],
+              requests: Sequence[tuple[Prompt, int]], store: Store, failed_image: str = "skip",
+              advance: Advance = lambda n: None) -> JudgeOutcome:
+    """Let `judge` (a cached pairwise judge with `compare_timed`) fight every pair."""
+    by_request: dict[tuple[str, int], dict[str, Generation]] = {}
+    for g in generations:
+        by_request.setdefault((g.prompt.id, g.seed), {})[g.model] = g
+    outcome = JudgeOutcome(judge.name)
+    pairs: list[PairItem] = []
+    contexts: list[tuple[Prompt, int, str, str]] = []
+    for prompt, seed, gen_a, gen_b in plan_pairs(models, by_request, requests, judge.applies):
+        if not (gen_a.ok and gen_b.ok):
+            _failed_image_battle(outcome, judge.name, prompt, seed, gen_a, gen_b, failed_image)
+            continue
+        pairs.append(PairItem(prompt, _item(store, gen_a), _item(store, gen_b)))
+        contexts.append((prompt, seed, gen_a.model, gen_b.model))
+    for start, stop in _chunks_by_request(contexts, max(1, int(judge.batch_size))):
+        timed = judge.compare_timed(pairs[start:stop])
+        for (prompt, seed, model_a, model_b), tv in zip(contexts[start:stop], timed):
+            verdict = tv.verdict
+            if verdict.failure is not None or verdict.winner is None:
+                failure = verdict.failure or Failure("judge_error", "no winner")
+                outcome.skipped.append(_skip_row(judge.name, prompt, seed, model_a, model_b,
+                                                 failure))
+                continue
+            outcome.battles.append(Battle(
+                model_a, model_b, verdict.winner, judge.name, prompt.id, seed, prompt.tags,
+                verdict.score_a, verdict.score_b, verdict.rationale, tv.tstamp))
+        advance(len(timed))
+    return outcome
+
+
+def _chunks_by_request(contexts: Sequence[tuple[Prompt, int, str, str]], requests_per_chunk: int):
+    """(start, stop) slices that never split the pairs of one (prompt, seed), so a
+    pointwise judge sees all of a request's images in one batch and scores each once."""
+    start, seen = 0, 0
+    for i in range(1, len(contexts) + 1):
+        boundary = i == len(contexts) or contexts[i][:2] != contexts[i - 1][:2]
+        if boundary:
+            seen += 1
+            if seen == requests_per_chunk or i == len(contexts):
+                yield start, i
+                start, seen = i, 0
+
+
+def count_pairs(models: Sequence[str], requests: Sequence[tuple[Prompt, int]],
+                applies: Callable[[Prompt], bool]) -> int:
+    per_request = len(models) * (len(models) - 1) // 2
+    return per_request * sum(1 for prompt, _ in requests if applies(prompt))
+
+
+def _item(store: Store, generation: Generation) -> JudgeItem:
+    return JudgeItem(generation.prompt, None, generation.image_sha,
+                     loader=image_loader(store, generation))
+
+
+def _failed_image_battle(outcome: JudgeOutcome, judge: str, prompt: Prompt, seed: int,
+                         gen_a: Generation, gen_b: Generation, rule: str) -> None:
+    """A failed image never wins: skip the battle, or (rule "loss") the failed side loses."""
+    failure = gen_a.failure or gen_b.failure or Failure("missing_image", "no image")
+    if rule == "loss" and gen_a.ok != gen_b.ok:
+        winner = "model_a" if gen_a.ok else "model_b"
+        failed = gen_b if gen_a.ok else gen_a
+        outcome.battles.append(Battle(
+            gen_a.model, gen_b.model, winner, judge, prompt.id, seed, prompt.tags, None, None,
+            f"{failed.model} failed to generate ({failure.kind})", 0.0))
+        return
+    outcome.skipped.append(_skip_row(judge, prompt, seed, gen_a.model, gen_b.model, failure))
+
+
+def _skip_row(judge: str, prompt: Prompt, seed: int, model_a: str, model_b: str,
+              failure: Failure) -> dict[str, Any]:
+    return {"judge": judge, "prompt_id": prompt.id, "seed": seed, "model_a": model_a,
+            "model_b": model_b, "failure_kind": failure.kind,
+            "failure_message": failure.message}

@@ -1,0 +1,470 @@
+"""Prompt suites: load and validate them, filter by tag, expand seeds.
+
+Formats (`fmt=`):
+    autojudge  the native format: YAML (see prompt_suites/starter.yaml), or JSONL with one
+               prompt entry per line
+    parti      PartiPrompts TSV (columns Prompt, Category, Challenge, Note)
+    geneval    GenEval's evaluation_metadata.jsonl (keys tag, include, prompt)
+    auto       by suffix and content: .yaml/.yml/.json/.jsonl native, .tsv PartiPrompts,
+               .jsonl whose rows carry "include" GenEval
+
+A native entry:
+
+    - id: sign-bakery                 # required, unique (it names image files)
+      text: 'A bakery storefront with a sign that reads "FRESH BREAD"'   # required
+      category: text_rendering        # required
+      capabilities: [text]            # optional
+      difficulty: easy                # optional: easy | medium | hard
+      expected_text: FRESH BREAD      # optional: what an OCR judge should read
+      seeds: [0, 1]                   # optional: overrides the suite's seeds
+      tags: [signage]                 # optional extra tags
+      meta: {source: my-notes}        # optional, free-form
+
+`Prompt.tags` is category, capabilities, difficulty, tags: lower case, de-duplicated, in
+that order. Every problem raises AutojudgeError with one line that names the file, the
+entry (1-based index, id, line) or line, the field and the fix.
+
+Example:
+    >>> from autojudge.types import Prompt
+    >>> suite = Suite("demo", (Prompt("cat", "a cat", ("animals",), "animals"),
+    ...                        Prompt("dog", "a dog", ("animals", "hard"), "animals", seeds=(7,))),
+    ...               seeds=(0, 1), source="demo.yaml")
+    >>> [(prompt.id, seed) for prompt, seed in suite.requests()]
+    [('cat', 0), ('cat', 1), ('dog', 7)]
+    >>> suite.tags()
+    {'animals': 2, 'hard': 1}
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from autojudge.errors import AutojudgeError
+from autojudge.suite_importers import dedupe, fail, read_geneval, read_parti, show
+from autojudge.types import Prompt
+
+__all__ = ["Suite", "load_suite", "FORMATS", "ENTRY_FIELDS", "DIFFICULTIES"]
+
+FORMATS = ("auto", "autojudge", "parti", "geneval")
+_FORMAT_ALIASES = {"native": "autojudge", "yaml": "autojudge", "jsonl": "autojudge",
+                   "partiprompts": "parti"}
+DIFFICULTIES = ("easy", "medium", "hard")
+REQUIRED_FIELDS = ("id", "text", "category")
+ENTRY_FIELDS = ("id", "text", "category", "capabilities", "difficulty", "expected_text",
+                "seeds", "tags", "meta")
+TOP_LEVEL_FIELDS = ("name", "description", "seeds", "prompts", "license", "source", "version")
+_SUFFIXES = (".yaml", ".yml", ".json", ".jsonl", ".tsv")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_TAG = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+_MAX_LISTED = 80  # tags listed in an unknown-tag error (the most common ones)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A loaded, validated, filtered prompt suite.
+
+    Attributes:
+        name: the suite's name (file's `name:`, else the file stem, unless overridden).
+        prompts: the prompts, in file order, after tag filters and limit.
+        seeds: default seeds for prompts whose `Prompt.seeds` is None.
+        source: the path it was read from.
+        description: the file's `description:`, if any.
+        fmt: the format it was read as ("autojudge", "parti", "geneval").
+    """
+
+    name: str
+    prompts: tuple[Prompt, ...]
+    seeds: tuple[int, ...]
+    source: str
+    description: str = ""
+    fmt: str = "autojudge"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prompts", tuple(self.prompts))
+        object.__setattr__(self, "seeds", tuple(self.seeds))
+        object.__setattr__(self, "source", str(self.source))
+
+    def requests(self) -> list[tuple[Prompt, int]]:
+        """Every (prompt, seed): prompt order, then seed order."""
+        return [(prompt, seed) for prompt in self.prompts
+                for seed in (self.seeds if prompt.seeds is None else prompt.seeds)]
+
+    def tags(self) -> dict[str, int]:
+        """tag -> number of prompts carrying it, in order of first appearance."""
+        counts: dict[str, int] = {}
+        for prompt in self.prompts:
+            for tag in dict.fromkeys(prompt.tags):
+                counts[tag] = counts.get(tag, 0) + 1
+        return counts
+
+
+def load_suite(path: str | Path, *, fmt: str = "auto", name: str | None = None,
+               tags: Sequence[str] = (), exclude_tags: Sequence[str] = (),
+               limit: int | None = None, seeds: Sequence[int] | None = None) -> Suite:
+    """Read, validate and filter a suite file.
+
+    Args:
+        path: the suite file.
+        fmt: "auto", "autojudge", "parti" or "geneval" (see the module docstring).
+        name: overrides the suite's name.
+        tags: keep only prompts carrying ANY of these tags (each must exist in the suite).
+        exclude_tags: then drop prompts carrying any of these (each must exist too).
+        limit: then keep the first `limit` prompts (file order, so deterministic).
+        seeds: default seeds for prompts without their own. None (the default) takes
+            the file's top-level `seeds:`, else (0,); a value given here overrides the
+            file's top-level seeds (never a prompt's own `seeds:`).
+
+    Raises:
+        AutojudgeError: one line naming the file, entry/line, field and fix.
+    """
+    path = Path(path)
+    source = str(path)
+    text = _read_text(path)
+    kind = _resolve_format(fmt, path, text)
+    file_name: str | None = None
+    description = ""
+    file_seeds: tuple[int, ...] | None = None
+    if kind == "parti":
+        prompts = read_parti(source, text)
+    elif kind == "geneval":
+        prompts = read_geneval(source, text)
+    elif path.suffix.lower() == ".jsonl" or (path.suffix.lower() not in _SUFFIXES
+                                             and text.lstrip().startswith("{")):
+        prompts = _read_native_jsonl(source, text)
+    else:
+        prompts, file_name, description, file_seeds = _read_native_yaml(source, text)
+    if not prompts:
+        fail(f"suite {source}", "contains no prompts; add at least one entry")
+
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        fail(f"suite {source}", f"name must be a non-empty string, got {show(name)}")
+    suite_name = (name or file_name or path.stem).strip()
+    if seeds is not None:
+        default_seeds = _seeds(seeds, f"suite {source}, suite.seeds")
+    else:
+        default_seeds = file_seeds if file_seeds is not None else (0,)
+    selected = _select(prompts, suite_name, source, tags, exclude_tags, limit)
+    return Suite(name=suite_name, prompts=tuple(selected), seeds=default_seeds,
+                 source=source, description=description, fmt=kind)
+
+
+# ---------------------------------------------------------------- reading and formats
+
+
+def _read_text(path: Path) -> str:
+    if not path.exists():
+        hint = ""
+        if path.parent.is_dir():
+            siblings = [p.name for p in path.parent.iterdir() if p.suffix.lower() in _SUFFIXES]
+            close = difflib.get_close_matches(path.name, siblings, n=1, cutoff=0.5)
+            if close:
+                hint = f"; did you mean {str(path.parent / close[0])!r}?"
+            elif siblings:
+                hint = f"; suites there: {', '.join(sorted(siblings)[:10])}"
+        fail(f"suite {path}", f"file not found (looked at {path.resolve()}); "
+             f"check suite.path{hint}")
+    if path.is_dir():
+        fail(f"suite {path}", "is a directory; give a suite file (.yaml, .jsonl or .tsv)")
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        fail(f"suite {path}", f"is not UTF-8 text (byte {exc.start}); save it as UTF-8")
+    except OSError as exc:
+        fail(f"suite {path}", f"cannot be read ({exc.strerror or exc}); check its permissions")
+
+
+def _resolve_format(fmt: str, path: Path, text: str) -> str:
+    key = str(fmt).strip().lower()
+    key = _FORMAT_ALIASES.get(key, key)
+    if key not in FORMATS:
+        close = difflib.get_close_matches(key, FORMATS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        fail(f"suite {path}", f"unknown format {fmt!r}{hint}; use one of {', '.join(FORMATS)}")
+    if key != "auto":
+        return key
+    suffix = path.suffix.lower()
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    if suffix == ".tsv" or (suffix not in _SUFFIXES and "\t" in first
+                            and "prompt" in first.lower().split("\t")):
+        return "parti"
+    if suffix == ".jsonl" or (suffix not in _SUFFIXES and first.lstrip().startswith("{")):
+        try:
+            row = json.loads(first)
+        except json.JSONDecodeError:
+            return "autojudge"  # the native reader reports the bad line
+        return "geneval" if isinstance(row, dict) and "include" in row else "autojudge"
+    return "autojudge"
+
+
+# ---------------------------------------------------------------- native format
+
+
+class _Where:
+    """Where an entry sits: YAML (index + lines) or JSONL (line) - for error messages."""
+
+    def __init__(self, source: str, index: int, line: int | None,
+                 key_lines: dict[str, int] | None = None, jsonl: bool = False):
+        self.source, self.index, self.line = source, index, line
+        self.key_lines, self.jsonl = key_lines or {}, jsonl
+        self.pid: str | None = None
+
+    def __call__(self, field: str | None = None) -> str:
+        return f"suite {self.source}, {self.short(field)}"
+
+    def short(self, field: str | None = None) -> str:
+        line = self.key_lines.get(field, self.line) if field else self.line
+        ident = f"id {self.pid!r}" if self.pid else ""
+        if self.jsonl:
+            text = f"line {line}" + (f" ({ident})" if ident else "")
+        else:
+            inside = ", ".join(part for part in (ident, f"line {line}" if line else "") if part)
+            text = f"entry {self.index}" + (f" ({inside})" if inside else "")
+        return text + (f", field {field!r}" if field else "")
+
+
+def _read_native_yaml(source: str, text: str):
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"suite {source}" + (f", line {mark.line + 1}, column {mark.column + 1}" if mark else "")
+        problem = "; ".join(p for p in (exc.context, exc.problem) if p)
+        if exc.context_mark is not None and mark is not None and exc.context_mark.line != mark.line:
+            problem += f"; the construct began on line {exc.context_mark.line + 1}"
+        fail(where, f"malformed YAML ({problem}); fix the syntax there (quote text that "
+             "contains ': ', ' #', or starts with a quote, '[', '{', '*' or '&'; inside '...' write an "
+             "apostrophe as '')")
+    except yaml.YAMLError as exc:
+        fail(f"suite {source}", f"malformed YAML ({exc}); fix the syntax")
+    finally:
+        loader.dispose()
+
+    top = f"suite {source}"
+    if data is None:
+        fail(top, "is empty; write a mapping with name, seeds and a 'prompts' list")
+    if not isinstance(data, dict):
+        hint = " (put the entries under 'prompts:')" if isinstance(data, list) else ""
+        fail(top, f"the top level must be a mapping with a 'prompts' list, got {type(data).__name__}{hint}")
+    _no_duplicate_keys(top, node, "")
+    top_lines = {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    for key in data:
+        if key not in TOP_LEVEL_FIELDS:
+            fail(f"{top}, line {top_lines.get(str(key), '?')}, field {key!r}",
+                 f"unknown top-level field{_did_you_mean(str(key), TOP_LEVEL_FIELDS)}; "
+                 f"allowed: {', '.join(TOP_LEVEL_FIELDS)}")
+    if "prompts" not in data:
+        fail(top, "no 'prompts' list at the top level; add 'prompts:' with one entry per prompt")
+    entries = data["prompts"]
+    where_prompts = f"{top}, line {top_lines.get('prompts', '?')}, field 'prompts'"
+    if not isinstance(entries, list):
+        fail(where_prompts, f"must be a list of entries ('- id: ...'), got {show(entries)}")
+    if not entries:
+        fail(where_prompts, "is empty; add at least one entry")
+    name = data.get("name")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        fail(f"{top}, line {top_lines.get('name')}, field 'name'", f"must be a non-empty string, got {show(name)}")
+    description = data.get("description") or ""
+    if not isinstance(description, str):
+        fail(f"{top}, line {top_lines.get('description')}, field 'description'",
+             f"must be a string, got {show(description)}")
+    file_seeds = None
+    if data.get("seeds") is not None:
+        file_seeds = _seeds(data["seeds"], f"{top}, line {top_lines.get('seeds')}, field 'seeds'")
+
+    prompts_node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode)
+                         and k.value == "prompts"), None)
+    item_nodes = prompts_node.value if isinstance(prompts_node, yaml.SequenceNode) else []
+    wheres = []
+    for index, entry in enumerate(entries, start=1):
+        item = item_nodes[index - 1] if index - 1 < len(item_nodes) else None
+        key_lines = {}
+        if isinstance(item, yaml.MappingNode):
+            key_lines = {k.value: k.start_mark.line + 1 for k, _ in item.value if isinstance(k, yaml.ScalarNode)}
+        where = _Where(source, index, item.start_mark.line + 1 if item is not None else None, key_lines)
+        if isinstance(item, yaml.MappingNode):
+            _no_duplicate_keys(f"suite {source}, entry {index}", item, "entry ")
+        wheres.append(where)
+    prompts = _build_all(list(zip(entries, wheres)))
+    return prompts, (name.strip() if name else None), description.strip(), file_seeds
+
+
+def _no_duplicate_keys(where: str, node: Any, what: str) -> None:
+    seen: dict[str, int] = {}
+    for key, _ in node.value:
+        if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+            line = key.start_mark.line + 1
+            if key.value in seen:
+                fail(f"{where}, line {line}, field {key.value!r}",
+                     f"the {what}key appears twice (first on line {seen[key.value]}); "
+                     "YAML would keep only the last, so delete or merge one")
+            seen[key.value] = line
+
+
+def _read_native_jsonl(source: str, text: str) -> list[Prompt]:
+    pairs = []
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as exc:
+            fail(f"suite {source}, line {line_no}",
+                 f"malformed JSON ({exc.msg} at column {exc.colno}); each line must be one JSON "
+                 'object such as {"id": "a", "text": "...", "category": "animals"}')
+        pairs.append((entry, _Where(source, len(pairs) + 1, line_no, jsonl=True)))
+    return _build_all(pairs)
+
+
+def _build_all(pairs: list[tuple[Any, _Where]]) -> list[Prompt]:
+    prompts: list[Prompt] = []
+    first: dict[str, _Where] = {}
+    for entry, where in pairs:
+        prompt = _build_prompt(entry, where)
+        key = prompt.id.lower()
+        if key in first:
+            fail(where("id"), f"duplicate id {prompt.id!r}, already used by {first[key].short()} "
+                 "(ids are compared ignoring case); give each prompt a unique id")
+        first[key] = where
+        prompts.append(prompt)
+    return prompts
+
+
+def _build_prompt(entry: Any, where: _Where) -> Prompt:
+    if not isinstance(entry, dict):
+        fail(where(), f"expected a mapping with fields {', '.join(REQUIRED_FIELDS)}, got "
+             f"{show(entry)}; write each entry as '- id: ...' with text: and category: beneath it")
+    if isinstance(entry.get("id"), str) and entry["id"].strip():
+        where.pid = entry["id"].strip()
+    for key in entry:
+        if key not in ENTRY_FIELDS:
+            fail(where(str(key)), f"unknown field{_did_you_mean(str(key), ENTRY_FIELDS)}; "
+                 f"allowed fields: {', '.join(ENTRY_FIELDS)}")
+    for key in REQUIRED_FIELDS:
+        if key not in entry:
+            fail(where(), f"missing required field {key!r}; every entry needs "
+                 f"{', '.join(REQUIRED_FIELDS)}")
+
+    pid = _string(entry["id"], where, "id", "give a short unique name such as sign-bakery")
+    if not _ID.fullmatch(pid):
+        fail(where("id"), f"{pid!r} is not a valid id; use letters, digits, '.', '_' and '-' "
+             "(it names image files), starting with a letter or digit")
+    text = _string(entry["text"], where, "text", "write the prompt the generator should draw")
+    category = _tag(entry["category"], where, "category")
+    capabilities = [_tag(t, where, "capabilities") for t in _list(entry.get("capabilities"), where, "capabilities")]
+    extra = [_tag(t, where, "tags") for t in _list(entry.get("tags"), where, "tags")]
+
+    difficulty = entry.get("difficulty")
+    if difficulty is not None:
+        difficulty = _string(difficulty, where, "difficulty", "use easy, medium or hard").lower()
+        if difficulty not in DIFFICULTIES:
+            fail(where("difficulty"), f"unknown difficulty {difficulty!r}"
+                 f"{_did_you_mean(difficulty, DIFFICULTIES)}; use one of {', '.join(DIFFICULTIES)}")
+    expected = entry.get("expected_text")
+    if expected is not None:
+        expected = _string(expected, where, "expected_text", "quote it, e.g. expected_text: '2024'")
+    seeds = entry.get("seeds")
+    if seeds is not None:
+        seeds = _seeds(seeds, where("seeds"))
+    meta = entry.get("meta")
+    if meta is not None and not isinstance(meta, dict):
+        fail(where("meta"), f"must be a mapping, got {show(meta)}")
+    return Prompt(id=pid, text=text, tags=dedupe([category, *capabilities, difficulty or "", *extra]),
+                  category=category, expected_text=expected, seeds=seeds, meta=dict(meta or {}))
+
+
+def _string(value: Any, where: _Where, field: str, fix: str) -> str:
+    if not isinstance(value, str):
+        fail(where(field), f"must be a string, got {show(value)}; {fix}")
+    if not value.strip():
+        fail(where(field), f"is empty; {fix}")
+    return value.strip()
+
+
+def _list(value: Any, where: _Where, field: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        fail(where(field), f"must be a list of strings such as [text, color], got {show(value)}")
+    return value
+
+
+def _tag(value: Any, where: _Where, field: str) -> str:
+    tag = _string(value, where, field, "use a short lower-case word such as text_rendering").lower()
+    if not _TAG.fullmatch(tag):
+        suggestion = re.sub(r"[^a-z0-9]+", "_", tag).strip("_") or "text_rendering"
+        fail(where(field), f"{value!r} is not a valid tag; use lower-case letters, digits, '_', "
+             f"'-' and '.', e.g. {suggestion!r}")
+    return tag
+
+
+def _seeds(value: Any, where: str) -> tuple[int, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value
+    ):
+        fail(where, f"must be a non-empty list of non-negative integers such as [0, 1], got {show(value)}")
+    if len(set(value)) != len(value):
+        fail(where, f"repeats a seed in {list(value)}; list each seed once")
+    return tuple(int(s) for s in value)
+
+
+def _did_you_mean(word: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# ---------------------------------------------------------------- filters
+
+
+def _select(prompts: list[Prompt], suite_name: str, source: str, tags: Sequence[str],
+            exclude_tags: Sequence[str], limit: int | None) -> list[Prompt]:
+    known: dict[str, int] = {}
+    for prompt in prompts:
+        for tag in dict.fromkeys(prompt.tags):
+            known[tag] = known.get(tag, 0) + 1
+    want = _tag_args(tags, "suite.tags", suite_name, source, known)
+    drop = _tag_args(exclude_tags, "suite.exclude_tags", suite_name, source, known)
+    kept = [p for p in prompts
+            if (not want or any(t in want for t in p.tags)) and not any(t in drop for t in p.tags)]
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            fail(f"suite {suite_name} ({source}), suite.limit",
+                 f"must be a positive integer or null (all prompts), got {show(limit)}")
+        kept = kept[:limit]
+    if not kept:
+        fail(f"suite {suite_name} ({source})",
+             f"no prompts left after suite.tags={sorted(want)} and suite.exclude_tags={sorted(drop)}; "
+             "loosen the filters")
+    return kept
+
+
+def _tag_args(values: Sequence[str] | str | None, option: str, suite_name: str, source: str,
+              known: dict[str, int]) -> set[str]:
+    if values is None:
+        return set()
+    if isinstance(values, str):
+        values = [values]
+    chosen: set[str] = set()
+    for value in values:
+        if not isinstance(value, str) or not value.strip():
+            fail(f"suite {suite_name} ({source}), {option}",
+                 f"each tag must be a non-empty string, got {show(value)}")
+        tag = value.strip().lower()
+        if tag not in known:
+            shown = sorted(sorted(known.items(), key=lambda item: -item[1])[:_MAX_LISTED])
+            listing = ", ".join(f"{t} ({n})" for t, n in shown)
+            if len(known) > _MAX_LISTED:
+                listing += f", ... and {len(known) - _MAX_LISTED} rarer tags"
+            close = difflib.get_close_matches(tag, list(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise AutojudgeError(f"unknown tag {tag!r} in {option} for suite {suite_name} ({source}){hint}; "
+                                 f"known tags (prompts): {listing}")
+        chosen.add(tag)
+    return chosen

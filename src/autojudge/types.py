@@ -1,0 +1,197 @@
+"""Plain data that flows between the stages: prompts, requests, images, scores, verdicts.
+
+Every type here is a frozen dataclass with no behaviour beyond small helpers, so stages
+and plugins can be tested on values they build by hand.
+
+Example:
+    >>> p = Prompt(id="sign-1", text='A shop sign that reads "OPEN"', tags=("text_rendering",),
+    ...            category="text_rendering", expected_text="OPEN")
+    >>> GenRequest(prompt=p, seed=0).key_payload()["prompt"]["expected_text"]
+    'OPEN'
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Mapping
+
+WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
+Winner = Literal["model_a", "model_b", "tie", "tie (bothbad)"]
+
+
+def stable_hash(payload: Any) -> str:
+    """sha256 hex digest of a JSON-serialisable payload, independent of dict order."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One entry of a prompt suite.
+
+    Attributes:
+        id: unique within its suite; folder generators look files up by it.
+        text: the prompt shown to the generator.
+        tags: flat, lower-case tags (category, capabilities, difficulty, source tags);
+            per-tag boards and `suite.tags=[...]` filters use them.
+        category: the main category (also one of `tags`).
+        expected_text: text the image should render legibly (OCR judge), if any.
+        seeds: per-prompt seeds; None means the suite's default seeds.
+        meta: anything else the source carried (e.g. GenEval's object list).
+    """
+
+    id: str
+    text: str
+    tags: tuple[str, ...] = ()
+    category: str | None = None
+    expected_text: str | None = None
+    seeds: tuple[int, ...] | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def content(self) -> dict[str, Any]:
+        """What a generator or judge may read of this prompt (tags excluded: they don't
+        change an image or a score, so re-tagging a suite keeps the cache)."""
+        return {"id": self.id, "text": self.text, "expected_text": self.expected_text}
+
+
+@dataclass(frozen=True)
+class GenRequest:
+    """Ask a generator for one image of `prompt` with `seed`."""
+
+    prompt: Prompt
+    seed: int
+
+    def key_payload(self) -> dict[str, Any]:
+        return {"prompt": self.prompt.content(), "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A typed failure record (never a sentinel string, never a silent drop).
+
+    Attributes:
+        kind: short machine-readable class, e.g. "missing_file", "corrupt_image",
+            "http_429", "timeout", "nsfw", "judge_error", "unparseable".
+        message: one human-readable line.
+        retryable: whether a later run should try again instead of trusting this record.
+    """
+
+    kind: str
+    message: str
+    retryable: bool = False
+
+
+@dataclass(frozen=True)
+class GenOutput:
+    """What a generator returns for one request: encoded image bytes or a failure."""
+
+    image: bytes | None
+    latency_s: float
+    cost_usd: float = 0.0
+    failure: Failure | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None and self.image is not None
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A stored generation: the request, the model label and where its image lives."""
+
+    model: str
+    prompt: Prompt
+    seed: int
+    image_sha: str | None
+    image_path: str | None
+    latency_s: float
+    cost_usd: float
+    failure: Failure | None = None
+    cached: bool = False
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None and self.image_sha is not None
+
+
+@dataclass(frozen=True)
+class JudgeItem:
+    """One image as a judge sees it: the prompt, the decoded image and its content hash.
+
+    The pipeline builds items with `image=None` and a `loader`, so a cached score never
+    decodes its image; the caching wrappers call `materialized()` before an inner judge
+    sees the item, so judges may always use `item.image` directly.
+    """
+
+    prompt: Prompt
+    image: Any  # PIL.Image.Image; typed loosely so importing this module stays cheap
+    image_sha: str
+    loader: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
+
+    def materialized(self) -> "JudgeItem":
+        """This item with its image decoded."""
+        if self.image is not None or self.loader is None:
+            return self
+        return JudgeItem(self.prompt, self.loader(), self.image_sha)
+
+
+@dataclass(frozen=True)
+class Score:
+    """A pointwise judge's output for one image (`value` is None only with a failure)."""
+
+    value: float | None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+    failure: Failure | None = None
+
+
+@dataclass(frozen=True)
+class PairItem:
+    """A pair of images of the same prompt and seed, as a pairwise judge sees them."""
+
+    prompt: Prompt
+    a: JudgeItem
+    b: JudgeItem
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A pairwise judge's output for one pair.
+
+    `winner` is None only with a failure. `raw` keeps the judge's raw output (answers,
+    OCR text, both orders of a swap-debiased VLM) so every verdict can be audited.
+    """
+
+    winner: Winner | None
+    score_a: float | None = None
+    score_b: float | None = None
+    rationale: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict)
+    failure: Failure | None = None
+
+
+@dataclass(frozen=True)
+class Battle:
+    """One row of the battle log (Chatbot Arena / imgsys convention plus context)."""
+
+    model_a: str
+    model_b: str
+    winner: Winner
+    judge: str
+    prompt_id: str
+    seed: int
+    tags: tuple[str, ...] = ()
+    score_a: float | None = None
+    score_b: float | None = None
+    rationale: str = ""
+    tstamp: float = 0.0
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            "model_a": self.model_a, "model_b": self.model_b, "winner": self.winner,
+            "judge": self.judge, "prompt_id": self.prompt_id, "seed": self.seed,
+            "tags": list(self.tags), "score_a": self.score_a, "score_b": self.score_b,
+            "rationale": self.rationale, "tstamp": self.tstamp,
+        }

@@ -1,0 +1,201 @@
+"""The contract every judge plugin passes: pointwise (`PointwiseJudgeContract`) and
+pairwise (`PairwiseJudgeContract`).
+
+A test class inherits one mixin, names the plugin and supplies sample inputs:
+
+    class TestOCR(PointwiseJudgeContract):
+        plugin_cls = OCRJudge
+        import_module = "autojudge.judges.ocr"
+        fingerprint_changes = [{"min_confidence": 0.9}]
+        fingerprint_invariant = [{"batch_size": 1}]
+
+        def sample_items(self):
+            return [JudgeItem(prompt, image, sha), ...]
+
+Everything `PluginContract` documents (plugin_cls, plugin_name, import_module,
+forbidden_imports, fingerprint_changes / _invariant, deterministic, default_params /
+plugin_params, make_plugin) applies here too. Judges that load a model should override the
+`make_plugin` fixture to share one loaded model (scope="module") between instances.
+
+    sample_items()     JudgeItems the judge applies to (pointwise); or override the
+                       `judge_items` fixture
+    sample_pairs()     PairItems (pairwise); or override the `judge_pairs` fixture
+    other_prompts()    prompts the judge must say it does NOT apply to (optional)
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Callable
+
+import pytest
+
+from generator_contract import PluginContract
+
+
+def score_key(score: Any) -> tuple[Any, ...]:
+    """What must match between two runs of an item: value (to 1e-6), failure kind, raw."""
+    value = None if score.value is None else round(float(score.value), 6)
+    raw = json.dumps(dict(score.raw), sort_keys=True, default=str)
+    return value, (score.failure.kind if score.failure else None), raw
+
+
+def verdict_key(v: Any) -> tuple[Any, ...]:
+    def r(x: Any) -> Any:
+        return None if x is None else round(float(x), 6)
+
+    return (v.winner, r(v.score_a), r(v.score_b),
+            v.failure.kind if v.failure else None)
+
+
+class _JudgeContract(PluginContract):
+    """Shared by pointwise and pairwise judges."""
+
+    def other_prompts(self) -> list[Any]:
+        return []
+
+    def test_name_is_the_label(self, plugin: Any) -> None:
+        assert plugin.name == self.plugin_name
+        assert isinstance(plugin.batch_size, int) and plugin.batch_size >= 1
+
+    def test_does_not_apply_to_other_prompts(self, plugin: Any) -> None:
+        for prompt in self.other_prompts():
+            assert plugin.applies(prompt) is False, prompt
+
+    @staticmethod
+    def check_raw_and_failure(out: Any) -> None:
+        json.dumps(dict(out.raw), sort_keys=True)  # raw is stored and audited as JSON
+        if out.failure is not None:
+            assert out.failure.kind and out.failure.message
+            assert "\n" not in out.failure.message.strip(), "failure messages are one line"
+
+
+class PointwiseJudgeContract(_JudgeContract):
+    """Contract of `autojudge.judges.base.PointwiseJudge` plugins."""
+
+    def sample_items(self) -> list[Any]:
+        raise NotImplementedError("a PointwiseJudgeContract test class defines sample_items()")
+
+    @pytest.fixture
+    def judge_items(self) -> list[Any]:
+        return self.sample_items()
+
+    @pytest.fixture
+    def outputs(self, plugin: Any, judge_items: list[Any]) -> list[Any]:
+        return plugin.score(judge_items)
+
+    def test_implements_pointwise_protocol(self, plugin: Any) -> None:
+        from autojudge.judges.base import PointwiseJudge
+
+        assert isinstance(plugin, PointwiseJudge)
+        low, high = plugin.score_range
+        assert math.isfinite(low) and math.isfinite(high) and low < high
+
+    def test_sample_items_apply(self, plugin: Any, judge_items: list[Any]) -> None:
+        assert len(judge_items) >= 2, "give at least two sample items"
+        for item in judge_items:
+            assert plugin.applies(item.prompt) is True, item.prompt
+
+    def test_one_score_per_item_within_range(self, plugin: Any, judge_items: list[Any],
+                                             outputs: list[Any]) -> None:
+        """One Score per item; value in score_range, or None with a failure; raw is JSON."""
+        from autojudge.types import Score
+
+        assert isinstance(outputs, list) and len(outputs) == len(judge_items)
+        low, high = plugin.score_range
+        for s in outputs:
+            assert isinstance(s, Score)
+            assert (s.value is None) == (s.failure is not None), s
+            if s.value is not None:
+                v = s.value
+                assert isinstance(v, float) and math.isfinite(v) and low <= v <= high, s
+            self.check_raw_and_failure(s)
+        assert any(s.value is not None for s in outputs), "at least one sample should score"
+
+    def test_empty_batch(self, plugin: Any) -> None:
+        assert plugin.score([]) == []
+
+    def test_scores_follow_item_order(self, plugin: Any, judge_items: list[Any],
+                                      outputs: list[Any]) -> None:
+        if not self.deterministic:
+            pytest.skip("plugin is not deterministic")
+        backward = plugin.score(list(reversed(judge_items)))
+        assert [score_key(s) for s in backward] == [score_key(s) for s in reversed(outputs)]
+
+    def test_batch_equals_one_by_one(self, plugin: Any, judge_items: list[Any],
+                                     outputs: list[Any]) -> None:
+        if not self.deterministic:
+            pytest.skip("plugin is not deterministic")
+        single = [plugin.score([item])[0] for item in judge_items]
+        assert [score_key(s) for s in single] == [score_key(s) for s in outputs]
+
+    def test_deterministic(self, make_plugin: Callable[..., Any], judge_items: list[Any],
+                           outputs: list[Any]) -> None:
+        if not self.deterministic:
+            pytest.skip("plugin is not deterministic")
+        again = make_plugin().score(judge_items)
+        assert [score_key(s) for s in again] == [score_key(s) for s in outputs]
+
+
+class PairwiseJudgeContract(_JudgeContract):
+    """Contract of `autojudge.judges.base.PairwiseJudge` plugins."""
+
+    def sample_pairs(self) -> list[Any]:
+        raise NotImplementedError("a PairwiseJudgeContract test class defines sample_pairs()")
+
+    @pytest.fixture
+    def judge_pairs(self) -> list[Any]:
+        return self.sample_pairs()
+
+    @pytest.fixture
+    def outputs(self, plugin: Any, judge_pairs: list[Any]) -> list[Any]:
+        return plugin.compare(judge_pairs)
+
+    def test_implements_pairwise_protocol(self, plugin: Any) -> None:
+        from autojudge.judges.base import PairwiseJudge
+
+        assert isinstance(plugin, PairwiseJudge)
+
+    def test_sample_pairs_apply(self, plugin: Any, judge_pairs: list[Any]) -> None:
+        assert len(judge_pairs) >= 2, "give at least two sample pairs"
+        for pair in judge_pairs:
+            assert plugin.applies(pair.prompt) is True, pair.prompt
+            assert pair.a.prompt == pair.prompt == pair.b.prompt
+
+    def test_one_verdict_per_pair(self, judge_pairs: list[Any], outputs: list[Any]) -> None:
+        from autojudge.types import WINNERS, Verdict
+
+        assert isinstance(outputs, list) and len(outputs) == len(judge_pairs)
+        for v in outputs:
+            assert isinstance(v, Verdict)
+            assert (v.winner is None) == (v.failure is not None), v
+            if v.winner is not None:
+                assert v.winner in WINNERS
+            for side in (v.score_a, v.score_b):
+                assert side is None or math.isfinite(float(side)), v
+            self.check_raw_and_failure(v)
+        assert any(v.winner is not None for v in outputs), "at least one pair should be judged"
+
+    def test_empty_batch(self, plugin: Any) -> None:
+        assert plugin.compare([]) == []
+
+    def test_verdicts_follow_pair_order(self, plugin: Any, judge_pairs: list[Any],
+                                        outputs: list[Any]) -> None:
+        if not self.deterministic:
+            pytest.skip("plugin is not deterministic")
+        backward = plugin.compare(list(reversed(judge_pairs)))
+        assert [verdict_key(v) for v in backward] == [verdict_key(v) for v in reversed(outputs)]
+
+    def test_batch_equals_one_by_one(self, plugin: Any, judge_pairs: list[Any],
+                                     outputs: list[Any]) -> None:
+        if not self.deterministic:
+            pytest.skip("plugin is not deterministic")
+        single = [plugin.compare([p])[0] for p in judge_pairs]
+        assert [verdict_key(v) for v in single] == [verdict_key(v) for v in outputs]
+
+    def test_deterministic(self, make_plugin: Callable[..., Any], judge_pairs: list[Any],
+                           outputs: list[Any]) -> None:
+        if not self.deterministic:
+            pytest.skip("plugin is not deterministic")
+        again = make_plugin().compare(judge_pairs)
+        assert [verdict_key(v) for v in again] == [verdict_key(v) for v in outputs]
