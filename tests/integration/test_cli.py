@@ -79,3 +79,20 @@ def test_help_answers_without_heavy_imports() -> None:
             "assert not heavy, heavy")
     check = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
+
+
+def test_multirun_sweep_writes_one_run_per_point(tmp_path, store_root) -> None:
+    sweep = tmp_path / "sweep"
+    proc = run_cli(["autojudge", "-m", "model.typeset.max_font_size=24,72",
+                    "suite.tags=[text_rendering]", "suite.limit=3", f"store.root={store_root}",
+                    f"hydra.sweep.dir={sweep}", "progress=false", "ratings.bootstrap_rounds=50",
+                    "logger=wandb"])
+    assert proc.returncode == 0, proc.stderr
+    for job in ("0", "1"):
+        document = json.loads((sweep / job / "leaderboard.json").read_text())
+        assert document["run"]["models"] == ["typeset", "blank", "noise"]
+        assert list((sweep / job / "wandb").rglob("*.wandb")), "each sweep point logs its own W&B run"
+    first = json.loads((sweep / "0" / "leaderboard.json").read_text())["run"]["cache"]
+    second = json.loads((sweep / "1" / "leaderboard.json").read_text())["run"]["cache"]
+    assert first["generation"]["computed"] == 9  # 3 prompts x 3 models, fresh store
+    assert second["generation"]["computed"] == 3  # only typeset changed between points

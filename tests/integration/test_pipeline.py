@@ -93,7 +93,8 @@ def test_overall_board_pools_judges_and_tag_boards_exist(compose, store_root, tm
                          ["judge.ocr.tie_margin=0.1", "report.per_tag_min_prompts=3"])
     tags = {b["tag"] for b in doc["boards"] if b["judge"] == "ocr"}
     assert None in tags and "text_rendering" in tags
-    assert all(b["judge"] != "all" for b in doc["boards"])  # one judge: no pooled board
+    overall = board(doc, "all")
+    assert overall["n_battles"] == board(doc, "ocr")["n_battles"]
 
 
 def test_failed_images_never_win(compose, store_root, tmp_path) -> None:

@@ -25,7 +25,7 @@ from autojudge.ratings.bradley_terry import (DEFAULT_PRIOR, Battles, aggregate_m
 from autojudge.ratings.elo import elo_codes
 
 BOARD_KEYS = ("model", "rating", "ci_low", "ci_high", "rank", "elo", "battles", "wins",
-              "losses", "ties")
+              "losses", "ties", "separated")
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def rate_battles(model_a: Sequence[str] | np.ndarray, model_b: Sequence[str] | n
 
     Returns:
         dicts with keys model, rating, ci_low, ci_high, rank, elo, battles, wins,
-        losses, ties; sorted by rating (then name).
+        losses, ties, separated (see `_separated`); sorted by rating (then name).
 
     Raises:
         AutojudgeError: unknown winner values, unequal lengths, unknown anchor, bad config.
@@ -170,4 +170,13 @@ def _rows(battles: Battles, rating: np.ndarray, low: np.ndarray, high: np.ndarra
         "wins": int(stats["wins"][k]),
         "losses": int(stats["losses"][k]),
         "ties": int(stats["ties"][k]),
+        "separated": bool(_separated(stats, k)),
     } for k in order]
+
+
+def _separated(stats: dict[str, np.ndarray], k: int) -> bool:
+    """Never won, or never lost, a decisive battle: the data only bound the rating from
+    one side, so its value (and a bootstrap CI that every resample agrees on) is set by
+    the prior. Reports flag such models instead of showing false precision."""
+    wins, losses = stats["wins"][k], stats["losses"][k]
+    return bool(wins + losses > 0 and (wins == 0 or losses == 0))

@@ -11,12 +11,12 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from autojudge.ratings.boards import BOARD_KEYS
 from autojudge.store import atomic_write_text
 from autojudge.types import Battle, Generation
 
 LEADERBOARD_SCHEMA = 1
-BOARD_MODEL_KEYS = ("model", "rating", "ci_low", "ci_high", "rank", "elo", "battles", "wins",
-                    "losses", "ties")
+BOARD_MODEL_KEYS = BOARD_KEYS
 
 
 def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:

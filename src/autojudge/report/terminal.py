@@ -27,7 +27,7 @@ def board_table(board: Mapping[str, Any], stats: Mapping[str, Mapping[str, Any]]
     for row in board["models"]:
         s = stats.get(row["model"], {})
         table.add_row(
-            str(row["rank"]), row["model"], _fmt(row["rating"]),
+            str(row["rank"]), row["model"], _fmt(row["rating"]) + ("*" if row.get("separated") else " "),
             f"{_fmt(row['ci_low'], '.0f')} .. {_fmt(row['ci_high'], '.0f')}",
             _fmt(row["elo"], ".0f"), str(row["battles"]), _fmt(win_rate(row), ".1%"),
             f"{row['wins']}/{row['losses']}/{row['ties']}",
@@ -71,9 +71,14 @@ def print_report(document: Mapping[str, Any], run_dir: str, confidence: float,
             console = Console(width=160)
     stats = {m["model"]: m for m in document["models"]}
     judges = [b["judge"] for b in document["boards"] if b["tag"] is None]
-    for board in document["boards"]:
-        if board["tag"] is None:
-            console.print(board_table(board, stats, confidence))
+    if len(judges) == 2:  # one judge plus "all", which then repeats it
+        judges = judges[:1]
+    headline = [b for b in document["boards"] if b["tag"] is None and b["judge"] in judges]
+    for board in headline:
+        console.print(board_table(board, stats, confidence))
+    if any(row.get("separated") for board in headline for row in board["models"]):
+        console.print("* never lost (or never won) a decisive battle: the data bound this rating "
+                      "on one side only, so its value and CI are set by the rating prior")
     if show_tags:
         for judge in judges:
             matrix = tag_matrix(document["boards"], judge)

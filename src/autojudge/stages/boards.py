@@ -21,7 +21,8 @@ class BoardSpec:
 def build_boards(battles: Sequence[Battle], models: Sequence[str], judges: Sequence[str],
                  spec: BoardSpec) -> list[dict[str, Any]]:
     """One board per judge (whole suite, then each tag with enough prompts), then the
-    overall board `judge: "all"` pooling every judge's battles.
+    overall board `judge: "all"` pooling every judge's battles (always present, so tools
+    can rely on it; with one judge it equals that judge's board).
 
     Example:
         >>> boards = build_boards(battles, ["a", "b"], ["ocr"], BoardSpec(RatingConfig()))  # doctest: +SKIP
@@ -30,8 +31,7 @@ def build_boards(battles: Sequence[Battle], models: Sequence[str], judges: Seque
     """
     boards = []
     groups = [(judge, [b for b in battles if b.judge == judge]) for judge in judges]
-    if len(judges) > 1:
-        groups.append(("all", list(battles)))
+    groups.append(("all", list(battles)))
     for judge, subset in groups:
         boards.append(_board(judge, None, subset, models, spec))
         for tag in _tags_with_enough_prompts(subset, spec.per_tag_min_prompts):
