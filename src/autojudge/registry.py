@@ -84,6 +84,8 @@ GENERATORS = Registry(
         "noise": "autojudge.generators.baselines:NoiseGenerator",
         "typeset": "autojudge.generators.baselines:TypesetGenerator",
         "folder": "autojudge.generators.folder:FolderGenerator",
+        "fal": "autojudge.generators.fal:FalGenerator",
+        "diffusers": "autojudge.generators.diffusers_local:DiffusersGenerator",
     },
 )
 
@@ -92,5 +94,8 @@ JUDGES = Registry(
     "autojudge.judges",
     {
         "ocr": "autojudge.judges.ocr:OCRJudge",
+        "clip": "autojudge.judges.clip_score:CLIPScoreJudge",
+        "aesthetic": "autojudge.judges.aesthetic:AestheticJudge",
+        "vlm": "autojudge.judges.vlm_preference:VLMPreferenceJudge",
     },
 )
