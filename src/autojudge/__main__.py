@@ -26,6 +26,13 @@ def _experiment(cfg: DictConfig) -> None:
         document = pipeline.run(cfg, run_dir)
         print_report(document, str(run_dir), float(cfg.ratings.confidence),
                      bool(cfg.report.terminal_tags))
+        gate_cfg = cfg.get("gate")
+        if gate_cfg is not None and (gate_cfg.baseline or gate_cfg.candidate):
+            from autojudge.gate import run_gate, settings_from_config
+
+            result = run_gate(run_dir, settings_from_config(gate_cfg, cfg.ratings))
+            if result.exit_code:
+                sys.exit(result.exit_code)  # after every output is written
     except AutojudgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

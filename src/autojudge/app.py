@@ -94,6 +94,8 @@ def build_judges(judges: Mapping[str, Any], store: Any) -> dict[str, Any]:
         node = dict(node) if isinstance(node, Mapping) else node
         wrapper = {k: node.pop(k) for k in JUDGE_WRAPPER_KEYS if isinstance(node, dict) and k in node}
         judge = build_plugin(JUDGES, "judge", label, node)
+        if hasattr(judge, "attach_store"):  # e.g. CLIP judges share image embeddings
+            judge.attach_store(store)
         if hasattr(judge, "score"):
             built[label] = PointwiseAsPairwise(CachedPointwise(judge, store),
                                                tie_margin=float(wrapper.get("tie_margin", 0.0)))

@@ -74,7 +74,7 @@ def read_battle_log(path: str | Path, judge: str | None = None, *,
         raise AutojudgeError(f"battle log {path} is empty; it needs one row per battle "
                              "with model_a, model_b and winner")
     wanted = None if columns is None else set(REQUIRED) | set(columns) | (
-        {"judge"} if judge is not None else set())
+        {"judge"} if judge is not None else set()) | {"preference"}
     if fmt == "jsonl":
         df, where = _read_jsonl(path)
     elif fmt == "csv":
@@ -83,6 +83,13 @@ def read_battle_log(path: str | Path, judge: str | None = None, *,
         df, where = _read_parquet(path, wanted)
     if wanted is not None:
         df = df[[c for c in df.columns if c in wanted]]
+    # The imgsys export has `preference` instead of `winner` (autojudge.human_votes).
+    from autojudge.human_votes import normalise_vote_columns
+
+    try:
+        df = normalise_vote_columns(df)
+    except AutojudgeError as exc:
+        raise AutojudgeError(f"battle log {path}: {exc}") from None
     _validate(df, path, where)
     if judge is not None:
         df = _filter_judge(df, path, judge)

@@ -33,9 +33,20 @@ class BattlesConfig:
     failed_image: what a battle does when one side's image failed: "skip" leaves the
     battle out (failures show as the model's failure rate), "loss" counts it as a loss
     for the failed side. Both failed is always skipped: nobody gets a free win.
+
+    schedule: "all_pairs" (default: every pair on every prompt) or "adaptive" (judge in
+    batches where rating uncertainty shrinks most, stop at target_ci_width or a budget;
+    see autojudge.scheduling and docs/statistics.md).
     """
 
     failed_image: str = "skip"
+    schedule: str = "all_pairs"  # all_pairs | adaptive
+    target_ci_width: float = 100.0  # adaptive: stop when every CI is this narrow (Elo)
+    max_battles: Optional[int] = None  # adaptive: battle budget per judge
+    max_cost_usd: Optional[float] = None  # adaptive: cost budget per judge
+    cost_per_battle_usd: Optional[float] = None  # None: the judge's own, else 0
+    batch: int = 32  # adaptive: battles judged between refits
+    bootstrap_rounds: int = 100  # adaptive: bootstrap rounds of each in-loop refit
 
 
 @dataclass
@@ -56,6 +67,7 @@ class StoreConfig:
 class ReportConfig:
     per_tag_min_prompts: int = 5  # per-tag boards only for tags with this many prompts
     terminal_tags: bool = True  # print the per-tag rating matrix
+    min_battles: int = 20  # fewer battles: the model is flagged "provisional"
     write_scores: bool = True
 
 
@@ -69,6 +81,32 @@ class LoggerConfig:
 
 
 @dataclass
+class GateConfig:
+    """In-run release gate: with baseline and candidate set, `python -m autojudge` exits 1
+    on a regression (after writing every output), like `python -m autojudge.gate`."""
+
+    baseline: Optional[str] = None
+    candidate: Optional[str] = None
+    judges: List[str] = field(default_factory=list)  # empty: every judge of the run
+    tags: List[str] = field(default_factory=list)
+    confidence: float = 0.95
+    margin: float = 0.0  # tolerated regression, Elo points
+    allow_inconclusive: bool = False
+    min_prompts: int = 10
+    max_ci_width: float = 150.0
+    bootstrap_rounds: Optional[int] = None  # None: ratings.bootstrap_rounds
+
+
+@dataclass
+class HumanVotesConfig:
+    """Human votes imported as judge "human" (Arena log or imgsys export)."""
+
+    path: Optional[str] = None
+    format: str = "auto"  # auto (by suffix) | arena | imgsys
+    models: Dict[str, str] = field(default_factory=dict)  # vote name -> run model label
+
+
+@dataclass
 class AutojudgeConfig:
     name: str = "run"
     model: Dict[str, Any] = field(default_factory=dict)
@@ -79,6 +117,8 @@ class AutojudgeConfig:
     store: StoreConfig = field(default_factory=StoreConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    human_votes: HumanVotesConfig = field(default_factory=HumanVotesConfig)
     progress: bool = True
 
 

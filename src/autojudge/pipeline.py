@@ -66,6 +66,13 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
     if config["battles"]["failed_image"] not in ("skip", "loss"):
         raise AutojudgeError(f"battles.failed_image must be 'skip' or 'loss', got "
                              f"'{config['battles']['failed_image']}'")
+    if config["battles"]["schedule"] not in ("all_pairs", "adaptive"):
+        raise AutojudgeError(f"battles.schedule must be 'all_pairs' or 'adaptive', got "
+                             f"'{config['battles']['schedule']}'")
+    votes_cfg = config.get("human_votes") or {}
+    if votes_cfg.get("path") and "human" in judges:
+        raise AutojudgeError("a judge is labelled 'human' and human_votes.path is set; "
+                             "rename the judge (human votes are judge 'human')")
     for plugin in [*generators.values(), *judges.values()]:
         plugin.check()
     models = list(generators)
@@ -74,6 +81,8 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
     counts: dict[str, Any] = {"generation": {"cached": 0, "computed": 0, "failed": 0},
                               "judges": {}}
     generations, battles, skipped = [], [], []
+    schedules: dict[str, Any] = {}
+    judge_stats: dict[str, Any] = {}
     with progress_bar(bool(config.get("progress", True))) as progress:
         for label, generator in generators.items():
             task = progress.add_task(f"generate {label}", total=len(requests))
@@ -85,14 +94,41 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
         for label, judge in judges.items():
             total = count_pairs(models, requests, judge.applies)
             task = progress.add_task(f"judge {label}", total=total)
-            outcome = run_judge(judge, models, generations, requests, store,
-                                config["battles"]["failed_image"],
-                                lambda n, t=task: progress.advance(t, n))
+            if config["battles"]["schedule"] == "adaptive":
+                from autojudge.stages.adaptive import run_judge_adaptive, schedule_config
+
+                outcome, schedules[label] = run_judge_adaptive(
+                    judge, models, generations, requests, store,
+                    config["battles"]["failed_image"], lambda n, t=task: progress.advance(t, n),
+                    schedule_config(config["battles"], judge, rating_cfg))
+            else:
+                outcome = run_judge(judge, models, generations, requests, store,
+                                    config["battles"]["failed_image"],
+                                    lambda n, t=task: progress.advance(t, n))
             battles.extend(outcome.battles)
             skipped.extend(outcome.skipped)
             counts["judges"][label] = judge.counts.as_dict()
-    spec = BoardSpec(rating_cfg, int(config["report"]["per_tag_min_prompts"]))
-    boards = build_boards(battles, models, list(judges), spec)
+    from autojudge.judges.stats import judge_run_stats
+
+    for label, judge in judges.items():  # after all judges: shared-backbone counts are final
+        stats = judge_run_stats(judge)  # e.g. VLM position-bias rate, CLIP truncations
+        if stats is not None:
+            judge_stats[label] = stats
+    board_judges, human_summary = list(judges), None
+    if votes_cfg.get("path"):
+        from autojudge.human_votes import load_human_votes
+
+        votes, human_summary = load_human_votes(
+            app.resolve_path(votes_cfg["path"], "human_votes.path"), suite.prompts, models,
+            votes_cfg.get("models") or {})
+        battles.extend(votes)
+        board_judges.append("human")
+    spec = BoardSpec(rating_cfg, int(config["report"]["per_tag_min_prompts"]),
+                     int(config["report"].get("min_battles", 0)))
+    boards = build_boards(battles, models, board_judges, spec)
+    from autojudge.stages.agreement import compute_agreement
+
+    agreement = compute_agreement(battles, boards, board_judges, rating_cfg)
     run_info = {"name": config["name"], "suite": suite.name, "suite_path": suite.source,
                 "models": models, "judges": list(judges), "n_prompts": len(suite.prompts),
                 "n_requests": len(requests), "seeds": sorted({s for _, s in requests}),
@@ -101,11 +137,15 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
                             "seed": rating_cfg.seed, "confidence": rating_cfg.confidence,
                             "prior": rating_cfg.prior, "anchor": rating_cfg.anchor,
                             "cluster": "prompt_id"},
+                "schedule": config["battles"]["schedule"], "schedules": schedules,
+                "human_votes": human_summary,
+                "judge_stats": judge_stats,
                 "cache": counts, "wall_s": round(time.time() - started, 3),
                 "store": str(store.root)}
     from autojudge.report.files import leaderboard_document, write_run_files
 
-    document = leaderboard_document(run_info, boards, model_stats(generations, models))
+    document = leaderboard_document(run_info, boards, model_stats(generations, models),
+                                    agreement)
     scores = _score_rows(judges, generations) if config["report"]["write_scores"] else []
     write_run_files(run_dir, document, battles, generations, scores, skipped)
     from autojudge.report.wandb_log import log_to_wandb

@@ -97,5 +97,6 @@ JUDGES = Registry(
         "clip": "autojudge.judges.clip_score:CLIPScoreJudge",
         "aesthetic": "autojudge.judges.aesthetic:AestheticJudge",
         "vlm": "autojudge.judges.vlm_preference:VLMPreferenceJudge",
+        "preservation": "autojudge.judges.preservation:PreservationJudge",
     },
 )

@@ -46,6 +46,9 @@ CREATE TABLE IF NOT EXISTS verdicts (
     image_b TEXT NOT NULL, winner TEXT, score_a REAL, score_b REAL, rationale TEXT NOT NULL,
     raw TEXT NOT NULL, failure_kind TEXT, failure_message TEXT,
     retryable INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS embeddings (
+    backbone TEXT NOT NULL, image_sha TEXT NOT NULL, dim INTEGER NOT NULL,
+    vector BLOB NOT NULL, created REAL NOT NULL, PRIMARY KEY (backbone, image_sha));
 """
 # A retryable failure row may be replaced by a later attempt; anything else is final, so
 # two concurrent runs that computed the same key keep the first answer.
@@ -182,6 +185,45 @@ class Store:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany(sql, [[row[c] for c in cols] for row in rows])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    # -- embeddings (shared by every judge on one CLIP backbone) -------------------------
+
+    def get_embeddings(self, backbone: str, image_shas: Sequence[str]) -> dict[str, Any]:
+        """float32 vectors (numpy) stored for (backbone fingerprint hash, image sha)."""
+        import numpy as np
+
+        found: dict[str, Any] = {}
+        with self._lock:
+            for chunk in _chunks(list(image_shas), 500):
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT image_sha, dim, vector FROM embeddings WHERE backbone = ? AND "
+                    f"image_sha IN ({marks})", [backbone, *chunk]).fetchall()
+                for sha, dim, blob in rows:
+                    vec = np.frombuffer(blob, dtype=np.float32)
+                    if vec.size == dim:
+                        found[sha] = vec.copy()
+        return found
+
+    def put_embeddings(self, backbone: str, vectors: Mapping[str, Any]) -> None:
+        """Store float32 vectors by image sha for one backbone (first write wins)."""
+        import numpy as np
+
+        rows = []
+        for sha, vec in vectors.items():
+            arr = np.ascontiguousarray(vec, dtype=np.float32).ravel()
+            rows.append((backbone, sha, int(arr.size), arr.tobytes(), now()))
+        if not rows:
+            return
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?, ?, ?)",
+                                     rows)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

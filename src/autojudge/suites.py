@@ -20,6 +20,14 @@ A native entry:
       tags: [signage]                 # optional extra tags
       meta: {source: my-notes}        # optional, free-form
 
+An editing entry adds (see prompt_suites/editing.yaml):
+
+      task: inpaint                   # optional: txt2img | img2img | inpaint (inferred)
+      init_image: editing/room.png    # image to edit, relative to the suite file
+      mask: editing/room_mask.png     # inpaint only: white = repaint, black = keep
+      strength: 0.8                   # optional, (0, 1]
+      style_prompt: a charcoal sketch # optional (style transfer)
+
 `Prompt.tags` is category, capabilities, difficulty, tags: lower case, de-duplicated, in
 that order. Every problem raises AutojudgeError with one line that names the file, the
 entry (1-based index, id, line) or line, the field and the fix.
@@ -57,7 +65,9 @@ _FORMAT_ALIASES = {"native": "autojudge", "yaml": "autojudge", "jsonl": "autojud
 DIFFICULTIES = ("easy", "medium", "hard")
 REQUIRED_FIELDS = ("id", "text", "category")
 ENTRY_FIELDS = ("id", "text", "category", "capabilities", "difficulty", "expected_text",
-                "seeds", "tags", "meta")
+                "seeds", "tags", "meta", "task", "init_image", "mask", "strength",
+                "style_prompt")
+TASKS = ("txt2img", "img2img", "inpaint")
 TOP_LEVEL_FIELDS = ("name", "description", "seeds", "prompts", "license", "source", "version")
 _SUFFIXES = (".yaml", ".yml", ".json", ".jsonl", ".tsv")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -377,7 +387,68 @@ def _build_prompt(entry: Any, where: _Where) -> Prompt:
     if meta is not None and not isinstance(meta, dict):
         fail(where("meta"), f"must be a mapping, got {show(meta)}")
     return Prompt(id=pid, text=text, tags=dedupe([category, *capabilities, difficulty or "", *extra]),
-                  category=category, expected_text=expected, seeds=seeds, meta=dict(meta or {}))
+                  category=category, expected_text=expected, seeds=seeds, meta=dict(meta or {}),
+                  **_editing_fields(entry, where))
+
+
+def _editing_fields(entry: dict, where: _Where) -> dict[str, Any]:
+    """task, init_image, mask, strength, style_prompt of an editing entry, validated.
+
+    Image paths resolve relative to the suite file and must exist and decode; the task
+    defaults to inpaint (with a mask), img2img (with an init image) or txt2img."""
+    base = Path(where.source).resolve().parent
+    paths: dict[str, str | None] = {}
+    for field in ("init_image", "mask"):
+        value = entry.get(field)
+        if value is None:
+            paths[field] = None
+            continue
+        rel = _string(value, where, field, "give an image path relative to the suite file")
+        path = (base / Path(rel).expanduser()).resolve()
+        if not path.is_file():
+            fail(where(field), f"image file not found: {rel} (looked at {path}); paths are "
+                 "relative to the suite file")
+        try:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                im.load()
+        except Exception as exc:  # PIL raises many types for bad data
+            fail(where(field), f"{rel} is not a readable image ({type(exc).__name__})")
+        paths[field] = str(path)
+    init, mask = paths["init_image"], paths["mask"]
+    task = entry.get("task")
+    if task is None:
+        task = "inpaint" if mask else "img2img" if init else "txt2img"
+    else:
+        task = _string(task, where, "task", f"use one of {', '.join(TASKS)}").lower()
+        if task not in TASKS:
+            fail(where("task"), f"unknown task {task!r}{_did_you_mean(task, TASKS)}; use one "
+                 f"of {', '.join(TASKS)}")
+    if task in ("img2img", "inpaint") and not init:
+        fail(where("init_image"), f"task {task} needs an init_image (a path relative to the "
+             "suite file)")
+    if task == "inpaint" and not mask:
+        fail(where("mask"), "task inpaint needs a mask (white = repaint, black = keep)")
+    if task != "inpaint" and mask:
+        fail(where("mask"), f"a mask is only used by task inpaint, this entry is {task}; "
+             "remove the mask or set task: inpaint")
+    if task == "txt2img" and init:
+        fail(where("init_image"), "an init_image needs task img2img or inpaint")
+    strength = entry.get("strength")
+    if strength is not None:
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) \
+                or not 0 < strength <= 1:
+            fail(where("strength"), f"must be a number in (0, 1], got {show(strength)}")
+        if task == "txt2img":
+            fail(where("strength"), "strength applies only to img2img and inpaint entries")
+        strength = float(strength)
+    style = entry.get("style_prompt")
+    if style is not None:
+        style = _string(style, where, "style_prompt", "describe the style, e.g. 'a charcoal "
+                        "sketch'")
+    return {"task": task, "init_image": init, "mask": mask, "strength": strength,
+            "style_prompt": style}
 
 
 def _string(value: Any, where: _Where, field: str, fix: str) -> str:

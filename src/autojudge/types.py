@@ -26,6 +26,29 @@ def stable_hash(payload: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_FILE_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | None) -> str | None:
+    """sha256 of a file's bytes (None for None), memoised on (path, size, mtime).
+
+    A missing file hashes to "missing:<name>" rather than raising, so a prompt whose image
+    vanished still has a key (suites check that files exist when they load)."""
+    if not path:
+        return None
+    import os
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return f"missing:{os.path.basename(path)}"
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _FILE_SHA_CACHE:
+        with open(path, "rb") as handle:
+            _FILE_SHA_CACHE[key] = hashlib.sha256(handle.read()).hexdigest()
+    return _FILE_SHA_CACHE[key]
+
+
 @dataclass(frozen=True)
 class Prompt:
     """One entry of a prompt suite.
@@ -39,6 +62,15 @@ class Prompt:
         expected_text: text the image should render legibly (OCR judge), if any.
         seeds: per-prompt seeds; None means the suite's default seeds.
         meta: anything else the source carried (e.g. GenEval's object list).
+        task: "txt2img" (default), "img2img" (init_image, optional strength and
+            style_prompt: image-to-image / style transfer) or "inpaint" (init_image + mask).
+        init_image: absolute path of the image to edit (suites resolve it relative to
+            the suite file), or None.
+        mask: absolute path of the inpainting mask (white = repaint, black = keep), or None.
+        strength: how far img2img/inpaint may move from the init image (0..1], or None
+            for the generator's default.
+        style_prompt: for style transfer, the style to apply (e.g. "a charcoal sketch");
+            generators send `generation_text()`, the text plus this style.
     """
 
     id: str
@@ -48,11 +80,32 @@ class Prompt:
     expected_text: str | None = None
     seeds: tuple[int, ...] | None = None
     meta: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    task: str = "txt2img"
+    init_image: str | None = None
+    mask: str | None = None
+    strength: float | None = None
+    style_prompt: str | None = None
 
     def content(self) -> dict[str, Any]:
         """What a generator or judge may read of this prompt (tags excluded: they don't
-        change an image or a score, so re-tagging a suite keeps the cache)."""
-        return {"id": self.id, "text": self.text, "expected_text": self.expected_text}
+        change an image or a score, so re-tagging a suite keeps the cache).
+
+        Editing prompts add their task, strength, style prompt and the sha256 of the init
+        image and mask CONTENT (never their paths), so cache keys follow the pixels: moving
+        a suite keeps its cache, redrawing a mask invalidates it. A plain text-to-image
+        prompt keeps exactly the three keys it always had."""
+        content: dict[str, Any] = {"id": self.id, "text": self.text,
+                                   "expected_text": self.expected_text}
+        if self.task != "txt2img" or self.init_image or self.mask or self.style_prompt:
+            content.update({"task": self.task, "strength": self.strength,
+                            "style_prompt": self.style_prompt,
+                            "init_image_sha256": file_sha256(self.init_image),
+                            "mask_sha256": file_sha256(self.mask)})
+        return content
+
+    def generation_text(self) -> str:
+        """The text a generator should send: the prompt, plus the style prompt if any."""
+        return f"{self.text}, {self.style_prompt}" if self.style_prompt else self.text
 
 
 @dataclass(frozen=True)

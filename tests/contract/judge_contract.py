@@ -199,3 +199,21 @@ class PairwiseJudgeContract(_JudgeContract):
             pytest.skip("plugin is not deterministic")
         again = make_plugin().compare(judge_pairs)
         assert [verdict_key(v) for v in again] == [verdict_key(v) for v in outputs]
+
+    def test_verdict_flips_when_images_are_swapped(self, plugin: Any, judge_pairs: list[Any],
+                                                   outputs: list[Any]) -> None:
+        """Swapping a and b swaps the winner (ties stay ties) and the two scores."""
+        if not self.deterministic:
+            pytest.skip("plugin is not deterministic")
+        from autojudge.types import PairItem
+
+        flip = {"model_a": "model_b", "model_b": "model_a"}
+        swapped = plugin.compare([PairItem(p.prompt, p.b, p.a) for p in judge_pairs])
+        decisive = 0
+        for v, s in zip(outputs, swapped):
+            if v.winner is None:
+                continue
+            assert s.winner == flip.get(v.winner, v.winner), (v, s)
+            assert verdict_key(s)[1:3] == verdict_key(v)[2:0:-1], (v, s)
+            decisive += v.winner in flip
+        assert decisive >= 1, "give at least one sample pair with a clear winner"

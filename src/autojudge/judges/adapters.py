@@ -178,6 +178,9 @@ class CachedPairwise:
         self.name = inner.name
         self.batch_size = max(1, inner.batch_size)
         self.counts = Counts()
+        #: every verdict returned this run (fresh or cached), by key: run-level judge stats
+        #: such as a VLM's position-bias rate count cached verdicts too
+        self.seen: dict[str, TimedVerdict] = {}
         self._fp = fingerprint_hash(inner.fingerprint())
         store.remember_fingerprint(self._fp, inner.fingerprint())
 
@@ -214,7 +217,9 @@ class CachedPairwise:
                 fresh[keys[i]] = TimedVerdict(v, stamp)
                 self.counts.computed += 1
                 self.counts.failed += v.failure is not None
-        return [fresh[k] if k in fresh else _verdict_from_row(found[k]) for k in keys]
+        out = [fresh[k] if k in fresh else _verdict_from_row(found[k]) for k in keys]
+        self.seen.update(zip(keys, out))
+        return out
 
     def _row(self, key: str, pair: PairItem, v: Verdict, stamp: float) -> dict[str, Any]:
         return {"key": key, "fingerprint": self._fp, "image_a": pair.a.image_sha,

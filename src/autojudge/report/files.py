@@ -25,19 +25,23 @@ def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
 
 
 def leaderboard_document(run: Mapping[str, Any], boards: Sequence[Mapping[str, Any]],
-                         models: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The `leaderboard.json` contract (DESIGN.md), schema 1."""
+                         models: Sequence[Mapping[str, Any]],
+                         agreement: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """The `leaderboard.json` contract (DESIGN.md), schema 1; "agreement" holds one row
+    per pair of judges (autojudge.ratings.agreement), [] with fewer than two judges."""
     return {"schema": LEADERBOARD_SCHEMA, "run": dict(run), "boards": list(boards),
-            "models": list(models)}
+            "models": list(models), "agreement": [dict(a) for a in agreement]}
 
 
 def leaderboard_csv(boards: Sequence[Mapping[str, Any]], models: Sequence[Mapping[str, Any]]) -> str:
     """One row per (board, model), with the model's run stats alongside."""
     stats = {m["model"]: m for m in models}
     buffer = io.StringIO()
-    columns = ["judge", "tag", "method", "n_battles", *BOARD_MODEL_KEYS, "win_rate",
+    columns = ["judge", "tag", "method", "n_battles", *BOARD_MODEL_KEYS, "provisional",
+               "win_rate",
                "images", "failed", "latency_p50_s", "latency_p95_s", "cost_usd",
-               "cost_per_image_usd"]
+               "cost_per_image_usd", "queue_wait_p50_s", "queue_wait_p95_s",
+               "inference_p50_s", "inference_p95_s", "nsfw"]
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for board in boards:

@@ -27,12 +27,30 @@ def board_table(board: Mapping[str, Any], stats: Mapping[str, Mapping[str, Any]]
     for row in board["models"]:
         s = stats.get(row["model"], {})
         table.add_row(
-            str(row["rank"]), row["model"], _fmt(row["rating"]) + ("*" if row.get("separated") else " "),
+            str(row["rank"]), row["model"] + (" ~" if row.get("provisional") else ""),
+            _fmt(row["rating"]) + ("*" if row.get("separated") else " "),
             f"{_fmt(row['ci_low'], '.0f')} .. {_fmt(row['ci_high'], '.0f')}",
             _fmt(row["elo"], ".0f"), str(row["battles"]), _fmt(win_rate(row), ".1%"),
             f"{row['wins']}/{row['losses']}/{row['ties']}",
             _fmt(s.get("failure_rate"), ".0%"), _fmt(s.get("latency_p50_s"), ".3f") + "s",
             "$" + _fmt(s.get("cost_per_image_usd"), ".4f"))
+    return table
+
+
+def agreement_table(rows: Sequence[Mapping[str, Any]], confidence: float) -> Table:
+    """Judge-vs-judge agreement on shared battles and rank correlation of their boards."""
+    table = Table(title="judge agreement (shared prompt, seed, model pair)",
+                  title_justify="left")
+    for name in ("judge A", "judge B", "shared", "agree", f"{confidence:.0%} CI", "decisive",
+                 "kappa", "kendall tau", "spearman"):
+        table.add_column(name, justify="left" if name.startswith("judge") else "right",
+                         no_wrap=True)
+    for r in rows:
+        ci = "-" if r.get("ci_low") is None else f"{r['ci_low']:.0%} .. {r['ci_high']:.0%}"
+        table.add_row(r["judge_a"], r["judge_b"], str(r["n_shared"]),
+                      _fmt(r.get("agreement"), ".0%"), ci,
+                      _fmt(r.get("decisive_agreement"), ".0%"), _fmt(r.get("kappa"), ".2f"),
+                      _fmt(r.get("kendall_tau"), ".2f"), _fmt(r.get("spearman"), ".2f"))
     return table
 
 
@@ -50,6 +68,50 @@ def tag_matrix(boards: Sequence[Mapping[str, Any]], judge: str) -> Table | None:
     for model in models:
         table.add_row(model, *(_fmt(rows.get(model, {}).get("rating"), ".0f") for rows in by_tag))
     return table
+
+
+def judge_stats_lines(stats: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One line per judge with run-level stats (VLM position bias and cost, CLIP
+    truncations and embedding-cache counts)."""
+    lines = []
+    for judge, s in stats.items():
+        if "position_bias_rate" in s:
+            rate = s.get("position_bias_rate")
+            cost = s.get("cost_usd")
+            lines.append(
+                f"{judge}: position-bias rate {_fmt(rate, '.1%')} ({s.get('inconsistent', 0)} of "
+                f"{s.get('consistent', 0) + s.get('inconsistent', 0)} pairs changed winner "
+                f"under swap), {s.get('failed', 0)} failed"
+                + (f", judge cost ${cost:.4f}" if cost is not None else ""))
+        elif "backbone_images_encoded" in s:
+            truncated = (f"{s['truncated_prompts']} prompts truncated to the text context; "
+                         if "truncated_prompts" in s else "")
+            lines.append(
+                f"{judge}: {truncated}CLIP backbone (shared by judges on the same model): "
+                f"{s.get('backbone_images_encoded', 0)} images encoded, "
+                f"{s.get('backbone_images_from_memory', 0) + s.get('backbone_images_from_store', 0)}"
+                f" served from the embedding cache")
+    return lines
+
+
+def hosted_lines(models: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per model whose generator reported queue wait / inference time / NSFW
+    flags (hosted APIs such as fal), e.g.
+    'flux_dev: queue wait p50 0.120s p95 0.400s; inference p50 1.10s p95 1.60s; nsfw 1'."""
+    lines = []
+    for m in models:
+        parts = []
+        if m.get("queue_wait_p50_s") is not None:
+            parts.append(f"queue wait p50 {m['queue_wait_p50_s']:.3f}s "
+                         f"p95 {m['queue_wait_p95_s']:.3f}s")
+        if m.get("inference_p50_s") is not None:
+            parts.append(f"inference p50 {m['inference_p50_s']:.3f}s "
+                         f"p95 {m['inference_p95_s']:.3f}s")
+        if m.get("nsfw") is not None:
+            parts.append(f"nsfw {m['nsfw']}")
+        if parts:
+            lines.append(f"{m['model']}: " + "; ".join(parts))
+    return lines
 
 
 def cache_line(counts: Mapping[str, Mapping[str, int]]) -> str:
@@ -79,11 +141,20 @@ def print_report(document: Mapping[str, Any], run_dir: str, confidence: float,
     if any(row.get("separated") for board in headline for row in board["models"]):
         console.print("* never lost (or never won) a decisive battle: the data bound this rating "
                       "on one side only, so its value and CI are set by the rating prior")
+    if any(row.get("provisional") for board in headline for row in board["models"]):
+        console.print("~ provisional: fewer battles than report.min_battles; its rank and "
+                      "rating are not yet trustworthy")
+    if document.get("agreement"):
+        console.print(agreement_table(document["agreement"], confidence))
     if show_tags:
         for judge in judges:
             matrix = tag_matrix(document["boards"], judge)
             if matrix is not None:
                 console.print(matrix)
     run = document["run"]
+    for line in judge_stats_lines(run.get("judge_stats") or {}):
+        console.print(line)
+    for line in hosted_lines(document["models"]):
+        console.print(line)
     console.print(cache_line(run.get("cache", {})))
     console.print(f"wrote {run_dir}/leaderboard.json, leaderboard.csv, battles.jsonl")

@@ -58,6 +58,12 @@ def log_to_wandb(logger_cfg: Mapping[str, Any], run_dir: Path, config: Mapping[s
         for stats in document["models"]:
             models.add_data(*[str(v) if isinstance(v, dict) else v for v in stats.values()])
         run.log({"leaderboard": table, "models": models})
+        if document.get("agreement"):
+            keys = list(document["agreement"][0])
+            agreement = wandb.Table(columns=keys)
+            for row in document["agreement"]:
+                agreement.add_data(*[row.get(k) for k in keys])
+            run.log({"agreement": agreement})
         for board in document["boards"]:
             if board["tag"] is None:
                 for row in board["models"]:

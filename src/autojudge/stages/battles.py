@@ -56,15 +56,19 @@ def plan_pairs(models: Sequence[str], by_request: dict[tuple[str, int], dict[str
 
 def run_judge(judge: Any, models: Sequence[str], generations: Sequence[Generation],
               requests: Sequence[tuple[Prompt, int]], store: Store, failed_image: str = "skip",
-              advance: Advance = lambda n: None) -> JudgeOutcome:
-    """Let `judge` (a cached pairwise judge with `compare_timed`) fight every pair."""
+              advance: Advance = lambda n: None,
+              plan: Sequence[tuple[Prompt, int, str, str]] | None = None) -> JudgeOutcome:
+    """Let `judge` (a cached pairwise judge with `compare_timed`) fight every pair, or only
+    the (prompt, seed, model_a, model_b) battles in `plan` (the adaptive schedule)."""
     by_request: dict[tuple[str, int], dict[str, Generation]] = {}
     for g in generations:
         by_request.setdefault((g.prompt.id, g.seed), {})[g.model] = g
     outcome = JudgeOutcome(judge.name)
     pairs: list[PairItem] = []
     contexts: list[tuple[Prompt, int, str, str]] = []
-    for prompt, seed, gen_a, gen_b in plan_pairs(models, by_request, requests, judge.applies):
+    planned = plan_pairs(models, by_request, requests, judge.applies) if plan is None else (
+        (p, s, by_request[(p.id, s)][a], by_request[(p.id, s)][b]) for p, s, a, b in plan)
+    for prompt, seed, gen_a, gen_b in planned:
         if not (gen_a.ok and gen_b.ok):
             _failed_image_battle(outcome, judge.name, prompt, seed, gen_a, gen_b, failed_image)
             continue

@@ -16,6 +16,7 @@ class BoardSpec:
 
     rating_config: Any  # autojudge.ratings.RatingConfig
     per_tag_min_prompts: int = 5
+    min_battles: int = 0  # fewer battles: the model's row says "provisional": true
 
 
 def build_boards(battles: Sequence[Battle], models: Sequence[str], judges: Sequence[str],
@@ -58,6 +59,8 @@ def _board(judge: str, tag: str | None, battles: Sequence[Battle], models: Seque
         np.array([b.winner for b in battles], dtype=object),
         np.array([b.prompt_id for b in battles], dtype=object),
         config=spec.rating_config, models=list(models))
+    for row in rows:
+        row["provisional"] = row["battles"] < spec.min_battles
     return {"judge": judge, "tag": tag, "method": "bt", "n_battles": len(battles),
             "n_prompts": len({b.prompt_id for b in battles}), "models": rows}
 
@@ -81,8 +84,24 @@ def model_stats(generations: Sequence[Generation], models: Sequence[str]) -> lis
             "latency_p95_s": _percentile(latencies, 95),
             "cost_usd": round(cost, 6),
             "cost_per_image_usd": round(cost / len(ok), 6) if ok else None,
+            **_meta_stats(gens),
         })
     return out
+
+
+def _meta_stats(gens: Sequence[Generation]) -> dict[str, Any]:
+    """Percentiles of queue wait / inference time and the NSFW count, for generators
+    whose GenOutput.meta reports them (hosted APIs such as fal); None where no image of
+    the model reports them (same keys for every model, so tables stay rectangular)."""
+    stats: dict[str, Any] = {}
+    for key, label in (("queue_wait_s", "queue_wait"), ("inference_time_s", "inference")):
+        values = np.array([float(g.meta[key]) for g in gens
+                           if isinstance(g.meta.get(key), (int, float))], dtype=float)
+        stats[f"{label}_p50_s"] = _percentile(values, 50)
+        stats[f"{label}_p95_s"] = _percentile(values, 95)
+    known = any("nsfw" in g.meta for g in gens)
+    stats["nsfw"] = sum(1 for g in gens if g.meta.get("nsfw")) if known else None
+    return stats
 
 
 def _percentile(values: np.ndarray, q: float) -> float | None:

@@ -1,0 +1,551 @@
+"""fal.ai generator on the official fal-client async queue API.
+
+One model config = one fal endpoint family: `endpoint` for text-to-image, optional
+`img2img_endpoint` and `inpaint_endpoint` for editing prompts (the init image and mask go
+as data: URIs in `image_url` / `mask_url`). Requests run concurrently (`concurrency`, an
+asyncio semaphore) through `fal_client.AsyncClient.submit` -> status polling -> result:
+
+- per-request `timeout_s` (submit to result); a timed-out request is cancelled through
+  its cancel_url and recorded as `Failure("timeout", retryable=True)`, so a later run
+  asks again;
+- retries with exponential backoff (`backoff_s` * 2^n, capped at `backoff_max_s`) on
+  HTTP 429 / 5xx, transport errors and malformed JSON, at most `max_retries` times;
+  fal-client retries 408/409/429 and transport errors itself, so its own attempts per
+  HTTP call are bounded by `client_max_attempts` (fal_client.client.MAX_ATTEMPTS is set
+  for the duration of a call and restored after). Exhausted retries are retryable
+  failures; 4xx (bad arguments, auth) and NSFW-flagged images are permanent;
+- images arrive as https URLs (downloaded with httpx, never sending the fal key) or
+  data: URIs; either way the bytes are stored content-addressed, never only a URL;
+- per image meta: request_id, inference_time_s (fal's metrics / timings), queue_wait_s
+  (submit to COMPLETED minus inference time: queue + routing, to within the polling
+  interval; without metrics, when the request was first polled out of the queue),
+  attempts, seed returned, nsfw, width, height; latency_s is the wall time of the whole
+  request. Polling: the first status call waits for the median inference time fal
+  reported for this generator's earlier requests (at least poll_interval_s), then every
+  poll_interval_s;
+- cost = price_per_image_usd + price_per_megapixel_usd * width * height / 1e6 for every
+  completed request (NSFW-flagged ones too: fal bills them), 0 for failed ones.
+
+Auth: FAL_KEY, or FAL_KEY_ID + FAL_KEY_SECRET; `check()` fails with one line when neither
+is set. The key is passed to the fal client only: it is never in the fingerprint, the
+config, a failure message or the meta. Host: fal-client reads FAL_RUN_HOST and
+FAL_QUEUE_RUN_HOST once at import; this generator re-reads them at every call, so any
+fal-compatible endpoint works (it must speak https; set SSL_CERT_FILE for a private CA).
+
+Example:
+    >>> gen = FalGenerator("flux_schnell", FalGenerator.Config(endpoint="fal-ai/flux/schnell"))
+    >>> gen.fingerprint()["params"]["endpoint"]
+    'fal-ai/flux/schnell'
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import io
+import json
+import logging
+import mimetypes
+import os
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+from autojudge.errors import AutojudgeError
+from autojudge.types import Failure, GenOutput, GenRequest
+
+__all__ = ["FalGenerator", "fal_key", "data_uri"]
+
+# Params that change how requests are sent, never what comes back.
+_TRANSPORT_FIELDS = ("price_per_image_usd", "price_per_megapixel_usd", "concurrency",
+                     "timeout_s", "max_retries", "backoff_s", "backoff_max_s",
+                     "client_max_attempts", "poll_interval_s", "batch_size")
+_MAX_ATTEMPTS_LOCK = threading.Lock()
+
+
+def fal_key() -> str | None:
+    """The fal API key from the environment (FAL_KEY, else FAL_KEY_ID:FAL_KEY_SECRET)."""
+    key = os.environ.get("FAL_KEY", "").strip()
+    if key:
+        return key
+    key_id = os.environ.get("FAL_KEY_ID", "").strip()
+    secret = os.environ.get("FAL_KEY_SECRET", "").strip()
+    return f"{key_id}:{secret}" if key_id and secret else None
+
+
+def queue_host() -> str:
+    """The queue host fal-client would use (FAL_QUEUE_RUN_HOST, else queue.<FAL_RUN_HOST>)."""
+    run_host = os.environ.get("FAL_RUN_HOST", "fal.run")
+    return os.environ.get("FAL_QUEUE_RUN_HOST", f"queue.{run_host}")
+
+
+def data_uri(path: str) -> str:
+    """A file as a data: URI (how image inputs travel to fal endpoints)."""
+    mime = mimetypes.guess_type(path)[0] or "image/png"
+    with open(path, "rb") as handle:
+        return f"data:{mime};base64,{base64.b64encode(handle.read()).decode()}"
+
+
+def _default_arguments() -> Dict[str, Any]:
+    return {}
+
+
+class _Transient(Exception):
+    """A failure worth retrying (429, 5xx, transport, malformed JSON)."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+class _Permanent(Exception):
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+class FalGenerator:
+    """Images from a fal.ai endpoint (see the module docstring)."""
+
+    kind = "fal"
+    version = 1
+    cacheable = True
+
+    @dataclass
+    class Config:
+        """Params of the `fal` generator (request defaults are data: override any of them
+        from the command line, e.g. model.flux_dev.num_inference_steps=20).
+
+        Attributes:
+            endpoint: text-to-image endpoint id, e.g. "fal-ai/flux/schnell".
+            img2img_endpoint: endpoint for img2img / style prompts ("" = unsupported:
+                those prompts fail with kind "unsupported_task").
+            inpaint_endpoint: endpoint for inpainting prompts ("" = unsupported).
+            image_size: fal size preset (square_hd, square, portrait_4_3, portrait_16_9,
+                landscape_4_3, landscape_16_9); "" sends none. Not sent for editing
+                prompts (the init image sets the size).
+            width, height: explicit size in pixels; both > 0 override image_size.
+            num_inference_steps, guidance_scale: sent when not null.
+            negative_prompt: sent when not empty.
+            strength: default img2img/inpaint strength when the prompt has none (null:
+                the endpoint's default).
+            enable_safety_checker: fal's NSFW filter; flagged images are recorded as
+                permanent "nsfw" failures.
+            output_format: "jpeg" or "png" (as the endpoint accepts).
+            sync_mode: ask for data: URIs instead of CDN URLs.
+            send_seed: send the request's seed (same seed -> same image on fal).
+            arguments: any other endpoint argument, sent as is (e.g. {acceleration: high}).
+            price_per_image_usd, price_per_megapixel_usd: the endpoint's price, as data.
+            concurrency: requests in flight at once.
+            timeout_s: per request, submit to result; then it is cancelled.
+            max_retries: retries of one request on 429/5xx/transport/malformed JSON.
+            backoff_s, backoff_max_s: exponential backoff between retries (with jitter).
+            client_max_attempts: fal-client's own attempts per HTTP call.
+            poll_interval_s: status polling interval.
+            batch_size: requests per generate() call from the pipeline (a killed run
+                loses at most one batch in flight).
+        """
+
+        endpoint: str = "fal-ai/flux/schnell"
+        img2img_endpoint: str = ""
+        inpaint_endpoint: str = ""
+        image_size: str = "square_hd"
+        width: int = 0
+        height: int = 0
+        num_inference_steps: Optional[int] = None
+        guidance_scale: Optional[float] = None
+        negative_prompt: str = ""
+        strength: Optional[float] = None
+        enable_safety_checker: bool = True
+        output_format: str = "jpeg"
+        sync_mode: bool = False
+        send_seed: bool = True
+        arguments: Dict[str, Any] = field(default_factory=_default_arguments)
+        price_per_image_usd: float = 0.0
+        price_per_megapixel_usd: float = 0.0
+        concurrency: int = 16
+        timeout_s: float = 120.0
+        max_retries: int = 3
+        backoff_s: float = 1.0
+        backoff_max_s: float = 30.0
+        client_max_attempts: int = 3
+        poll_interval_s: float = 0.1
+        batch_size: int = 64
+
+    def __init__(self, name: str, config: "FalGenerator.Config | None" = None):
+        self.name = name
+        self.config = config or FalGenerator.Config()
+        c = self.config
+        where = f"model '{name}'"
+        if c.concurrency < 1:
+            raise AutojudgeError(f"{where}: concurrency must be >= 1, got {c.concurrency}")
+        if c.timeout_s <= 0:
+            raise AutojudgeError(f"{where}: timeout_s must be > 0, got {c.timeout_s}")
+        if c.max_retries < 0 or c.client_max_attempts < 1:
+            raise AutojudgeError(f"{where}: max_retries must be >= 0 and client_max_attempts "
+                                 f">= 1")
+        if c.price_per_image_usd < 0 or c.price_per_megapixel_usd < 0:
+            raise AutojudgeError(f"{where}: prices must be >= 0")
+        if (c.width > 0) != (c.height > 0):
+            raise AutojudgeError(f"{where}: set both width and height (or neither, to use "
+                                 f"image_size)")
+        self.batch_size = max(1, int(c.batch_size))
+        self._inference_times: deque[float] = deque(maxlen=64)
+
+    def __repr__(self) -> str:
+        return f"FalGenerator(name={self.name!r}, endpoint={self.config.endpoint!r})"
+
+    def _typical_inference_s(self) -> float:
+        """Median inference time fal reported for this generator's recent requests."""
+        times = sorted(self._inference_times)
+        return times[len(times) // 2] if times else 0.0
+
+    # ------------------------------------------------------------------ identity
+
+    def fingerprint(self) -> Mapping[str, Any]:
+        params = dataclasses.asdict(self.config)
+        for key in _TRANSPORT_FIELDS:
+            params.pop(key)
+        params["queue_host"] = queue_host()
+        return {"kind": self.kind, "version": self.version, "params": params}
+
+    def check(self) -> None:
+        where = f"model '{self.name}'"
+        if not self.config.endpoint.strip():
+            raise AutojudgeError(f"{where}: no fal endpoint; set model.{self.name}.endpoint, "
+                                 f"e.g. fal-ai/flux/schnell")
+        if fal_key() is None:
+            raise AutojudgeError(f"{where}: fal needs an API key: set FAL_KEY (or FAL_KEY_ID "
+                                 f"and FAL_KEY_SECRET) in the environment "
+                                 f"(keys: https://fal.ai/dashboard/keys)")
+        try:
+            import fal_client  # noqa: F401
+            import httpx  # noqa: F401
+        except ImportError as exc:
+            raise AutojudgeError(f"{where}: the fal generator needs fal-client: pip install "
+                                 f"fal-client ({exc})") from exc
+
+    # ------------------------------------------------------------------ requests
+
+    def endpoint_for(self, request: GenRequest) -> str:
+        task = getattr(request.prompt, "task", "txt2img")
+        return {"txt2img": self.config.endpoint, "img2img": self.config.img2img_endpoint,
+                "inpaint": self.config.inpaint_endpoint}.get(task, "")
+
+    def arguments(self, request: GenRequest) -> dict[str, Any]:
+        """The JSON arguments sent for `request` (image inputs as data: URIs)."""
+        c = self.config
+        prompt = request.prompt
+        task = getattr(prompt, "task", "txt2img")
+        args: dict[str, Any] = {"prompt": prompt.generation_text(), "num_images": 1,
+                                "enable_safety_checker": c.enable_safety_checker,
+                                "output_format": c.output_format, "sync_mode": c.sync_mode}
+        if c.send_seed:
+            args["seed"] = int(request.seed)
+        if task == "txt2img":
+            if c.width > 0 and c.height > 0:
+                args["image_size"] = {"width": c.width, "height": c.height}
+            elif c.image_size:
+                args["image_size"] = c.image_size
+        if c.num_inference_steps is not None:
+            args["num_inference_steps"] = c.num_inference_steps
+        if c.guidance_scale is not None:
+            args["guidance_scale"] = c.guidance_scale
+        if c.negative_prompt:
+            args["negative_prompt"] = c.negative_prompt
+        args.update(dict(c.arguments))
+        if task in ("img2img", "inpaint"):
+            args["image_url"] = data_uri(prompt.init_image)
+            strength = prompt.strength if prompt.strength is not None else c.strength
+            if strength is not None:
+                args["strength"] = float(strength)
+        if task == "inpaint":
+            args["mask_url"] = data_uri(prompt.mask)
+        return args
+
+    # ------------------------------------------------------------------ generate
+
+    def generate(self, requests: Sequence[GenRequest]) -> list[GenOutput]:
+        if not requests:
+            return []
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.agenerate(requests))
+        # called from inside an event loop (a notebook): run ours in a thread
+        box: dict[str, Any] = {}
+        thread = threading.Thread(target=lambda: box.update(out=asyncio.run(
+            self.agenerate(requests))))
+        thread.start()
+        thread.join()
+        return box["out"]
+
+    async def agenerate(self, requests: Sequence[GenRequest]) -> list[GenOutput]:
+        """generate() for callers that already run an event loop."""
+        import fal_client
+        import fal_client.client as fal_module
+        import httpx
+
+        _apply_host_env(fal_module)
+        for noisy in ("httpx", "httpcore"):  # one INFO line per HTTP call otherwise
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        key = fal_key()
+        client = fal_client.AsyncClient(key=key, default_timeout=self.config.timeout_s)
+        semaphore = asyncio.Semaphore(self.config.concurrency)
+        downloads = asyncio.Semaphore(self.config.concurrency)
+        with _MAX_ATTEMPTS_LOCK:
+            saved = fal_module.MAX_ATTEMPTS
+            fal_module.MAX_ATTEMPTS = self.config.client_max_attempts
+        try:
+            async with httpx.AsyncClient(timeout=self.config.timeout_s,
+                                         follow_redirects=True) as downloader:
+                async def bounded(request: GenRequest) -> GenOutput:
+                    # the slot is held while the request is at fal; downloading its image
+                    # from the CDN happens after the slot is free for the next request
+                    async with semaphore:
+                        step = await self._one(client, request)
+                    if isinstance(step, GenOutput):
+                        return step
+                    async with downloads:
+                        return await self._finish(downloader, *step)
+
+                return list(await asyncio.gather(*(bounded(r) for r in requests)))
+        finally:
+            with _MAX_ATTEMPTS_LOCK:
+                fal_module.MAX_ATTEMPTS = saved
+            try:
+                inner = await client._client  # close the client's connection pool
+                await inner.aclose()
+            except Exception:
+                pass
+
+    async def _one(self, client: Any, request: GenRequest) -> Any:
+        """A failed GenOutput, or what `_finish` needs to download the image."""
+        start = time.perf_counter()
+        endpoint = self.endpoint_for(request)
+        task = getattr(request.prompt, "task", "txt2img")
+        meta: dict[str, Any] = {"endpoint": endpoint, "task": task, "attempts": 0}
+
+        def failed(kind: str, message: str, retryable: bool, cost: float = 0.0) -> GenOutput:
+            return GenOutput(None, time.perf_counter() - start, cost, meta=meta,
+                             failure=Failure(kind, _one_line(f"model '{self.name}': {message}"),
+                                             retryable))
+
+        if not endpoint:
+            return failed("unsupported_task", f"no endpoint for task {task} (set "
+                          f"{'img2img' if task == 'img2img' else 'inpaint'}_endpoint)", False)
+        try:
+            args = self.arguments(request)
+        except OSError as exc:
+            return failed("bad_input", f"cannot read the init image or mask ({exc})", False)
+        state: dict[str, Any] = {"handle": None}
+        try:
+            result = await asyncio.wait_for(self._run(client, endpoint, args, state, meta),
+                                            timeout=self.config.timeout_s)
+        except asyncio.TimeoutError:
+            handle = state.get("handle")
+            if handle is not None:
+                meta["request_id"] = handle.request_id
+                meta["cancelled"] = await _cancel(handle)
+            return failed("timeout", f"no result within {self.config.timeout_s:g}s"
+                          f"{' (cancelled)' if meta.get('cancelled') else ''}", True)
+        except _Permanent as exc:
+            return failed(exc.kind, str(exc), False)
+        except _Transient as exc:
+            return failed(exc.kind, f"{exc} (gave up after {meta['attempts']} attempts)", True)
+        except Exception as exc:  # an unexpected client bug: fail this request only
+            return failed("generator_error", f"{type(exc).__name__}: {exc}", True)
+        return result, meta, start, failed
+
+    async def _run(self, client: Any, endpoint: str, args: dict[str, Any],
+                   state: dict[str, Any], meta: dict[str, Any]) -> Any:
+        """Submit (once it is accepted), wait and fetch, retrying transient errors."""
+        from fal_client import Completed, Queued
+
+        c = self.config
+        retries = 0
+        while True:
+            meta["attempts"] += 1
+            try:
+                if state["handle"] is None:
+                    submitted = time.perf_counter()
+                    handle = await client.submit(endpoint, args)
+                    state["handle"], state["submitted"] = handle, submitted
+                    meta["request_id"] = handle.request_id
+                handle = state["handle"]
+                metrics: dict[str, Any] = {}
+                # the first poll waits for the typical inference time seen so far (at least
+                # one interval: nothing is done the instant it is queued), then every
+                # poll_interval_s: fewer status calls for the same latency
+                delay = max(c.poll_interval_s, min(self._typical_inference_s(), 30.0))
+                while True:
+                    await asyncio.sleep(delay)
+                    delay = c.poll_interval_s
+                    status = await handle.status(with_logs=False)
+                    if not isinstance(status, Queued) and "left_queue" not in state:
+                        state["left_queue"] = time.perf_counter() - state["submitted"]
+                    if isinstance(status, Completed):
+                        metrics = status.metrics or {}
+                        state["completed"] = time.perf_counter() - state["submitted"]
+                        break
+                if isinstance(metrics.get("inference_time"), (int, float)):
+                    meta["inference_time_s"] = float(metrics["inference_time"])
+                    self._inference_times.append(meta["inference_time_s"])
+                    # time to completion not spent inferring: queue + routing (+ polling)
+                    meta["queue_wait_s"] = round(max(
+                        0.0, state["completed"] - meta["inference_time_s"]), 4)
+                else:  # no metrics: when the request was first seen out of the queue
+                    meta["queue_wait_s"] = round(state["left_queue"], 4)
+                return await _get_result(handle)
+            except Exception as exc:
+                error = _classify(exc)
+                if isinstance(error, _Permanent) or retries >= c.max_retries:
+                    raise error from exc
+                retries += 1
+                delay = min(c.backoff_s * 2 ** (retries - 1), c.backoff_max_s)
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+
+    async def _finish(self, downloader: Any, result: Any, meta: dict[str, Any], start: float,
+                      failed: Any) -> GenOutput:
+        images = result.get("images") if isinstance(result, dict) else None
+        if not images or not isinstance(images[0], dict) or not images[0].get("url"):
+            detail = result.get("detail") if isinstance(result, dict) else None
+            return failed("bad_response", f"no image in the response"
+                          f"{f' ({detail})' if detail else ''}", True)
+        image = images[0]
+        if result.get("seed") is not None:
+            meta["seed"] = result["seed"]
+        timings = result.get("timings") or {}
+        if "inference_time_s" not in meta and isinstance(timings, dict) \
+                and timings.get("inference") is not None:
+            meta["inference_time_s"] = float(timings["inference"])
+        nsfw = result.get("has_nsfw_concepts") or []
+        meta["nsfw"] = bool(nsfw[0]) if isinstance(nsfw, list) and nsfw else False
+        try:
+            data = await _download(downloader, image["url"])
+            width, height = _decode_size(data)
+        except _Transient as exc:
+            return failed(exc.kind, str(exc), True)
+        meta.update({"width": width, "height": height, "image_source":
+                     "data_uri" if str(image["url"]).startswith("data:") else "url"})
+        c = self.config
+        cost = c.price_per_image_usd + c.price_per_megapixel_usd * width * height / 1e6
+        if meta["nsfw"]:
+            return failed("nsfw", "the endpoint's safety checker flagged the image "
+                          "(has_nsfw_concepts)", False, cost)
+        return GenOutput(data, time.perf_counter() - start, cost, meta=meta)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _apply_host_env(fal_module: Any) -> None:
+    """Make fal-client follow FAL_RUN_HOST / FAL_QUEUE_RUN_HOST as they are now (it reads
+    them once at import)."""
+    if "FAL_RUN_HOST" in os.environ or "FAL_QUEUE_RUN_HOST" in os.environ:
+        run_host = os.environ.get("FAL_RUN_HOST", "fal.run")
+        fal_module.RUN_URL_FORMAT = f"https://{run_host}/"
+        fal_module.QUEUE_URL_FORMAT = f"https://{queue_host()}/"
+
+
+async def _get_result(handle: Any) -> Any:
+    """The result JSON of a request whose status said COMPLETED: one GET of its
+    response_url on the handle's authenticated client (fal-client's `handle.get()` would
+    poll the status once more first). HTTP errors raise fal-client's FalClientHTTPError,
+    so they are classified like every other call."""
+    from fal_client import FalClientHTTPError
+
+    response = await handle.client.get(handle.response_url, timeout=_poll_timeout())
+    if response.status_code >= 400:
+        try:
+            body = response.json()
+            detail = body.get("detail", response.text) if isinstance(body, dict) else response.text
+        except ValueError:
+            detail = response.text
+        raise FalClientHTTPError(str(detail), response.status_code, dict(response.headers),
+                                 response=response)
+    return response.json()
+
+
+def _poll_timeout() -> Any:
+    import httpx
+
+    return httpx.Timeout(120.0, connect=30.0)  # as fal-client's QUEUE_POLL_TIMEOUT
+
+
+async def _cancel(handle: Any) -> bool:
+    try:
+        await asyncio.wait_for(handle.cancel(), timeout=10)
+        return True
+    except Exception:
+        return False
+
+
+def _classify(exc: Exception) -> Exception:
+    """A client exception as _Transient (retry) or _Permanent."""
+    import httpx
+    from fal_client.client import FalClientHTTPError
+
+    if isinstance(exc, (_Transient, _Permanent)):
+        return exc
+    if isinstance(exc, FalClientHTTPError):
+        code = exc.status_code
+        message = f"HTTP {code}: {_one_line(str(exc))[:300]}"
+        if code in (408, 409, 429) or code >= 500:
+            return _Transient(f"http_{code}", message)
+        return _Permanent(f"http_{code}", message)
+    if isinstance(exc, json.JSONDecodeError):
+        return _Transient("bad_response", f"malformed JSON from the server ({exc.msg})")
+    if isinstance(exc, (httpx.TransportError, httpx.TimeoutException)):
+        return _Transient("transport", f"{type(exc).__name__}: {_one_line(str(exc))[:200]}")
+    if isinstance(exc, (KeyError, ValueError, TypeError)):
+        return _Transient("bad_response", f"unexpected response ({type(exc).__name__}: {exc})")
+    return _Permanent("generator_error", f"{type(exc).__name__}: {_one_line(str(exc))[:300]}")
+
+
+async def _download(client: Any, url: str) -> bytes:
+    """Image bytes from a data: URI or an http(s) URL (3 tries on transient errors)."""
+    import httpx
+
+    if url.startswith("data:"):
+        header, _, payload = url.partition(",")
+        try:
+            if header.endswith(";base64"):
+                return base64.b64decode(payload, validate=False)
+            from urllib.parse import unquote_to_bytes
+
+            return unquote_to_bytes(payload)
+        except ValueError as exc:
+            raise _Transient("bad_image", f"undecodable data: URI ({exc})") from exc
+    last: Exception | None = None
+    for attempt in range(3):
+        try:
+            response = await client.get(url)
+            if response.status_code == 200:
+                return response.content
+            last = RuntimeError(f"HTTP {response.status_code}")
+            if response.status_code < 500 and response.status_code != 429:
+                break
+        except (httpx.TransportError, httpx.TimeoutException) as exc:
+            last = exc
+        await asyncio.sleep(0.2 * 2 ** attempt)
+    raise _Transient("download_failed", f"cannot download the image ({last})")
+
+
+def _decode_size(data: bytes) -> tuple[int, int]:
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            return im.width, im.height
+    except Exception as exc:  # PIL raises many types
+        raise _Transient("corrupt_image", f"the returned image does not decode "
+                         f"({type(exc).__name__})") from exc
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())

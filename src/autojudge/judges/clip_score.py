@@ -1,0 +1,141 @@
+"""CLIP score judge: how well does the image match its prompt, by a CLIP model?
+
+score = 100 * max(cos(E_image, E_prompt), 0), the CLIPScore of Hessel et al. (2021) as
+torchmetrics computes it (torchmetrics' `CLIPScore`, `max(100 * cos, 0)`; Hessel's paper
+additionally multiplies by w = 2.5, which only rescales). Scores lie in [0, 100]; typical
+real text-image pairs score 20-35 with ViT-B/32.
+
+The model is any open_clip architecture + pretrained tag or local weights file (or a
+transformers `CLIPModel`); see `autojudge.judges.clip_backbone`. Image embeddings are
+cached per (backbone fingerprint, image sha256) in memory and in the store, and shared
+with every judge on the same backbone (e.g. the aesthetic predictor on ViT-L/14).
+
+Prompts longer than the text context (77 tokens for CLIP) are truncated explicitly; each
+score's raw says `truncated` and `prompt_tokens`, and `truncated_prompts` counts them.
+
+Example (config):
+    clip: {kind: clip, arch: ViT-B-32, pretrained: openai}
+    clip: {kind: clip, arch: ViT-L-14, pretrained: /weights/open_clip_pytorch_model.bin}
+    clip: {kind: clip, backend: transformers, arch: /weights/clip-vit-base-patch32}
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from autojudge.errors import AutojudgeError
+from autojudge.judges.clip_backbone import BackboneSpec, check_weights, get_backbone
+from autojudge.types import Failure, JudgeItem, Prompt, Score
+
+__all__ = ["CLIPScoreJudge", "clip_score_value"]
+
+
+def clip_score_value(cosine: float) -> float:
+    """torchmetrics' convention: 100 * cosine, floored at 0."""
+    return max(100.0 * float(cosine), 0.0)
+
+
+class CLIPScoreJudge:
+    """Pointwise judge: 100 * max(cosine(image, prompt), 0) in [0, 100].
+
+    raw = {"cosine", "truncated", "prompt_tokens"}.
+    """
+
+    kind = "clip"
+    version = 1
+    score_range = (0.0, 100.0)
+
+    @dataclass
+    class Config:
+        """Params of the `clip` judge.
+
+        Attributes:
+            backend: open_clip | transformers.
+            arch: open_clip model name (ViT-B-32, ViT-L-14, ViT-B-16-SigLIP, hf-hub:org/repo,
+                local-dir:/path) or, with backend=transformers, a hub id or local folder.
+            pretrained: open_clip tag (openai, laion2b_s34b_b79k, datacomp_xl_s13b_b90k,
+                webli...) or a local weights file.
+            model_config: optional open_clip model config JSON for a custom architecture.
+            dtype: float32 | float16 | bfloat16.
+            device: auto (cuda > mps > cpu) | cpu | cuda | cuda:N | mps.
+            cache_dir: download cache for hub/url weights ("" = library default).
+            batch_size: images per forward pass (does not change scores).
+        """
+
+        backend: str = "open_clip"
+        arch: str = "ViT-B-32"
+        pretrained: str = "openai"
+        model_config: str = ""
+        dtype: str = "float32"
+        device: str = "auto"
+        cache_dir: str = ""
+        batch_size: int = 32
+
+    def __init__(self, name: str = "clip", config: "CLIPScoreJudge.Config | None" = None):
+        self.name = name
+        self.config = config or CLIPScoreJudge.Config()
+        if self.config.batch_size < 1:
+            raise AutojudgeError(f"judge '{name}': batch_size must be >= 1")
+        self.batch_size = int(self.config.batch_size)
+        self.spec = BackboneSpec(self.config.backend, self.config.arch, self.config.pretrained,
+                                 self.config.model_config, self.config.dtype,
+                                 self.config.device, self.config.cache_dir)
+        self.spec.validate(f"judge '{name}'")
+        self._store: Any = None
+        #: prompts truncated to the text context, over this judge's lifetime
+        self.truncated_prompts = 0
+        self._truncated_seen: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"CLIPScoreJudge(name={self.name!r}, config={self.config!r})"
+
+    @property
+    def backbone(self) -> Any:
+        return get_backbone(self.spec)
+
+    def attach_store(self, store: Any) -> None:
+        """Share image embeddings through `store` (app.py calls this)."""
+        self._store = store
+
+    def fingerprint(self) -> Mapping[str, Any]:
+        return {"kind": self.kind, "version": self.version,
+                "params": {"backbone": self.spec.fingerprint(), "formula": "100*max(cos,0)"}}
+
+    def check(self) -> None:
+        check_weights(self.spec, f"judge '{self.name}'", f"judge.{self.name}")
+
+    def applies(self, prompt: Prompt) -> bool:
+        return bool(prompt.text and prompt.text.strip())
+
+    def score(self, items: Sequence[JudgeItem]) -> list[Score]:
+        if not items:
+            return []
+        out: list[Score | None] = [None] * len(items)
+        ok: list[int] = []
+        for i, item in enumerate(items):
+            if not self.applies(item.prompt):
+                out[i] = Score(None, failure=Failure(
+                    "not_applicable", f"judge '{self.name}': prompt '{item.prompt.id}' is empty"))
+            else:
+                ok.append(i)
+        if ok:
+            backbone = self.backbone
+            images = backbone.encode_images([items[i] for i in ok], store=self._store,
+                                            batch_size=self.batch_size)
+            texts, truncated, n_tokens = backbone.encode_texts([items[i].prompt.text for i in ok])
+            cosines = (images.astype("float64") * texts.astype("float64")).sum(axis=1)
+            for j, i in enumerate(ok):
+                if truncated[j] and items[i].prompt.text not in self._truncated_seen:
+                    self._truncated_seen.add(items[i].prompt.text)
+                    self.truncated_prompts += 1
+                raw = {"cosine": round(float(cosines[j]), 8), "truncated": bool(truncated[j]),
+                       "prompt_tokens": int(n_tokens[j])}
+                out[i] = Score(clip_score_value(cosines[j]), raw=raw)
+        return [s for s in out if s is not None]
+
+    def summarize(self) -> dict[str, Any]:
+        """Run-level numbers for the report."""
+        return {"truncated_prompts": self.truncated_prompts,
+                **{f"backbone_{k}": v for k, v in self.backbone.counts.as_dict().items()}}
+
+

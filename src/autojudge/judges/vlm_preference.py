@@ -1,0 +1,505 @@
+"""VLM pairwise preference judge: a vision-language model sees the prompt and both images
+and says which is better on a named criterion.
+
+Backend: any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, Ollama, LM Studio,
+TGI, llama.cpp server, ...): `base_url` + `model`, the API key read from the environment
+variable named by `api_key_env` (never from config, and never written anywhere: error
+texts are scrubbed of it). A local transformers VLM backend is not implemented yet; serve
+the model with vLLM or Ollama and point `base_url` at it.
+
+- Criteria (overall, prompt_alignment, visual_quality, text_rendering) and their rubrics
+  are data: `judges/vlm_templates.yaml`.
+- Each pair is judged in both orders (`SwapDebiased`): disagreement -> "tie", recorded
+  in raw (`consistent: false`, `bias: first|second|partial`); the run reports the
+  position-bias rate.
+- The raw answer text, parsed choice, rationale, token usage, attempts and cost of both
+  orders are kept in the verdict's raw.
+- Unparseable answers, refusals, timeouts, connection errors, 429 and 5xx are retried
+  (bounded, exponential backoff, Retry-After honoured) and then recorded as typed
+  failures (`unparseable`, `refusal`, `timeout`, `http_429`, `http_5xx`...), never as wins.
+  Transient kinds are `retryable` (a later run asks again); content kinds are final.
+- Requests run on `concurrency` threads; cost per call comes from the endpoint's reported
+  token usage and `judges/vlm_prices.yaml` (or the price overrides in config).
+
+Example:
+    >>> parse_answer('{"rationale": "B misspells it", "winner": "A"}')
+    ('A', 'B misspells it')
+    >>> parse_answer("```json\\n{\\"winner\\": \\"tie\\", \\"rationale\\": \\"same\\"}\\n```")
+    ('tie', 'same')
+    >>> parse_answer("I like turtles")
+    (None, '')
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+from autojudge.errors import AutojudgeError
+from autojudge.judges.swap_debias import SwapDebiased, summarize_verdicts
+from autojudge.types import Failure, PairItem, Prompt, Verdict, stable_hash
+
+__all__ = ["VLMPreferenceJudge", "parse_answer", "load_templates", "load_prices",
+           "TEMPLATES", "PRICES", "CRITERIA"]
+
+JUDGES_DIR = Path(__file__).resolve().parents[3] / "judges"
+TEMPLATES = JUDGES_DIR / "vlm_templates.yaml"
+PRICES = JUDGES_DIR / "vlm_prices.yaml"
+CRITERIA = ("overall", "prompt_alignment", "visual_quality", "text_rendering")
+
+_CHOICES = {"a": "A", "image a": "A", "first": "A", "image 1": "A", "1": "A",
+            "b": "B", "image b": "B", "second": "B", "image 2": "B", "2": "B",
+            "tie": "tie", "equal": "tie", "both": "tie", "neither": "tie", "draw": "tie",
+            "same": "tie"}
+_REFUSAL = re.compile(r"^\W*(i'?m sorry|i am sorry|sorry|i can(?:no|')t|i cannot|i won'?t|"
+                      r"i am unable|i'm unable|as an ai)", re.I)
+_SECRETISH = re.compile(r"(sk-[A-Za-z0-9_\-*]{3,}|Bearer\s+\S+)")
+
+
+def _norm_choice(value: Any) -> str | None:
+    if value is None:
+        return None
+    key = str(value).strip().strip(".\"'*").lower()
+    return _CHOICES.get(key)
+
+
+def parse_answer(text: str | None) -> tuple[str | None, str]:
+    """(choice "A" | "B" | "tie" or None, rationale) from a model's answer text."""
+    if not text:
+        return None, ""
+    body = re.sub(r"```(?:json)?", "", text).strip()
+    for match in re.finditer(r"\{.*?\}", body, re.S):
+        try:
+            obj = json.loads(match.group(0))
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            lowered = {str(k).lower(): v for k, v in obj.items()}
+            for key in ("winner", "choice", "better", "answer", "preferred"):
+                choice = _norm_choice(lowered.get(key))
+                if choice:
+                    return choice, str(lowered.get("rationale") or lowered.get("reason")
+                                       or lowered.get("explanation") or "")
+    m = re.search(r"(?:winner|answer|better|choice)\W{0,5}(?:is\s+)?(?:image\s+)?"
+                  r"\b(A|B|tie)\b", body, re.I)
+    if m:
+        return _norm_choice(m.group(1)), body
+    choice = _norm_choice(body)
+    return (choice, "") if choice else (None, "")
+
+
+def load_templates(path: str | Path = "") -> dict[str, Any]:
+    import yaml
+
+    source = Path(path).expanduser() if path else TEMPLATES
+    if not source.is_file():
+        raise AutojudgeError(f"VLM templates file not found: {source}; give an existing YAML "
+                             f"(see judges/vlm_templates.yaml)")
+    with source.open() as f:
+        data = yaml.safe_load(f) or {}
+    for key in ("system", "user", "criteria"):
+        if key not in data:
+            raise AutojudgeError(f"VLM templates {source}: missing '{key}'")
+    return data
+
+
+def load_prices(path: Path = PRICES) -> dict[str, dict[str, float]]:
+    if not path.is_file():
+        return {}
+    import yaml
+
+    with path.open() as f:
+        return dict((yaml.safe_load(f) or {}).get("models") or {})
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One order of one pair: the images as shown (first = "Image A")."""
+
+    prompt: Prompt
+    first: Any
+    second: Any
+
+
+class _SingleOrder:
+    """Asks the endpoint about pairs exactly as given (A = pair.a). Used inside SwapDebiased."""
+
+    def __init__(self, outer: "VLMPreferenceJudge"):
+        self.outer = outer
+        self.name = outer.name
+        self.batch_size = outer.batch_size
+
+    def fingerprint(self) -> Mapping[str, Any]:
+        return self.outer._base_fingerprint()
+
+    def check(self) -> None:
+        self.outer.check()
+
+    def applies(self, prompt: Prompt) -> bool:
+        return self.outer.applies(prompt)
+
+    def compare(self, pairs: Sequence[PairItem]) -> list[Verdict]:
+        return self.outer._ask_all(pairs)
+
+
+class VLMPreferenceJudge:
+    """Pairwise judge backed by a vision-language model behind an OpenAI-compatible API."""
+
+    kind = "vlm"
+    version = 1
+
+    @dataclass
+    class Config:
+        """Params of the `vlm` judge.
+
+        Attributes:
+            backend: "openai" (any OpenAI-compatible chat endpoint).
+            base_url: the endpoint, e.g. https://api.openai.com/v1, http://localhost:8000/v1
+                (vLLM), http://localhost:11434/v1 (Ollama), http://localhost:1234/v1 (LM Studio).
+            model: the model name the endpoint serves (gpt-4o-mini, Qwen/Qwen2.5-VL-7B-Instruct...).
+            api_key_env: NAME of the environment variable holding the key ("" = no key, for
+                local servers). The key itself never goes in config.
+            criterion: overall | prompt_alignment | visual_quality | text_rendering (or any
+                criterion defined in the templates file).
+            templates: templates YAML ("" = judges/vlm_templates.yaml).
+            swap: judge both orders (position-debiasing); False asks once (A = model_a).
+            temperature, max_tokens, seed: sampling (seed is sent; endpoints may ignore it).
+            image_max_side: images are downscaled so the longer side is at most this.
+            image_format: png | jpeg (how images are encoded into data URLs).
+            timeout_s: per-request timeout.
+            max_retries: retries after the first attempt (429, 5xx, timeouts, unparseable).
+            backoff_s: first backoff; doubles per retry (a Retry-After header wins, capped 60 s).
+            concurrency: requests in flight at once.
+            price_input_per_mtok, price_output_per_mtok: USD per million tokens; null = the
+                price table judges/vlm_prices.yaml (0 for models it does not list).
+            batch_size: pairs per call (both orders of each are sent concurrently).
+        """
+
+        backend: str = "openai"
+        base_url: str = "https://api.openai.com/v1"
+        model: str = "gpt-4o-mini"
+        api_key_env: str = "OPENAI_API_KEY"
+        criterion: str = "overall"
+        templates: str = ""
+        swap: bool = True
+        temperature: float = 0.0
+        max_tokens: int = 300
+        seed: Optional[int] = 0
+        image_max_side: int = 768
+        image_format: str = "png"
+        timeout_s: float = 60.0
+        max_retries: int = 3
+        backoff_s: float = 1.0
+        concurrency: int = 4
+        price_input_per_mtok: Optional[float] = None
+        price_output_per_mtok: Optional[float] = None
+        batch_size: int = 8
+
+    def __init__(self, name: str = "vlm", config: "VLMPreferenceJudge.Config | None" = None):
+        self.name = name
+        self.config = c = config or VLMPreferenceJudge.Config()
+        who = f"judge '{name}'"
+        if c.backend != "openai":
+            raise AutojudgeError(f"{who}: backend '{c.backend}' is not available (only 'openai', "
+                                 f"any OpenAI-compatible endpoint); serve a local VLM with vLLM "
+                                 f"or Ollama and set base_url")
+        for field_name, low in (("batch_size", 1), ("concurrency", 1), ("max_retries", 0),
+                                ("image_max_side", 16), ("max_tokens", 1)):
+            if getattr(c, field_name) < low:
+                raise AutojudgeError(f"{who}: {field_name} must be >= {low}")
+        if c.image_format not in ("png", "jpeg"):
+            raise AutojudgeError(f"{who}: image_format must be png or jpeg")
+        self.batch_size = int(c.batch_size)
+        self._client: Any = None
+        self._client_lock = threading.Lock()
+        self._templates: dict[str, Any] | None = None
+        self._single = _SingleOrder(self)
+        self._debiased = SwapDebiased(self._single)
+        #: calls made, retries, failures by kind, tokens and cost over this judge's lifetime
+        self.stats = {"requests": 0, "retries": 0, "failures": {}, "prompt_tokens": 0,
+                      "completion_tokens": 0, "cost_usd": 0.0}
+        self._stats_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"VLMPreferenceJudge(name={self.name!r}, model={self.config.model!r})"
+
+    # -- identity ------------------------------------------------------------------------
+
+    def templates(self) -> dict[str, Any]:
+        if self._templates is None:
+            self._templates = load_templates(self.config.templates)
+        return self._templates
+
+    def _template_text(self) -> dict[str, str]:
+        t = self.templates()
+        crit = (t.get("criteria") or {}).get(self.config.criterion)
+        if crit is None:
+            raise AutojudgeError(
+                f"judge '{self.name}': unknown criterion '{self.config.criterion}'; known: "
+                f"{', '.join(t.get('criteria') or {})} (templates: "
+                f"{self.config.templates or TEMPLATES})")
+        return {"system": str(t["system"]), "user": str(t["user"]),
+                "criterion_name": str(crit.get("name", self.config.criterion)),
+                "rubric": str(crit.get("rubric", "")).strip()}
+
+    def _base_fingerprint(self) -> dict[str, Any]:
+        c = self.config
+        try:
+            template_hash = stable_hash(self._template_text())
+        except AutojudgeError:
+            template_hash = None  # check() reports it
+        return {"kind": self.kind, "version": self.version, "params": {
+            "backend": c.backend, "base_url": c.base_url.rstrip("/"), "model": c.model,
+            "criterion": c.criterion, "templates": template_hash, "temperature": c.temperature,
+            "max_tokens": c.max_tokens, "seed": c.seed, "image_max_side": c.image_max_side,
+            "image_format": c.image_format}}
+
+    def fingerprint(self) -> Mapping[str, Any]:
+        if self.config.swap:
+            return self._debiased.fingerprint()
+        return self._base_fingerprint()
+
+    def check(self) -> None:
+        from importlib.util import find_spec
+
+        who = f"judge '{self.name}'"
+        if find_spec("openai") is None:
+            raise AutojudgeError(f"{who} needs the openai package: pip install openai")
+        if not self.config.base_url.startswith(("http://", "https://")):
+            raise AutojudgeError(f"{who}: base_url '{self.config.base_url}' is not an http(s) "
+                                 f"URL; e.g. judge.{self.name}.base_url=http://localhost:8000/v1")
+        self._template_text()
+        env = self.config.api_key_env
+        if env and not os.environ.get(env):
+            raise AutojudgeError(
+                f"{who}: environment variable {env} is not set; export {env}=<your key> (keys "
+                f"are read from the environment only), or set judge.{self.name}.api_key_env='' "
+                f"for a local server without a key")
+
+    def applies(self, prompt: Prompt) -> bool:
+        if self.config.criterion == "text_rendering":
+            return bool(prompt.expected_text and prompt.expected_text.strip())
+        return bool(prompt.text and prompt.text.strip())
+
+    # -- judging -------------------------------------------------------------------------
+
+    def compare(self, pairs: Sequence[PairItem]) -> list[Verdict]:
+        if not pairs:
+            return []
+        verdicts = (self._debiased if self.config.swap else self._single).compare(pairs)
+        return [self._with_cost(v) for v in verdicts]
+
+    @staticmethod
+    def summarize_verdicts(verdicts: Sequence[Verdict]) -> dict[str, Any]:
+        """Position-bias rate, failures and cost of a run's verdicts (cached ones too)."""
+        return summarize_verdicts(verdicts)
+
+    def _with_cost(self, v: Verdict) -> Verdict:
+        orders = v.raw.get("orders")
+        parts = list(orders.values()) if isinstance(orders, dict) else [v.raw]
+        costs = [p.get("cost_usd") for p in parts if isinstance(p, Mapping)]
+        if not costs or all(c is None for c in costs):
+            return v
+        total = round(sum(float(c or 0.0) for c in costs), 8)
+        return Verdict(v.winner, v.score_a, v.score_b, v.rationale,
+                       {**dict(v.raw), "cost_usd": total}, v.failure)
+
+    @property
+    def client(self) -> Any:
+        with self._client_lock:
+            if self._client is None:
+                import openai
+
+                key = os.environ.get(self.config.api_key_env, "") if self.config.api_key_env else ""
+                self._client = openai.OpenAI(base_url=self.config.base_url,
+                                             api_key=key or "not-needed",
+                                             timeout=self.config.timeout_s, max_retries=0)
+            return self._client
+
+    def _scrub(self, text: str) -> str:
+        key = os.environ.get(self.config.api_key_env, "") if self.config.api_key_env else ""
+        if key:
+            text = text.replace(key, "<redacted>")
+        return _SECRETISH.sub("<redacted>", " ".join(str(text).split()))[:500]
+
+    def _data_url(self, image: Any) -> str:
+        from PIL import Image
+
+        from autojudge.judges.ocr import to_rgb
+
+        im = to_rgb(image)
+        side = self.config.image_max_side
+        if max(im.size) > side:
+            scale = side / max(im.size)
+            im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
+                           Image.LANCZOS)
+        buffer = io.BytesIO()
+        if self.config.image_format == "jpeg":
+            im.save(buffer, format="JPEG", quality=90)
+            mime = "image/jpeg"
+        else:
+            im.save(buffer, format="PNG")
+            mime = "image/png"
+        return f"data:{mime};base64,{base64.b64encode(buffer.getvalue()).decode()}"
+
+    def _messages(self, request: _Request) -> list[dict[str, Any]]:
+        t = self._template_text()
+        user = t["user"].format(prompt=request.prompt.text, criterion_name=t["criterion_name"],
+                                rubric=t["rubric"])
+        return [
+            {"role": "system", "content": t["system"]},
+            {"role": "user", "content": [
+                {"type": "text", "text": user},
+                {"type": "text", "text": "Image A:"},
+                {"type": "image_url", "image_url": {"url": self._data_url(request.first)}},
+                {"type": "text", "text": "Image B:"},
+                {"type": "image_url", "image_url": {"url": self._data_url(request.second)}},
+            ]},
+        ]
+
+    def _price(self) -> tuple[float, float] | None:
+        c = self.config
+        table = load_prices().get(c.model, {})
+        pin = c.price_input_per_mtok if c.price_input_per_mtok is not None \
+            else table.get("input_per_mtok")
+        pout = c.price_output_per_mtok if c.price_output_per_mtok is not None \
+            else table.get("output_per_mtok")
+        if pin is None and pout is None:
+            return None
+        return float(pin or 0.0), float(pout or 0.0)
+
+    def _ask_all(self, pairs: Sequence[PairItem]) -> list[Verdict]:
+        requests = [_Request(p.prompt, p.a.image, p.b.image) for p in pairs]
+        if self.config.concurrency == 1 or len(requests) == 1:
+            return [self._ask(r) for r in requests]
+        with ThreadPoolExecutor(max_workers=min(self.config.concurrency, len(requests)),
+                                thread_name_prefix=f"vlm-{self.name}") as pool:
+            return list(pool.map(self._ask, requests))
+
+    def _count(self, **changes: Any) -> None:
+        with self._stats_lock:
+            for k, v in changes.items():
+                if k == "failure":
+                    self.stats["failures"][v] = self.stats["failures"].get(v, 0) + 1
+                else:
+                    self.stats[k] += v
+
+    def _ask(self, request: _Request) -> Verdict:
+        """One order: bounded retries, then a Verdict (winner in this order's terms)."""
+        import openai
+
+        c = self.config
+        messages = self._messages(request)
+        attempts: list[dict[str, Any]] = []
+        failure: Failure | None = None
+        for attempt in range(c.max_retries + 1):
+            if attempt:
+                self._count(retries=1)
+            self._count(requests=1)
+            retry_after: float | None = None
+            started = time.perf_counter()
+            final = recorded = False
+            try:
+                kwargs: dict[str, Any] = {"model": c.model, "messages": messages,
+                                          "temperature": c.temperature,
+                                          "max_tokens": c.max_tokens}
+                if c.seed is not None:
+                    kwargs["seed"] = c.seed
+                response = self.client.chat.completions.create(**kwargs)
+            except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+                raise AutojudgeError(
+                    f"judge '{self.name}': {c.base_url} rejected the API key from "
+                    f"${c.api_key_env or '(none)'} (HTTP {exc.status_code}); check the key and "
+                    f"the endpoint") from None
+            except openai.RateLimitError as exc:
+                failure = Failure("http_429", self._scrub(f"rate limited: {exc.message}"), True)
+                retry_after = _retry_after(exc)
+            except openai.APITimeoutError:
+                failure = Failure("timeout", f"no answer within {c.timeout_s:g} s", True)
+            except openai.APIConnectionError as exc:
+                failure = Failure("connection_error", self._scrub(f"{exc.message}"), True)
+            except openai.APIStatusError as exc:
+                status = int(exc.status_code)
+                if status >= 500:
+                    failure = Failure(f"http_{status}",
+                                      self._scrub(f"server error: {exc.message}"), True)
+                    retry_after = _retry_after(exc)
+                else:  # a 4xx other than 429 will not change on retry
+                    failure = Failure(f"http_{status}",
+                                      self._scrub(f"request rejected: {exc.message}"), False)
+                    final = True
+            else:
+                verdict, failure, info = self._read(response, time.perf_counter() - started)
+                attempts.append(info)
+                if verdict is not None:
+                    return Verdict(verdict.winner, rationale=verdict.rationale,
+                                   raw={**dict(verdict.raw), "attempts": len(attempts),
+                                        "errors": [a.get("error") for a in attempts[:-1]]})
+                failure = failure or Failure("judge_error", "no verdict")
+                recorded = True
+            if not recorded:
+                attempts.append({"error": failure.kind})
+            if final:
+                break
+            if attempt < c.max_retries:
+                delay = retry_after if retry_after is not None else c.backoff_s * (2 ** attempt)
+                time.sleep(min(max(delay, 0.0), 60.0))
+        assert failure is not None
+        self._count(failure=failure.kind)
+        message = f"{failure.message} (after {len(attempts)} attempts)"
+        last_answer = next((a.get("answer") for a in reversed(attempts) if a.get("answer")), None)
+        raw = {"attempts": len(attempts), "errors": [a.get("error") for a in attempts]}
+        if last_answer is not None:
+            raw["answer"] = last_answer
+        return Verdict(None, raw=raw, failure=Failure(failure.kind, message, failure.retryable))
+
+    def _read(self, response: Any, seconds: float) -> tuple[Verdict | None, Failure | None,
+                                                           dict[str, Any]]:
+        choice = response.choices[0] if getattr(response, "choices", None) else None
+        message = getattr(choice, "message", None)
+        text = (getattr(message, "content", None) or "") if message is not None else ""
+        refusal = getattr(message, "refusal", None) if message is not None else None
+        usage = getattr(response, "usage", None)
+        info: dict[str, Any] = {"answer": self._scrub(text) if text else (refusal or ""),
+                                "latency_s": round(seconds, 3)}
+        cost = None
+        if usage is not None and getattr(usage, "prompt_tokens", None) is not None:
+            pt = int(usage.prompt_tokens or 0)
+            ct = int(getattr(usage, "completion_tokens", 0) or 0)
+            info["usage"] = {"prompt_tokens": pt, "completion_tokens": ct}
+            price = self._price()
+            if price is not None:
+                cost = (pt * price[0] + ct * price[1]) / 1e6
+                info["cost_usd"] = round(cost, 8)
+            self._count(prompt_tokens=pt, completion_tokens=ct, cost_usd=cost or 0.0)
+        parsed, rationale = parse_answer(text)
+        if parsed is None:
+            if refusal or _REFUSAL.match(text or ""):
+                failure = Failure("refusal", f"the model declined: {self._scrub(refusal or text)[:200]}")
+                info["error"] = "refusal"
+            else:
+                failure = Failure("unparseable", f"no A/B/tie in the answer: "
+                                                 f"{self._scrub(text)[:200]!r}")
+                info["error"] = "unparseable"
+            return None, failure, info
+        winner = {"A": "model_a", "B": "model_b", "tie": "tie"}[parsed]
+        raw = {**info, "choice": parsed, "rationale": self._scrub(rationale)[:1000]}
+        return Verdict(winner, rationale=raw["rationale"], raw=raw), None, info
+
+
+def _retry_after(exc: Any) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    value = headers.get("retry-after") if hasattr(headers, "get") else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

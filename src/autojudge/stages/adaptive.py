@@ -1,0 +1,108 @@
+"""Judge stage with the adaptive schedule: schedule -> judge a batch -> refit -> repeat.
+
+The pool is exactly the all-pairs plan (every pair of models on every applicable
+request); `autojudge.scheduling.AdaptiveScheduler` picks batches from it until every
+model's CI is narrower than `battles.target_ci_width`, or `battles.max_battles` /
+`battles.max_cost_usd` is spent (measured from the judge when it reports its cost, as the
+VLM judge does; else battles x `battles.cost_per_battle_usd`), or the pool is exhausted; why it stopped goes into
+leaderboard.json (`run.schedule[judge]`).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from autojudge.ratings.bradley_terry import winner_to_score
+from autojudge.scheduling import AdaptiveScheduler, ScheduleConfig
+from autojudge.stages.battles import Advance, JudgeOutcome, run_judge
+from autojudge.store import Store
+from autojudge.types import Generation, Prompt
+
+
+def schedule_config(battles_cfg: dict[str, Any], judge: Any, rating_cfg: Any) -> ScheduleConfig:
+    """ScheduleConfig from the `battles` config section (cost from the judge if unset)."""
+    cost = battles_cfg.get("cost_per_battle_usd")
+    if cost is None:
+        inner = getattr(judge, "inner", judge)
+        cost = getattr(judge, "cost_per_battle_usd", None) or \
+            getattr(inner, "cost_per_battle_usd", None) or 0.0
+    return ScheduleConfig(
+        target_ci_width=float(battles_cfg.get("target_ci_width", 100.0)),
+        max_battles=battles_cfg.get("max_battles"),
+        max_cost_usd=battles_cfg.get("max_cost_usd"),
+        cost_per_battle_usd=float(cost), batch=int(battles_cfg.get("batch", 32)),
+        bootstrap_rounds=int(battles_cfg.get("bootstrap_rounds", 100)),
+        confidence=float(rating_cfg.confidence), prior=float(rating_cfg.prior),
+        seed=int(rating_cfg.seed))
+
+
+def run_judge_adaptive(judge: Any, models: Sequence[str], generations: Sequence[Generation],
+                       requests: Sequence[tuple[Prompt, int]], store: Store,
+                       failed_image: str, advance: Advance,
+                       config: ScheduleConfig) -> tuple[JudgeOutcome, dict[str, Any]]:
+    """Adaptive judging of one judge; returns its outcome and the schedule's record."""
+    prompt_codes: dict[str, int] = {}
+    req_prompt = np.array([prompt_codes.setdefault(p.id, len(prompt_codes))
+                           for p, _ in requests], dtype=np.int64)
+    n_pairs = len(models) * (len(models) - 1) // 2
+    applies = np.array([bool(judge.applies(p)) for p, _ in requests], dtype=bool)
+    available = np.repeat(applies[:, None], n_pairs, axis=1)
+    scheduler = AdaptiveScheduler(len(models), len(prompt_codes), 1, config, available,
+                                  req_prompt)
+    code = {m: k for k, m in enumerate(models)}
+    outcome = JudgeOutcome(judge.name)
+    ia: list[int] = []
+    ib: list[int] = []
+    score: list[float] = []
+    prompt: list[int] = []
+    rounds = 0
+    meter = _cost_meter(judge)
+    start_cost = meter() if meter else 0.0
+    while True:
+        if meter is not None:  # the judge reports what it spent: use it, not an estimate
+            scheduler.spent_usd = meter() - start_cost
+        picks, status = scheduler.step(np.array(ia, np.int64), np.array(ib, np.int64),
+                                       np.array(score), np.array(prompt, np.int64))
+        if not picks:
+            break
+        rounds += 1
+        plan = []
+        for req, pair in picks:
+            i, j = scheduler.pairs[pair]
+            p, seed = requests[req]
+            plan.append((p, seed, models[i], models[j]))
+        part = run_judge(judge, models, generations, requests, store, failed_image,
+                         advance, plan=plan)
+        outcome.battles.extend(part.battles)
+        outcome.skipped.extend(part.skipped)
+        if part.battles:
+            s = winner_to_score([b.winner for b in part.battles])
+            for b, v in zip(part.battles, s.tolist()):
+                ia.append(code[b.model_a])
+                ib.append(code[b.model_b])
+                score.append(v)
+                prompt.append(prompt_codes[b.prompt_id])
+    pool = int(available.sum())
+    width = status.ci_width
+    info = {"schedule": "adaptive", "stop_reason": status.reason,
+            "n_scheduled": scheduler.scheduled, "n_battles": len(outcome.battles),
+            "n_pool": pool, "fraction_of_all_pairs": round(scheduler.scheduled / pool, 4)
+            if pool else None, "refits": rounds + 1,
+            "target_ci_width": config.target_ci_width,
+            "max_ci_width": None if not np.isfinite(width).all() else
+            round(float(width.max()), 2),
+            "max_battles": config.max_battles, "max_cost_usd": config.max_cost_usd,
+            "cost_usd": round(scheduler.spent(), 6),
+            "cost_measured": meter is not None}
+    return outcome, info
+
+
+def _cost_meter(judge: Any):
+    """A callable returning the judge's lifetime spend in USD when the plugin keeps one
+    (the VLM judge's `stats["cost_usd"]`), else None."""
+    inner = getattr(judge, "inner", judge)
+    stats = getattr(inner, "stats", None)
+    if isinstance(stats, dict) and "cost_usd" in stats:
+        return lambda: float(stats.get("cost_usd") or 0.0)
+    return None
