@@ -30,6 +30,8 @@ Example:
 """
 from __future__ import annotations
 
+from autojudge.devices import pick_device  # noqa: F401  (re-exported)
+
 import dataclasses
 import io
 import os
@@ -50,18 +52,6 @@ def _empty_list() -> list:
     return []
 
 
-def pick_device(requested: str = "auto") -> str:
-    """"auto" -> cuda if available, else mps, else cpu; anything else as given."""
-    if requested != "auto":
-        return requested
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 def _dir_signature(path: Path) -> list[Any]:

@@ -27,6 +27,8 @@ Example:
 """
 from __future__ import annotations
 
+from autojudge.devices import pick_device  # noqa: F401  (re-exported)
+
 import hashlib
 import os
 import socket
@@ -86,18 +88,6 @@ def hub_offline() -> bool:
 _REACHABLE: bool | None = None
 
 
-def pick_device(device: str) -> str:
-    """'auto' -> cuda > mps > cpu; anything else as given."""
-    if device != "auto":
-        return device
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 def _looks_like_path(value: str) -> bool:
