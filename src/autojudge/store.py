@@ -14,6 +14,7 @@ Example:
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -102,18 +103,31 @@ class Store:
         self.root = Path(root).expanduser()
         try:
             (self.root / "blobs").mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.root / "index.sqlite", timeout=60.0,
-                                       isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=60000")
-            self._db.executescript(_SCHEMA)
-            self._check_version()
+            self._db = self._open_index()
         except (OSError, sqlite3.DatabaseError) as exc:
             raise AutojudgeError(
                 f"cannot open the store at {self.root} ({exc}); point store.root at a "
                 f"writable folder"
             ) from exc
         self._lock = threading.RLock()
+
+    def _open_index(self) -> sqlite3.Connection:
+        # Switching a fresh database to WAL and creating its tables takes locks that SQLite
+        # answers with an immediate "database is locked" (no busy wait) when two processes
+        # race; an exclusive file lock makes the first open of a store one-at-a-time.
+        with open(self.root / "index.lock", "a+b") as lock_file:
+            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
+            try:
+                db = sqlite3.connect(self.root / "index.sqlite", timeout=60.0,
+                                     isolation_level=None, check_same_thread=False)
+                db.execute("PRAGMA busy_timeout=60000")
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(_SCHEMA)
+                self._db = db
+                self._check_version()
+            finally:
+                fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+        return db
 
     def _check_version(self) -> None:
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))

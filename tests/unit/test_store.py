@@ -78,3 +78,25 @@ def test_two_processes_share_a_store_without_corruption(tmp_path: Path) -> None:
     store = Store(tmp_path)
     assert store.count("scores") == 150
     assert len(list((tmp_path / "blobs").rglob("*.png"))) == 20
+
+
+def _open_when_told(root: str, go) -> None:
+    go.wait(30)
+    Store(root).put_many("scores", [_score_row(f"open-{mp.current_process().pid}", 1.0)])
+
+
+def test_many_runs_opening_a_new_store_at_once_all_succeed(tmp_path: Path) -> None:
+    # The first open of a store creates the database and switches it to WAL; racing opens
+    # used to fail with "database is locked" without waiting.
+    ctx = mp.get_context("spawn")
+    for attempt in range(3):
+        root = tmp_path / f"store{attempt}"
+        go = ctx.Event()
+        procs = [ctx.Process(target=_open_when_told, args=(str(root), go)) for _ in range(6)]
+        for proc in procs:
+            proc.start()
+        go.set()
+        for proc in procs:
+            proc.join(60)
+        assert [proc.exitcode for proc in procs] == [0] * 6
+        assert Store(root).count("scores") == 6
