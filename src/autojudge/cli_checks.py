@@ -31,7 +31,7 @@ def _names(value: Any) -> Iterable[str]:
 def check_overrides(args: Sequence[str], conf_dir: Path) -> str | None:
     """The first problem with a group override, as one line, or None if all is well."""
     overrides = [a for a in args if "=" in a and not a.startswith("-")]
-    if not overrides or any(a.lstrip("+~").startswith("hydra.searchpath") for a in overrides):
+    if not overrides:
         return None
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
@@ -40,11 +40,14 @@ def check_overrides(args: Sequence[str], conf_dir: Path) -> str | None:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException:
         return None  # Hydra reports grammar errors itself, with the caret under the spot
+    conf_dirs = _search_dirs(parsed, conf_dir)
+    if conf_dirs is None:
+        return None  # a pkg:// search path: let Hydra look there itself
     for override in parsed:
         group = override.key_or_group
         if group not in CHECKED_GROUPS or override.is_delete():
             continue
-        known = available(conf_dir, group)
+        known = sorted({name for folder in conf_dirs for name in available(folder, group)})
         for name in _names(override.value()):
             if name not in known:
                 close = difflib.get_close_matches(name, known, n=1)
@@ -52,6 +55,20 @@ def check_overrides(args: Sequence[str], conf_dir: Path) -> str | None:
                 return (f"unknown {group} '{name}'{hint}; available: {', '.join(known)} "
                         f"(add conf/{group}/{name}.yaml to define it)")
     return None
+
+
+def _search_dirs(parsed: Sequence[Any], conf_dir: Path) -> list[Path] | None:
+    """autojudge's conf dir plus every `file://` folder of a hydra.searchpath override
+    (plugin packages ship their own config files); None when some entry is not a folder."""
+    dirs = [conf_dir]
+    for override in parsed:
+        if override.key_or_group != "hydra.searchpath":
+            continue
+        for entry in _names(override.value()):
+            if not entry.startswith("file://"):
+                return None
+            dirs.append(Path(entry[len("file://"):]))
+    return dirs
 
 
 def _known_keys_hint(full_key: str, group_overrides: Sequence[str]) -> str:
@@ -81,7 +98,10 @@ def check_composition(args: Sequence[str]) -> str | None:
     """
     if any(a in ("-m", "--multirun") or (a.startswith("-") and a not in ("-m",)) for a in args):
         return None
-    overrides = [a for a in args if not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    # hydra.* settings are Hydra's own, except the search path: it decides which config
+    # files exist (a plugin package's conf folder)
+    overrides = [a for a in args if not a.lstrip("+~").startswith(("hydra.", "hydra/"))
+                 or a.lstrip("+~").startswith("hydra.searchpath")]
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -94,7 +114,8 @@ def check_composition(args: Sequence[str]) -> str | None:
         cause = exc.__cause__
         detail = str(cause).strip().splitlines()[0] if cause is not None and str(cause).strip() else ""
         full_key = getattr(cause, "full_key", None) or getattr(exc, "full_key", None)
-        groups = [a for a in overrides if "." not in a.split("=", 1)[0]]
+        groups = [a for a in overrides if "." not in a.split("=", 1)[0]
+                  or a.lstrip("+~").startswith("hydra.searchpath")]
         hint = _known_keys_hint(full_key, groups) if full_key and "not in" in detail else ""
         return f"{first.rstrip('.')}: {detail}{hint}" if detail else first
     return None

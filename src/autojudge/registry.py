@@ -66,7 +66,9 @@ class Registry:
         known = self.names()
         close = difflib.get_close_matches(name, known, n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
-        return f"unknown {self.kind} kind '{name}'.{hint} Known: {', '.join(known)}"
+        return (f"unknown {self.kind} kind '{name}'.{hint} Known: {', '.join(known)} (a plugin "
+                f"registers its kind with an entry point in the group "
+                f"'{self.entry_point_group}'; is its package installed?)")
 
     def _read_entry_points(self) -> None:
         if self._entry_points_read:
