@@ -70,9 +70,9 @@ def main() -> None:
         import fal_client
         import fal_client.client as fc
 
-        from autojudge.generators.fal import _apply_host_env
+        from autojudge.generators.fal_transport import apply_host_env
 
-        _apply_host_env(fc)
+        apply_host_env(fc)
         client = fal_client.SyncClient(key="bench:key")
         n = min(args.sequential_sample, args.requests)
         start = time.perf_counter()
@@ -87,6 +87,9 @@ def main() -> None:
               f"ideal {ideal:.2f} s   ratio to ideal {wall / ideal:.2f}x "
               f"({'OK' if wall / ideal <= 1.3 else 'above'} the 1.3x target; "
               f"best of {args.repeats}, client CPU {cpu_s:.2f} s)")
+        waves = -(-args.requests // args.concurrency) * args.service
+        print(f"  floor for whole waves           {waves:7.2f} s   (ceil(requests / concurrency) "
+              f"x service = {waves / ideal:.2f}x the ideal; FalGenerator is {wall / waves:.2f}x it)")
         print(f"  sequential fal_client.subscribe {seq:7.2f} s   "
               f"({'measured' if n == args.requests else f'{n} measured, extrapolated'})")
         print(f"  speed-up vs sequential          {seq / wall:7.1f}x")

@@ -111,3 +111,13 @@ def test_editing_prompts_send_data_uris(server, tmp_path):
     out_i2i, out_inpaint = gen.generate([GenRequest(img2img, 0), GenRequest(inpaint, 0)])
     assert out_i2i.ok and out_i2i.meta["endpoint"] == "fal-ai/x/i2i"
     assert out_inpaint.failure.kind == "unsupported_task" and not out_inpaint.failure.retryable
+
+
+def test_no_more_requests_at_fal_than_the_concurrency_bound(tmp_path, monkeypatch):
+    with fake_fal(tmp_path, monkeypatch, service_s=0.15) as srv:
+        gen = FalGenerator("flux", FalGenerator.Config(**{**FAST, "concurrency": 3}))
+        outs = gen.generate([GenRequest(Prompt(id=f"p{i}", text=f"bound {i}"), i)
+                             for i in range(12)])
+        assert all(o.ok for o in outs)
+        # the bound is used (requests overlap) and never exceeded
+        assert srv.peak_in_flight == 3

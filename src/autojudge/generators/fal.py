@@ -2,8 +2,13 @@
 
 One model config = one fal endpoint family: `endpoint` for text-to-image, optional
 `img2img_endpoint` and `inpaint_endpoint` for editing prompts (the init image and mask go
-as data: URIs in `image_url` / `mask_url`). Requests run concurrently (`concurrency`, an
-asyncio semaphore) through `fal_client.AsyncClient.submit` -> status polling -> result:
+as data: URIs in `image_url` / `mask_url`). Requests run concurrently through
+`fal_client.AsyncClient.submit` -> status polling -> result:
+
+- at most `concurrency` requests are queued or running at fal at once (an asyncio
+  semaphore, freed when fal reports COMPLETED: fetching the result and the image does
+  not hold a slot); requests are spread over several small connection pools, since
+  httpcore's pool bookkeeping grows with the square of its size;
 
 - per-request `timeout_s` (submit to result); a timed-out request is cancelled through
   its cancel_url and recorded as `Failure("timeout", retryable=True)`, so a later run
@@ -42,8 +47,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-import io
-import json
 import logging
 import mimetypes
 import os
@@ -52,9 +55,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
 from autojudge.errors import AutojudgeError
+from autojudge.generators.fal_transport import (
+    Permanent, Slot, Transient, apply_host_env, cancel, classify, decode_size, download,
+    get_result, one_line, queue_host)
 from autojudge.types import Failure, GenOutput, GenRequest
 
 __all__ = ["FalGenerator", "fal_key", "data_uri"]
@@ -63,6 +69,7 @@ __all__ = ["FalGenerator", "fal_key", "data_uri"]
 _TRANSPORT_FIELDS = ("price_per_image_usd", "price_per_megapixel_usd", "concurrency",
                      "timeout_s", "max_retries", "backoff_s", "backoff_max_s",
                      "client_max_attempts", "poll_interval_s", "batch_size")
+_REQUESTS_PER_POOL = 8
 _MAX_ATTEMPTS_LOCK = threading.Lock()
 
 
@@ -76,12 +83,6 @@ def fal_key() -> str | None:
     return f"{key_id}:{secret}" if key_id and secret else None
 
 
-def queue_host() -> str:
-    """The queue host fal-client would use (FAL_QUEUE_RUN_HOST, else queue.<FAL_RUN_HOST>)."""
-    run_host = os.environ.get("FAL_RUN_HOST", "fal.run")
-    return os.environ.get("FAL_QUEUE_RUN_HOST", f"queue.{run_host}")
-
-
 def data_uri(path: str) -> str:
     """A file as a data: URI (how image inputs travel to fal endpoints)."""
     mime = mimetypes.guess_type(path)[0] or "image/png"
@@ -91,20 +92,6 @@ def data_uri(path: str) -> str:
 
 def _default_arguments() -> Dict[str, Any]:
     return {}
-
-
-class _Transient(Exception):
-    """A failure worth retrying (429, 5xx, transport, malformed JSON)."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
-
-
-class _Permanent(Exception):
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
 
 
 class FalGenerator:
@@ -289,41 +276,56 @@ class FalGenerator:
         import fal_client.client as fal_module
         import httpx
 
-        _apply_host_env(fal_module)
+        apply_host_env(fal_module)
         for noisy in ("httpx", "httpcore"):  # one INFO line per HTTP call otherwise
             logging.getLogger(noisy).setLevel(logging.WARNING)
         key = fal_key()
-        client = fal_client.AsyncClient(key=key, default_timeout=self.config.timeout_s)
+        # httpcore's pool scans every connection for every request it assigns (quadratic in
+        # pool size: most of the client's CPU at 32 in flight); several small pools, each
+        # with its own lane of requests, keep that scan short
+        lanes = max(1, -(-self.config.concurrency // _REQUESTS_PER_POOL))
+        clients = [fal_client.AsyncClient(key=key, default_timeout=self.config.timeout_s)
+                   for _ in range(lanes)]
         semaphore = asyncio.Semaphore(self.config.concurrency)
         downloads = asyncio.Semaphore(self.config.concurrency)
         with _MAX_ATTEMPTS_LOCK:
             saved = fal_module.MAX_ATTEMPTS
             fal_module.MAX_ATTEMPTS = self.config.client_max_attempts
+        downloaders = [httpx.AsyncClient(timeout=self.config.timeout_s, follow_redirects=True)
+                       for _ in range(lanes)]
         try:
-            async with httpx.AsyncClient(timeout=self.config.timeout_s,
-                                         follow_redirects=True) as downloader:
-                async def bounded(request: GenRequest) -> GenOutput:
-                    # the slot is held while the request is at fal; downloading its image
-                    # from the CDN happens after the slot is free for the next request
-                    async with semaphore:
-                        step = await self._one(client, request)
-                    if isinstance(step, GenOutput):
-                        return step
-                    async with downloads:
-                        return await self._finish(downloader, *step)
+            async def bounded(index: int, request: GenRequest) -> GenOutput:
+                # the slot is held while the request is queued or running at fal; fetching
+                # its result and image happens after the slot is free for the next request
+                await semaphore.acquire()
+                slot = Slot(semaphore)
+                try:
+                    step = await self._one(clients[index % lanes], request, slot.release)
+                finally:
+                    slot.release()
+                if isinstance(step, GenOutput):
+                    return step
+                async with downloads:
+                    return await self._finish(downloaders[index % lanes], *step)
 
-                return list(await asyncio.gather(*(bounded(r) for r in requests)))
+            return list(await asyncio.gather(*(bounded(i, r) for i, r in enumerate(requests))))
         finally:
             with _MAX_ATTEMPTS_LOCK:
                 fal_module.MAX_ATTEMPTS = saved
-            try:
-                inner = await client._client  # close the client's connection pool
-                await inner.aclose()
-            except Exception:
-                pass
+            for client, downloader in zip(clients, downloaders):
+                await downloader.aclose()
+                try:
+                    inner = await client._client  # close the client's connection pool
+                    await inner.aclose()
+                except Exception:
+                    pass
 
-    async def _one(self, client: Any, request: GenRequest) -> Any:
-        """A failed GenOutput, or what `_finish` needs to download the image."""
+    async def _one(self, client: Any, request: GenRequest,
+                   on_completed: Callable[[], None] = lambda: None) -> Any:
+        """A failed GenOutput, or what `_finish` needs to download the image.
+
+        `on_completed` is called once fal reports the request COMPLETED (its slot at fal
+        is free; the result is fetched after)."""
         start = time.perf_counter()
         endpoint = self.endpoint_for(request)
         task = getattr(request.prompt, "task", "txt2img")
@@ -331,7 +333,7 @@ class FalGenerator:
 
         def failed(kind: str, message: str, retryable: bool, cost: float = 0.0) -> GenOutput:
             return GenOutput(None, time.perf_counter() - start, cost, meta=meta,
-                             failure=Failure(kind, _one_line(f"model '{self.name}': {message}"),
+                             failure=Failure(kind, one_line(f"model '{self.name}': {message}"),
                                              retryable))
 
         if not endpoint:
@@ -341,7 +343,7 @@ class FalGenerator:
             args = self.arguments(request)
         except OSError as exc:
             return failed("bad_input", f"cannot read the init image or mask ({exc})", False)
-        state: dict[str, Any] = {"handle": None}
+        state: dict[str, Any] = {"handle": None, "on_completed": on_completed}
         try:
             result = await asyncio.wait_for(self._run(client, endpoint, args, state, meta),
                                             timeout=self.config.timeout_s)
@@ -349,12 +351,12 @@ class FalGenerator:
             handle = state.get("handle")
             if handle is not None:
                 meta["request_id"] = handle.request_id
-                meta["cancelled"] = await _cancel(handle)
+                meta["cancelled"] = await cancel(handle)
             return failed("timeout", f"no result within {self.config.timeout_s:g}s"
                           f"{' (cancelled)' if meta.get('cancelled') else ''}", True)
-        except _Permanent as exc:
+        except Permanent as exc:
             return failed(exc.kind, str(exc), False)
-        except _Transient as exc:
+        except Transient as exc:
             return failed(exc.kind, f"{exc} (gave up after {meta['attempts']} attempts)", True)
         except Exception as exc:  # an unexpected client bug: fail this request only
             return failed("generator_error", f"{type(exc).__name__}: {exc}", True)
@@ -390,6 +392,7 @@ class FalGenerator:
                     if isinstance(status, Completed):
                         metrics = status.metrics or {}
                         state["completed"] = time.perf_counter() - state["submitted"]
+                        state["on_completed"]()
                         break
                 if isinstance(metrics.get("inference_time"), (int, float)):
                     meta["inference_time_s"] = float(metrics["inference_time"])
@@ -399,10 +402,10 @@ class FalGenerator:
                         0.0, state["completed"] - meta["inference_time_s"]), 4)
                 else:  # no metrics: when the request was first seen out of the queue
                     meta["queue_wait_s"] = round(state["left_queue"], 4)
-                return await _get_result(handle)
+                return await get_result(handle)
             except Exception as exc:
-                error = _classify(exc)
-                if isinstance(error, _Permanent) or retries >= c.max_retries:
+                error = classify(exc)
+                if isinstance(error, Permanent) or retries >= c.max_retries:
                     raise error from exc
                 retries += 1
                 delay = min(c.backoff_s * 2 ** (retries - 1), c.backoff_max_s)
@@ -425,9 +428,9 @@ class FalGenerator:
         nsfw = result.get("has_nsfw_concepts") or []
         meta["nsfw"] = bool(nsfw[0]) if isinstance(nsfw, list) and nsfw else False
         try:
-            data = await _download(downloader, image["url"])
-            width, height = _decode_size(data)
-        except _Transient as exc:
+            data = await download(downloader, image["url"])
+            width, height = decode_size(data)
+        except Transient as exc:
             return failed(exc.kind, str(exc), True)
         meta.update({"width": width, "height": height, "image_source":
                      "data_uri" if str(image["url"]).startswith("data:") else "url"})
@@ -440,112 +443,3 @@ class FalGenerator:
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _apply_host_env(fal_module: Any) -> None:
-    """Make fal-client follow FAL_RUN_HOST / FAL_QUEUE_RUN_HOST as they are now (it reads
-    them once at import)."""
-    if "FAL_RUN_HOST" in os.environ or "FAL_QUEUE_RUN_HOST" in os.environ:
-        run_host = os.environ.get("FAL_RUN_HOST", "fal.run")
-        fal_module.RUN_URL_FORMAT = f"https://{run_host}/"
-        fal_module.QUEUE_URL_FORMAT = f"https://{queue_host()}/"
-
-
-async def _get_result(handle: Any) -> Any:
-    """The result JSON of a request whose status said COMPLETED: one GET of its
-    response_url on the handle's authenticated client (fal-client's `handle.get()` would
-    poll the status once more first). HTTP errors raise fal-client's FalClientHTTPError,
-    so they are classified like every other call."""
-    from fal_client import FalClientHTTPError
-
-    response = await handle.client.get(handle.response_url, timeout=_poll_timeout())
-    if response.status_code >= 400:
-        try:
-            body = response.json()
-            detail = body.get("detail", response.text) if isinstance(body, dict) else response.text
-        except ValueError:
-            detail = response.text
-        raise FalClientHTTPError(str(detail), response.status_code, dict(response.headers),
-                                 response=response)
-    return response.json()
-
-
-def _poll_timeout() -> Any:
-    import httpx
-
-    return httpx.Timeout(120.0, connect=30.0)  # as fal-client's QUEUE_POLL_TIMEOUT
-
-
-async def _cancel(handle: Any) -> bool:
-    try:
-        await asyncio.wait_for(handle.cancel(), timeout=10)
-        return True
-    except Exception:
-        return False
-
-
-def _classify(exc: Exception) -> Exception:
-    """A client exception as _Transient (retry) or _Permanent."""
-    import httpx
-    from fal_client.client import FalClientHTTPError
-
-    if isinstance(exc, (_Transient, _Permanent)):
-        return exc
-    if isinstance(exc, FalClientHTTPError):
-        code = exc.status_code
-        message = f"HTTP {code}: {_one_line(str(exc))[:300]}"
-        if code in (408, 409, 429) or code >= 500:
-            return _Transient(f"http_{code}", message)
-        return _Permanent(f"http_{code}", message)
-    if isinstance(exc, json.JSONDecodeError):
-        return _Transient("bad_response", f"malformed JSON from the server ({exc.msg})")
-    if isinstance(exc, (httpx.TransportError, httpx.TimeoutException)):
-        return _Transient("transport", f"{type(exc).__name__}: {_one_line(str(exc))[:200]}")
-    if isinstance(exc, (KeyError, ValueError, TypeError)):
-        return _Transient("bad_response", f"unexpected response ({type(exc).__name__}: {exc})")
-    return _Permanent("generator_error", f"{type(exc).__name__}: {_one_line(str(exc))[:300]}")
-
-
-async def _download(client: Any, url: str) -> bytes:
-    """Image bytes from a data: URI or an http(s) URL (3 tries on transient errors)."""
-    import httpx
-
-    if url.startswith("data:"):
-        header, _, payload = url.partition(",")
-        try:
-            if header.endswith(";base64"):
-                return base64.b64decode(payload, validate=False)
-            from urllib.parse import unquote_to_bytes
-
-            return unquote_to_bytes(payload)
-        except ValueError as exc:
-            raise _Transient("bad_image", f"undecodable data: URI ({exc})") from exc
-    last: Exception | None = None
-    for attempt in range(3):
-        try:
-            response = await client.get(url)
-            if response.status_code == 200:
-                return response.content
-            last = RuntimeError(f"HTTP {response.status_code}")
-            if response.status_code < 500 and response.status_code != 429:
-                break
-        except (httpx.TransportError, httpx.TimeoutException) as exc:
-            last = exc
-        await asyncio.sleep(0.2 * 2 ** attempt)
-    raise _Transient("download_failed", f"cannot download the image ({last})")
-
-
-def _decode_size(data: bytes) -> tuple[int, int]:
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            return im.width, im.height
-    except Exception as exc:  # PIL raises many types
-        raise _Transient("corrupt_image", f"the returned image does not decode "
-                         f"({type(exc).__name__})") from exc
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())

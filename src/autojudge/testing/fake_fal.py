@@ -172,6 +172,7 @@ class FakeFal:
         self.accepted: Counter[str] = Counter()     # prompt text -> queued requests
         self.cancelled: list[str] = []
         self.status_polls = 0
+        self.peak_in_flight = 0  # most requests queued or running at fal at one time
         self.connections = 0  # TCP connections accepted (each a TLS handshake)
         self.result_gets = 0
         self._result_gets_per_prompt: Counter[str] = Counter()
@@ -236,6 +237,9 @@ class FakeFal:
         with self.lock:
             self.requests[rid] = req
             self.accepted[prompt] += 1
+            in_flight = sum(1 for r in self.requests.values()
+                            if r.done_at > now and not r.cancelled)
+            self.peak_in_flight = max(self.peak_in_flight, in_flight)
         base = f"{self.base_url}/{app}/requests/{rid}"
         return 200, {"request_id": rid, "status_url": base + "/status", "response_url": base,
                      "cancel_url": base + "/cancel", "queue_position": 0}
