@@ -170,8 +170,8 @@ def test_check_needs_the_key_variable(server, monkeypatch):
 def test_unknown_criterion_and_backend_are_one_line(server):
     with pytest.raises(AutojudgeError, match="unknown criterion 'beauty'"):
         make(server, criterion="beauty").check()
-    with pytest.raises(AutojudgeError, match="backend 'transformers' is not available"):
-        make(server, backend="transformers")
+    with pytest.raises(AutojudgeError, match="backend 'llamacpp'"):
+        make(server, backend="llamacpp")
 
 
 def test_text_rendering_applies_only_to_prompts_with_text(server):

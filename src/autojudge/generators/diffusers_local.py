@@ -42,6 +42,7 @@ from typing import Any, List, Mapping, Sequence
 
 from autojudge.errors import AutojudgeError
 from autojudge.types import Failure, GenOutput, GenRequest
+from autojudge.weights import dir_signature, looks_local
 
 __all__ = ["DiffusersGenerator", "pick_device"]
 
@@ -52,20 +53,6 @@ def _empty_list() -> list:
     return []
 
 
-
-
-def _dir_signature(path: Path) -> list[Any]:
-    """(relative path, size, mtime_ns) of every file under a local folder."""
-    entries = []
-    for p in sorted(path.rglob("*")):
-        if p.is_file() and ".cache" not in p.parts:
-            st = p.stat()
-            entries.append([str(p.relative_to(path)), st.st_size, st.st_mtime_ns])
-    return entries
-
-
-def _looks_local(ref: str) -> bool:
-    return ref.startswith((".", "/", "~")) or os.path.exists(os.path.expanduser(ref))
 
 
 class DiffusersGenerator:
@@ -152,9 +139,9 @@ class DiffusersGenerator:
 
     def _ref(self, ref: str) -> Any:
         """A model/adapter reference as it enters the fingerprint."""
-        if ref and _looks_local(ref):
+        if ref and looks_local(ref):
             path = Path(os.path.expanduser(ref)).resolve()
-            return {"path": str(path), "files": _dir_signature(path) if path.is_dir() else
+            return {"path": str(path), "files": dir_signature(path) if path.is_dir() else
                     ([path.stat().st_size, path.stat().st_mtime_ns] if path.exists() else None)}
         return ref
 
@@ -209,7 +196,7 @@ class DiffusersGenerator:
     def _check_ref(self, ref: str, what: str, needs_index: bool = False,
                    must_be_local: bool = False) -> None:
         where = f"model '{self.name}'"
-        if _looks_local(ref) or must_be_local:
+        if looks_local(ref) or must_be_local:
             path = Path(os.path.expanduser(ref))
             if not path.exists():
                 raise AutojudgeError(f"{where}: {what} folder {path} does not exist; fix "
@@ -233,16 +220,9 @@ class DiffusersGenerator:
     # ------------------------------------------------------------------ loading
 
     def _dtype(self, device: str) -> Any:
-        import torch
+        from autojudge.devices import pick_dtype
 
-        c = self.config
-        if c.dtype != "auto":
-            return getattr(torch, c.dtype)
-        if device.startswith("cuda"):
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if device == "mps":
-            return torch.float16
-        return torch.float32
+        return pick_dtype(self.config.dtype, device)
 
     def pipeline(self, task: str = "txt2img") -> Any:
         """The loaded pipeline for `task` (loaded on first use, then reused)."""

@@ -31,13 +31,13 @@ from autojudge.devices import pick_device  # noqa: F401  (re-exported)
 
 import hashlib
 import os
-import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from autojudge.errors import AutojudgeError
+from autojudge.weights import hf_cached, hub_offline  # noqa: F401  (re-exported)
 
 __all__ = ["BackboneSpec", "ClipBackbone", "get_backbone", "clear_backbones",
            "quick_file_digest", "hub_offline", "pick_device"]
@@ -46,7 +46,6 @@ BACKENDS = ("open_clip", "transformers")
 DTYPES = ("float32", "float16", "bfloat16")
 _OPEN_CLIP_PRECISION = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 _WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".safetensors", ".ckpt")
-_HUB_HOST = ("huggingface.co", 443)
 
 
 def quick_file_digest(path: str | Path) -> str:
@@ -69,23 +68,6 @@ def quick_file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def hub_offline() -> bool:
-    """True when the user said so (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE) or the hub host
-    does not answer a TCP connect within 2 s (checked once per process)."""
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
-            return True
-    global _REACHABLE
-    if _REACHABLE is None:
-        try:
-            socket.create_connection(_HUB_HOST, timeout=2.0).close()
-            _REACHABLE = True
-        except OSError:
-            _REACHABLE = False
-    return not _REACHABLE
-
-
-_REACHABLE: bool | None = None
 
 
 
@@ -164,18 +146,6 @@ def _dir_identity(folder: Path) -> dict[str, str]:
 # ------------------------------------------------------------------------- check
 
 
-def _hf_cached(repo: str, filenames: Sequence[str], cache_dir: str) -> bool:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return False
-    for name in filenames:
-        found = try_to_load_from_cache(repo, name, cache_dir=cache_dir or None)
-        if isinstance(found, str) and os.path.isfile(found):
-            return True
-    return False
-
-
 def check_weights(spec: BackboneSpec, who: str, key: str) -> None:
     """Raise AutojudgeError (one line: what, where, what to do) unless the weights are on
     disk or can be downloaded now. `key` is the config path of the judge (judge.clip)."""
@@ -208,7 +178,7 @@ def _check_open_clip(spec: BackboneSpec, who: str, key: str) -> None:
         return
     if spec.arch.startswith("hf-hub:"):
         repo = spec.arch[7:]
-        if _hf_cached(repo, ["open_clip_config.json"], spec.cache_dir) or not hub_offline():
+        if hf_cached(repo, ["open_clip_config.json"], spec.cache_dir) or not hub_offline():
             return
         raise _no_weights(who, f"{repo} is not in the Hugging Face cache", key,
                           "arch=local-dir:/path/to/downloaded/repo")
@@ -256,7 +226,7 @@ def _open_clip_tag_cached(cfg: dict[str, Any], cache_dir: str) -> bool:
         names += [n.rsplit(".", 1)[0] + ".safetensors" for n in list(names)
                   if n.endswith((".bin", ".pth"))]
         names += ["open_clip_model.safetensors"]
-        if _hf_cached(repo, names, cache_dir):
+        if hf_cached(repo, names, cache_dir):
             return True
     url = cfg.get("url", "")
     if url:
@@ -277,8 +247,8 @@ def _check_transformers(spec: BackboneSpec, who: str, key: str) -> None:
         raise AutojudgeError(f"{who}: model folder not found: {path}; set {key}.arch to an "
                              f"existing folder or a hub id like openai/clip-vit-base-patch32")
     weights = ["model.safetensors", "pytorch_model.bin"]
-    if (_hf_cached(spec.arch, ["config.json"], spec.cache_dir)
-            and _hf_cached(spec.arch, weights, spec.cache_dir)) or not hub_offline():
+    if (hf_cached(spec.arch, ["config.json"], spec.cache_dir)
+            and hf_cached(spec.arch, weights, spec.cache_dir)) or not hub_offline():
         return
     raise _no_weights(who, f"{spec.arch} is not in the Hugging Face cache", key,
                       "arch=/path/to/clip-vit-base-patch32 (a save_pretrained folder)")

@@ -1,11 +1,18 @@
 """VLM pairwise preference judge: a vision-language model sees the prompt and both images
 and says which is better on a named criterion.
 
-Backend: any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, Ollama, LM Studio,
-TGI, llama.cpp server, ...): `base_url` + `model`, the API key read from the environment
-variable named by `api_key_env` (never from config, and never written anywhere: error
-texts are scrubbed of it). A local transformers VLM backend is not implemented yet; serve
-the model with vLLM or Ollama and point `base_url` at it.
+Backends:
+
+- `openai`: any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, Ollama, LM
+  Studio, TGI, llama.cpp server, ...): `base_url` + `model`, the API key read from the
+  environment variable named by `api_key_env` (never from config, and never written
+  anywhere: error texts are scrubbed of it).
+- `transformers`: a local VLM (`model` = hub id or `save_pretrained` folder) loaded with
+  AutoProcessor + AutoModelForImageTextToText in this process (`vlm_local.LocalVLMChat`),
+  behind the same chat-completions surface, so everything below applies to both.
+  `local_answer: choice` scores the answers A / B / tie by log-likelihood (deterministic,
+  always parseable; the three log-probs are kept in the raw answer); `generate` lets the
+  model write its answer. No API key; cost 0 unless a price is configured.
 
 - Criteria (overall, prompt_alignment, visual_quality, text_rendering) and their rubrics
   are data: `judges/vlm_templates.yaml`.
@@ -16,7 +23,8 @@ the model with vLLM or Ollama and point `base_url` at it.
   orders are kept in the verdict's raw.
 - Unparseable answers, refusals, timeouts, connection errors, 429 and 5xx are retried
   (bounded, exponential backoff, Retry-After honoured) and then recorded as typed
-  failures (`unparseable`, `refusal`, `timeout`, `http_429`, `http_5xx`...), never as wins.
+  failures (`unparseable`, `refusal`, `timeout`, `http_429`, `http_5xx`...; `local_error`
+  when a local model fails on an input, not retried), never as wins.
   Transient kinds are `retryable` (a later run asks again); content kinds are final.
 - Requests run on `concurrency` threads; cost per call comes from the endpoint's reported
   token usage and `judges/vlm_prices.yaml` (or the price overrides in config).
@@ -33,7 +41,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import os
 import re
 import threading
@@ -45,79 +52,16 @@ from typing import Any, Mapping, Optional, Sequence
 
 from autojudge.errors import AutojudgeError
 from autojudge.judges.swap_debias import SwapDebiased, summarize_verdicts
+from autojudge.judges.vlm_prompts import (CRITERIA, PRICES, REFUSAL, TEMPLATES, load_prices,
+                                          load_templates, parse_answer)
 from autojudge.types import Failure, PairItem, Prompt, Verdict, stable_hash
 
 __all__ = ["VLMPreferenceJudge", "parse_answer", "load_templates", "load_prices",
            "TEMPLATES", "PRICES", "CRITERIA"]
 
-JUDGES_DIR = Path(__file__).resolve().parents[3] / "judges"
-TEMPLATES = JUDGES_DIR / "vlm_templates.yaml"
-PRICES = JUDGES_DIR / "vlm_prices.yaml"
-CRITERIA = ("overall", "prompt_alignment", "visual_quality", "text_rendering")
+BACKENDS = ("openai", "transformers")
 
-_CHOICES = {"a": "A", "image a": "A", "first": "A", "image 1": "A", "1": "A",
-            "b": "B", "image b": "B", "second": "B", "image 2": "B", "2": "B",
-            "tie": "tie", "equal": "tie", "both": "tie", "neither": "tie", "draw": "tie",
-            "same": "tie"}
-_REFUSAL = re.compile(r"^\W*(i'?m sorry|i am sorry|sorry|i can(?:no|')t|i cannot|i won'?t|"
-                      r"i am unable|i'm unable|as an ai)", re.I)
 _SECRETISH = re.compile(r"(sk-[A-Za-z0-9_\-*]{3,}|Bearer\s+\S+)")
-
-
-def _norm_choice(value: Any) -> str | None:
-    if value is None:
-        return None
-    key = str(value).strip().strip(".\"'*").lower()
-    return _CHOICES.get(key)
-
-
-def parse_answer(text: str | None) -> tuple[str | None, str]:
-    """(choice "A" | "B" | "tie" or None, rationale) from a model's answer text."""
-    if not text:
-        return None, ""
-    body = re.sub(r"```(?:json)?", "", text).strip()
-    for match in re.finditer(r"\{.*?\}", body, re.S):
-        try:
-            obj = json.loads(match.group(0))
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            lowered = {str(k).lower(): v for k, v in obj.items()}
-            for key in ("winner", "choice", "better", "answer", "preferred"):
-                choice = _norm_choice(lowered.get(key))
-                if choice:
-                    return choice, str(lowered.get("rationale") or lowered.get("reason")
-                                       or lowered.get("explanation") or "")
-    m = re.search(r"(?:winner|answer|better|choice)\W{0,5}(?:is\s+)?(?:image\s+)?"
-                  r"\b(A|B|tie)\b", body, re.I)
-    if m:
-        return _norm_choice(m.group(1)), body
-    choice = _norm_choice(body)
-    return (choice, "") if choice else (None, "")
-
-
-def load_templates(path: str | Path = "") -> dict[str, Any]:
-    import yaml
-
-    source = Path(path).expanduser() if path else TEMPLATES
-    if not source.is_file():
-        raise AutojudgeError(f"VLM templates file not found: {source}; give an existing YAML "
-                             f"(see judges/vlm_templates.yaml)")
-    with source.open() as f:
-        data = yaml.safe_load(f) or {}
-    for key in ("system", "user", "criteria"):
-        if key not in data:
-            raise AutojudgeError(f"VLM templates {source}: missing '{key}'")
-    return data
-
-
-def load_prices(path: Path = PRICES) -> dict[str, dict[str, float]]:
-    if not path.is_file():
-        return {}
-    import yaml
-
-    with path.open() as f:
-        return dict((yaml.safe_load(f) or {}).get("models") or {})
 
 
 @dataclass(frozen=True)
@@ -161,12 +105,14 @@ class VLMPreferenceJudge:
         """Params of the `vlm` judge.
 
         Attributes:
-            backend: "openai" (any OpenAI-compatible chat endpoint).
+            backend: "openai" (any OpenAI-compatible chat endpoint) or "transformers" (a
+                local VLM loaded in-process; `model` is a hub id or a local folder).
             base_url: the endpoint, e.g. https://api.openai.com/v1, http://localhost:8000/v1
                 (vLLM), http://localhost:11434/v1 (Ollama), http://localhost:1234/v1 (LM Studio).
-            model: the model name the endpoint serves (gpt-4o-mini, Qwen/Qwen2.5-VL-7B-Instruct...).
+            model: the model name the endpoint serves (gpt-4o-mini, Qwen/Qwen2.5-VL-7B-Instruct...);
+                for transformers, a hub id (Qwen/Qwen2-VL-2B-Instruct) or a local folder.
             api_key_env: NAME of the environment variable holding the key ("" = no key, for
-                local servers). The key itself never goes in config.
+                local servers). The key itself never goes in config. Ignored by transformers.
             criterion: overall | prompt_alignment | visual_quality | text_rendering (or any
                 criterion defined in the templates file).
             templates: templates YAML ("" = judges/vlm_templates.yaml).
@@ -181,6 +127,12 @@ class VLMPreferenceJudge:
             price_input_per_mtok, price_output_per_mtok: USD per million tokens; null = the
                 price table judges/vlm_prices.yaml (0 for models it does not list).
             batch_size: pairs per call (both orders of each are sent concurrently).
+            local_answer: transformers only: "choice" (log-likelihood of A / B / tie) or
+                "generate" (the model writes its answer; greedy at temperature 0).
+            dtype: transformers only: auto (bfloat16/float16 on GPU, float32 on CPU) |
+                float32 | float16 | bfloat16.
+            device: transformers only: auto (cuda > mps > cpu) | cpu | cuda | cuda:N | mps.
+            local_files_only: transformers only: never contact the hub for the weights.
         """
 
         backend: str = "openai"
@@ -202,15 +154,27 @@ class VLMPreferenceJudge:
         price_input_per_mtok: Optional[float] = None
         price_output_per_mtok: Optional[float] = None
         batch_size: int = 8
+        local_answer: str = "choice"
+        dtype: str = "auto"
+        device: str = "auto"
+        local_files_only: bool = False
 
     def __init__(self, name: str = "vlm", config: "VLMPreferenceJudge.Config | None" = None):
         self.name = name
         self.config = c = config or VLMPreferenceJudge.Config()
         who = f"judge '{name}'"
-        if c.backend != "openai":
-            raise AutojudgeError(f"{who}: backend '{c.backend}' is not available (only 'openai', "
-                                 f"any OpenAI-compatible endpoint); serve a local VLM with vLLM "
-                                 f"or Ollama and set base_url")
+        if c.backend not in BACKENDS:
+            raise AutojudgeError(f"{who}: backend '{c.backend}' is not available; use 'openai' "
+                                 f"(any OpenAI-compatible endpoint, e.g. vLLM or Ollama) or "
+                                 f"'transformers' (a local VLM)")
+        if c.backend == "transformers":
+            from autojudge.judges.vlm_local import ANSWER_MODES, DTYPES
+
+            if c.local_answer not in ANSWER_MODES:
+                raise AutojudgeError(f"{who}: local_answer must be one of "
+                                     f"{', '.join(ANSWER_MODES)}")
+            if c.dtype not in DTYPES:
+                raise AutojudgeError(f"{who}: dtype must be one of {', '.join(DTYPES)}")
         for field_name, low in (("batch_size", 1), ("concurrency", 1), ("max_retries", 0),
                                 ("image_max_side", 16), ("max_tokens", 1)):
             if getattr(c, field_name) < low:
@@ -256,11 +220,21 @@ class VLMPreferenceJudge:
             template_hash = stable_hash(self._template_text())
         except AutojudgeError:
             template_hash = None  # check() reports it
-        return {"kind": self.kind, "version": self.version, "params": {
+        params = {
             "backend": c.backend, "base_url": c.base_url.rstrip("/"), "model": c.model,
             "criterion": c.criterion, "templates": template_hash, "temperature": c.temperature,
             "max_tokens": c.max_tokens, "seed": c.seed, "image_max_side": c.image_max_side,
-            "image_format": c.image_format}}
+            "image_format": c.image_format}
+        if c.backend == "transformers":  # the weights, not the URL; never the device
+            from autojudge.weights import dir_signature, looks_local
+
+            del params["base_url"]
+            if looks_local(c.model):
+                path = Path(c.model).expanduser().resolve()
+                params["model"] = {"path": str(path), "files": dir_signature(path)
+                                   if path.is_dir() else None}
+            params.update(dtype=c.dtype, local_answer=c.local_answer)
+        return {"kind": self.kind, "version": self.version, "params": params}
 
     def fingerprint(self) -> Mapping[str, Any]:
         if self.config.swap:
@@ -271,6 +245,12 @@ class VLMPreferenceJudge:
         from importlib.util import find_spec
 
         who = f"judge '{self.name}'"
+        if self.config.backend == "transformers":
+            from autojudge.judges.vlm_local import check_local_model
+
+            check_local_model(self.config, self.name)
+            self._template_text()
+            return
         if find_spec("openai") is None:
             raise AutojudgeError(f"{who} needs the openai package: pip install openai")
         if not self.config.base_url.startswith(("http://", "https://")):
@@ -315,7 +295,14 @@ class VLMPreferenceJudge:
     @property
     def client(self) -> Any:
         with self._client_lock:
-            if self._client is None:
+            if self._client is None and self.config.backend == "transformers":
+                from autojudge.judges.vlm_local import LocalVLMChat
+
+                c = self.config
+                self._client = LocalVLMChat(c.model, answer=c.local_answer, device=c.device,
+                                            dtype=c.dtype, local_files_only=c.local_files_only,
+                                            who=f"judge '{self.name}'")
+            elif self._client is None:
                 import openai
 
                 key = os.environ.get(self.config.api_key_env, "") if self.config.api_key_env else ""
@@ -396,6 +383,8 @@ class VLMPreferenceJudge:
         """One order: bounded retries, then a Verdict (winner in this order's terms)."""
         import openai
 
+        from autojudge.judges.vlm_local import LocalVLMError
+
         c = self.config
         messages = self._messages(request)
         attempts: list[dict[str, Any]] = []
@@ -419,6 +408,9 @@ class VLMPreferenceJudge:
                     f"judge '{self.name}': {c.base_url} rejected the API key from "
                     f"${c.api_key_env or '(none)'} (HTTP {exc.status_code}); check the key and "
                     f"the endpoint") from None
+            except LocalVLMError as exc:  # the local model failed on this input: no retry
+                failure = Failure("local_error", self._scrub(str(exc)), True)
+                final = True
             except openai.RateLimitError as exc:
                 failure = Failure("http_429", self._scrub(f"rate limited: {exc.message}"), True)
                 retry_after = _retry_after(exc)
@@ -445,6 +437,8 @@ class VLMPreferenceJudge:
                                         "errors": [a.get("error") for a in attempts[:-1]]})
                 failure = failure or Failure("judge_error", "no verdict")
                 recorded = True
+                # a local model at temperature 0 answers the same way every time
+                final = c.backend == "transformers" and c.temperature == 0
             if not recorded:
                 attempts.append({"error": failure.kind})
             if final:
@@ -482,7 +476,7 @@ class VLMPreferenceJudge:
             self._count(prompt_tokens=pt, completion_tokens=ct, cost_usd=cost or 0.0)
         parsed, rationale = parse_answer(text)
         if parsed is None:
-            if refusal or _REFUSAL.match(text or ""):
+            if refusal or REFUSAL.match(text or ""):
                 failure = Failure("refusal", f"the model declined: {self._scrub(refusal or text)[:200]}")
                 info["error"] = "refusal"
             else:

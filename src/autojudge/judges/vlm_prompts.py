@@ -1,0 +1,78 @@
+"""The data side of the VLM judge: rubric templates, the price table, and reading a
+model's answer (A / B / tie plus a rationale) out of free text or JSON."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from autojudge.errors import AutojudgeError
+
+JUDGES_DIR = Path(__file__).resolve().parents[3] / "judges"
+TEMPLATES = JUDGES_DIR / "vlm_templates.yaml"
+PRICES = JUDGES_DIR / "vlm_prices.yaml"
+CRITERIA = ("overall", "prompt_alignment", "visual_quality", "text_rendering")
+
+_CHOICES = {"a": "A", "image a": "A", "first": "A", "image 1": "A", "1": "A",
+            "b": "B", "image b": "B", "second": "B", "image 2": "B", "2": "B",
+            "tie": "tie", "equal": "tie", "both": "tie", "neither": "tie", "draw": "tie",
+            "same": "tie"}
+REFUSAL = re.compile(r"^\W*(i'?m sorry|i am sorry|sorry|i can(?:no|')t|i cannot|i won'?t|"
+                      r"i am unable|i'm unable|as an ai)", re.I)
+
+
+def _norm_choice(value: Any) -> str | None:
+    if value is None:
+        return None
+    key = str(value).strip().strip(".\"'*").lower()
+    return _CHOICES.get(key)
+
+
+def parse_answer(text: str | None) -> tuple[str | None, str]:
+    """(choice "A" | "B" | "tie" or None, rationale) from a model's answer text."""
+    if not text:
+        return None, ""
+    body = re.sub(r"```(?:json)?", "", text).strip()
+    for match in re.finditer(r"\{.*?\}", body, re.S):
+        try:
+            obj = json.loads(match.group(0))
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            lowered = {str(k).lower(): v for k, v in obj.items()}
+            for key in ("winner", "choice", "better", "answer", "preferred"):
+                choice = _norm_choice(lowered.get(key))
+                if choice:
+                    return choice, str(lowered.get("rationale") or lowered.get("reason")
+                                       or lowered.get("explanation") or "")
+    m = re.search(r"(?:winner|answer|better|choice)\W{0,5}(?:is\s+)?(?:image\s+)?"
+                  r"\b(A|B|tie)\b", body, re.I)
+    if m:
+        return _norm_choice(m.group(1)), body
+    choice = _norm_choice(body)
+    return (choice, "") if choice else (None, "")
+
+
+def load_templates(path: str | Path = "") -> dict[str, Any]:
+    import yaml
+
+    source = Path(path).expanduser() if path else TEMPLATES
+    if not source.is_file():
+        raise AutojudgeError(f"VLM templates file not found: {source}; give an existing YAML "
+                             f"(see judges/vlm_templates.yaml)")
+    with source.open() as f:
+        data = yaml.safe_load(f) or {}
+    for key in ("system", "user", "criteria"):
+        if key not in data:
+            raise AutojudgeError(f"VLM templates {source}: missing '{key}'")
+    return data
+
+
+def load_prices(path: Path = PRICES) -> dict[str, dict[str, float]]:
+    if not path.is_file():
+        return {}
+    import yaml
+
+    with path.open() as f:
+        return dict((yaml.safe_load(f) or {}).get("models") or {})

@@ -1,0 +1,56 @@
+"""Where weights come from: local folders, the Hugging Face cache, and whether the hub
+answers. One rule for every plugin that loads weights (CLIP, diffusers, local VLMs)."""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any, Sequence
+
+_HUB_HOST = ("huggingface.co", 443)
+_REACHABLE: bool | None = None
+
+
+def hub_offline() -> bool:
+    """True when the user said so (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE) or the hub host
+    does not answer a TCP connect within 2 s (checked once per process)."""
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
+            return True
+    global _REACHABLE
+    if _REACHABLE is None:
+        try:
+            socket.create_connection(_HUB_HOST, timeout=2.0).close()
+            _REACHABLE = True
+        except OSError:
+            _REACHABLE = False
+    return not _REACHABLE
+
+
+def hf_cached(repo: str, filenames: Sequence[str], cache_dir: str = "") -> bool:
+    """True when any of `filenames` of hub repo `repo` is in the local Hugging Face cache."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    for name in filenames:
+        found = try_to_load_from_cache(repo, name, cache_dir=cache_dir or None)
+        if isinstance(found, str) and os.path.isfile(found):
+            return True
+    return False
+
+
+def dir_signature(path: Path) -> list[Any]:
+    """(relative path, size, mtime_ns) of every file under a local folder: enters
+    fingerprints, so retraining into the same folder invalidates cached results."""
+    entries = []
+    for p in sorted(path.rglob("*")):
+        if p.is_file() and ".cache" not in p.parts:
+            st = p.stat()
+            entries.append([str(p.relative_to(path)), st.st_size, st.st_mtime_ns])
+    return entries
+
+
+def looks_local(ref: str) -> bool:
+    """A model reference that names a local path rather than a hub id."""
+    return ref.startswith((".", "/", "~")) or os.path.exists(os.path.expanduser(ref))
