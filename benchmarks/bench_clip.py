@@ -1,7 +1,10 @@
 """CLIP judge throughput, measured side by side in one run.
 
-On one small randomly initialised transformers CLIPModel (ViT: 224 px, patch 32, width 384,
-6 layers; text: width 256, 4 layers; the real CLIP BPE tokenizer; CPU unless --device):
+On a randomly initialised transformers CLIPModel with the shape of the judge's default,
+ViT-B/32 (`--model b32`: vision 12 layers width 768, text 12 layers width 512, projection
+512; no weights can be downloaded here, and speed depends on the shape, not the values),
+or a small one (`--model small`: vision 6 x 384, text 4 x 256), with the real CLIP BPE
+tokenizer; CPU unless --device:
 
   floor (forward)   the bare model forward on the same batches, inputs already tensors
   floor (by hand)   what a user writes by hand: processor + forward + cosine per batch
@@ -13,8 +16,8 @@ On one small randomly initialised transformers CLIPModel (ViT: 224 px, patch 32,
 and then the embedding sharing of a clip + aesthetic run on the same backbone (images
 through the image tower vs images scored).
 
-    python benchmarks/bench_clip.py                 # 512 images, batch 64
-    python benchmarks/bench_clip.py --n 128 --repeats 1
+    python benchmarks/bench_clip.py                 # ViT-B/32 shape, 512 images, batch 64
+    python benchmarks/bench_clip.py --model small --n 128 --repeats 1
 """
 from __future__ import annotations
 
@@ -31,7 +34,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 
-def build_model(folder: Path) -> Path:
+SHAPES = {
+    # ViT-B/32, as open_clip's ViT-B-32 / openai/clip-vit-base-patch32
+    "b32": dict(text=dict(hidden_size=512, intermediate_size=2048, num_attention_heads=8,
+                          num_hidden_layers=12),
+                vision=dict(hidden_size=768, intermediate_size=3072, num_attention_heads=12,
+                            num_hidden_layers=12), projection_dim=512),
+    "small": dict(text=dict(hidden_size=256, intermediate_size=1024, num_attention_heads=4,
+                            num_hidden_layers=4),
+                  vision=dict(hidden_size=384, intermediate_size=1536, num_attention_heads=6,
+                              num_hidden_layers=6), projection_dim=256),
+}
+
+
+def build_model(folder: Path, shape: str = "small") -> Path:
     import torch
     from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor,
                               CLIPTokenizer)
@@ -46,15 +62,15 @@ def build_model(folder: Path) -> Path:
         image_processor=CLIPImageProcessor(size={"shortest_edge": 224},
                                            crop_size={"height": 224, "width": 224}),
         tokenizer=CLIPTokenizer.from_pretrained(str(tok_dir)))
+    dims = SHAPES[shape]
+    proj = dims["projection_dim"]
     config = CLIPConfig(
-        text_config=dict(hidden_size=256, intermediate_size=1024, num_attention_heads=4,
-                         num_hidden_layers=4, vocab_size=49408, max_position_embeddings=77,
-                         projection_dim=256, eos_token_id=49407, bos_token_id=49406,
+        text_config=dict(**dims["text"], vocab_size=49408, max_position_embeddings=77,
+                         projection_dim=proj, eos_token_id=49407, bos_token_id=49406,
                          pad_token_id=49407),
-        vision_config=dict(hidden_size=384, intermediate_size=1536, num_attention_heads=6,
-                           num_hidden_layers=6, image_size=224, patch_size=32,
-                           projection_dim=256),
-        projection_dim=256)
+        vision_config=dict(**dims["vision"], image_size=224, patch_size=32,
+                           projection_dim=proj),
+        projection_dim=proj)
     torch.manual_seed(0)
     CLIPModel(config).eval().save_pretrained(folder)
     processor.save_pretrained(folder)
@@ -93,6 +109,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--tm-images", type=int, default=64)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", choices=sorted(SHAPES), default="b32",
+                        help="model shape (random weights)")
     args = parser.parse_args()
 
     import numpy as np
@@ -103,11 +121,11 @@ def main() -> None:
     from autojudge.judges.clip_score import CLIPScoreJudge
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-clip-"))
-    model_dir = build_model(tmp / "openai-bench-clip")
+    model_dir = build_model(tmp / "openai-bench-clip", args.model)
     items = make_items(args.n, args.size)
     texts = [it.prompt.text for it in items]
     batches = [slice(s, s + args.batch) for s in range(0, args.n, args.batch)]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}; "
+    print(f"model shape {args.model}; torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}; "
           f"{args.n} images {args.size}x{args.size}, batch {args.batch}, best of {args.repeats}")
 
     judge = CLIPScoreJudge("clip", CLIPScoreJudge.Config(
@@ -210,7 +228,7 @@ def main() -> None:
     from tiny_clip import make_aesthetic_head
 
     clear_backbones()
-    head = make_aesthetic_head(tmp / "head.pth", in_dim=256)
+    head = make_aesthetic_head(tmp / "head.pth", in_dim=SHAPES[args.model]["projection_dim"])
     store = Store(tmp / "store")
     backbone_cfg = dict(backend="transformers", arch=str(model_dir), device=args.device,
                         batch_size=args.batch)
