@@ -5,7 +5,6 @@ stage asks the store before it computes. Outputs are written once, atomically, a
 """
 from __future__ import annotations
 
-import json
 import time
 from contextlib import contextmanager
 from pathlib import Path

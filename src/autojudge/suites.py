@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -54,7 +53,9 @@ from typing import Any, Sequence
 import yaml
 
 from autojudge.errors import AutojudgeError
-from autojudge.suite_importers import dedupe, fail, read_geneval, read_parti, show
+from autojudge.suite_entries import (DIFFICULTIES, ENTRY_FIELDS, EntryLocation, build_prompts,
+                                     did_you_mean, seed_list)
+from autojudge.suite_importers import fail, read_geneval, read_parti, show
 from autojudge.types import Prompt
 
 __all__ = ["Suite", "load_suite", "FORMATS", "ENTRY_FIELDS", "DIFFICULTIES"]
@@ -62,16 +63,8 @@ __all__ = ["Suite", "load_suite", "FORMATS", "ENTRY_FIELDS", "DIFFICULTIES"]
 FORMATS = ("auto", "autojudge", "parti", "geneval")
 _FORMAT_ALIASES = {"native": "autojudge", "yaml": "autojudge", "jsonl": "autojudge",
                    "partiprompts": "parti"}
-DIFFICULTIES = ("easy", "medium", "hard")
-REQUIRED_FIELDS = ("id", "text", "category")
-ENTRY_FIELDS = ("id", "text", "category", "capabilities", "difficulty", "expected_text",
-                "seeds", "tags", "meta", "task", "init_image", "mask", "strength",
-                "style_prompt")
-TASKS = ("txt2img", "img2img", "inpaint")
 TOP_LEVEL_FIELDS = ("name", "description", "seeds", "prompts", "license", "source", "version")
 _SUFFIXES = (".yaml", ".yml", ".json", ".jsonl", ".tsv")
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_TAG = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _MAX_LISTED = 80  # tags listed in an unknown-tag error (the most common ones)
 
 
@@ -156,7 +149,7 @@ def load_suite(path: str | Path, *, fmt: str = "auto", name: str | None = None,
         fail(f"suite {source}", f"name must be a non-empty string, got {show(name)}")
     suite_name = (name or file_name or path.stem).strip()
     if seeds is not None:
-        default_seeds = _seeds(seeds, f"suite {source}, suite.seeds")
+        default_seeds = seed_list(seeds, f"suite {source}, suite.seeds")
     else:
         default_seeds = file_seeds if file_seeds is not None else (0,)
     selected = _select(prompts, suite_name, source, tags, exclude_tags, limit)
@@ -215,29 +208,6 @@ def _resolve_format(fmt: str, path: Path, text: str) -> str:
 # ---------------------------------------------------------------- native format
 
 
-class _Where:
-    """Where an entry sits: YAML (index + lines) or JSONL (line) - for error messages."""
-
-    def __init__(self, source: str, index: int, line: int | None,
-                 key_lines: dict[str, int] | None = None, jsonl: bool = False):
-        self.source, self.index, self.line = source, index, line
-        self.key_lines, self.jsonl = key_lines or {}, jsonl
-        self.pid: str | None = None
-
-    def __call__(self, field: str | None = None) -> str:
-        return f"suite {self.source}, {self.short(field)}"
-
-    def short(self, field: str | None = None) -> str:
-        line = self.key_lines.get(field, self.line) if field else self.line
-        ident = f"id {self.pid!r}" if self.pid else ""
-        if self.jsonl:
-            text = f"line {line}" + (f" ({ident})" if ident else "")
-        else:
-            inside = ", ".join(part for part in (ident, f"line {line}" if line else "") if part)
-            text = f"entry {self.index}" + (f" ({inside})" if inside else "")
-        return text + (f", field {field!r}" if field else "")
-
-
 def _read_native_yaml(source: str, text: str):
     loader = yaml.SafeLoader(text)
     try:
@@ -268,7 +238,7 @@ def _read_native_yaml(source: str, text: str):
     for key in data:
         if key not in TOP_LEVEL_FIELDS:
             fail(f"{top}, line {top_lines.get(str(key), '?')}, field {key!r}",
-                 f"unknown top-level field{_did_you_mean(str(key), TOP_LEVEL_FIELDS)}; "
+                 f"unknown top-level field{did_you_mean(str(key), TOP_LEVEL_FIELDS)}; "
                  f"allowed: {', '.join(TOP_LEVEL_FIELDS)}")
     if "prompts" not in data:
         fail(top, "no 'prompts' list at the top level; add 'prompts:' with one entry per prompt")
@@ -287,7 +257,7 @@ def _read_native_yaml(source: str, text: str):
              f"must be a string, got {show(description)}")
     file_seeds = None
     if data.get("seeds") is not None:
-        file_seeds = _seeds(data["seeds"], f"{top}, line {top_lines.get('seeds')}, field 'seeds'")
+        file_seeds = seed_list(data["seeds"], f"{top}, line {top_lines.get('seeds')}, field 'seeds'")
 
     prompts_node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode)
                          and k.value == "prompts"), None)
@@ -298,11 +268,11 @@ def _read_native_yaml(source: str, text: str):
         key_lines = {}
         if isinstance(item, yaml.MappingNode):
             key_lines = {k.value: k.start_mark.line + 1 for k, _ in item.value if isinstance(k, yaml.ScalarNode)}
-        where = _Where(source, index, item.start_mark.line + 1 if item is not None else None, key_lines)
+        where = EntryLocation(source, index, item.start_mark.line + 1 if item is not None else None, key_lines)
         if isinstance(item, yaml.MappingNode):
             _no_duplicate_keys(f"suite {source}, entry {index}", item, "entry ")
         wheres.append(where)
-    prompts = _build_all(list(zip(entries, wheres)))
+    prompts = build_prompts(list(zip(entries, wheres)))
     return prompts, (name.strip() if name else None), description.strip(), file_seeds
 
 
@@ -329,166 +299,8 @@ def _read_native_jsonl(source: str, text: str) -> list[Prompt]:
             fail(f"suite {source}, line {line_no}",
                  f"malformed JSON ({exc.msg} at column {exc.colno}); each line must be one JSON "
                  'object such as {"id": "a", "text": "...", "category": "animals"}')
-        pairs.append((entry, _Where(source, len(pairs) + 1, line_no, jsonl=True)))
-    return _build_all(pairs)
-
-
-def _build_all(pairs: list[tuple[Any, _Where]]) -> list[Prompt]:
-    prompts: list[Prompt] = []
-    first: dict[str, _Where] = {}
-    for entry, where in pairs:
-        prompt = _build_prompt(entry, where)
-        key = prompt.id.lower()
-        if key in first:
-            fail(where("id"), f"duplicate id {prompt.id!r}, already used by {first[key].short()} "
-                 "(ids are compared ignoring case); give each prompt a unique id")
-        first[key] = where
-        prompts.append(prompt)
-    return prompts
-
-
-def _build_prompt(entry: Any, where: _Where) -> Prompt:
-    if not isinstance(entry, dict):
-        fail(where(), f"expected a mapping with fields {', '.join(REQUIRED_FIELDS)}, got "
-             f"{show(entry)}; write each entry as '- id: ...' with text: and category: beneath it")
-    if isinstance(entry.get("id"), str) and entry["id"].strip():
-        where.pid = entry["id"].strip()
-    for key in entry:
-        if key not in ENTRY_FIELDS:
-            fail(where(str(key)), f"unknown field{_did_you_mean(str(key), ENTRY_FIELDS)}; "
-                 f"allowed fields: {', '.join(ENTRY_FIELDS)}")
-    for key in REQUIRED_FIELDS:
-        if key not in entry:
-            fail(where(), f"missing required field {key!r}; every entry needs "
-                 f"{', '.join(REQUIRED_FIELDS)}")
-
-    pid = _string(entry["id"], where, "id", "give a short unique name such as sign-bakery")
-    if not _ID.fullmatch(pid):
-        fail(where("id"), f"{pid!r} is not a valid id; use letters, digits, '.', '_' and '-' "
-             "(it names image files), starting with a letter or digit")
-    text = _string(entry["text"], where, "text", "write the prompt the generator should draw")
-    category = _tag(entry["category"], where, "category")
-    capabilities = [_tag(t, where, "capabilities") for t in _list(entry.get("capabilities"), where, "capabilities")]
-    extra = [_tag(t, where, "tags") for t in _list(entry.get("tags"), where, "tags")]
-
-    difficulty = entry.get("difficulty")
-    if difficulty is not None:
-        difficulty = _string(difficulty, where, "difficulty", "use easy, medium or hard").lower()
-        if difficulty not in DIFFICULTIES:
-            fail(where("difficulty"), f"unknown difficulty {difficulty!r}"
-                 f"{_did_you_mean(difficulty, DIFFICULTIES)}; use one of {', '.join(DIFFICULTIES)}")
-    expected = entry.get("expected_text")
-    if expected is not None:
-        expected = _string(expected, where, "expected_text", "quote it, e.g. expected_text: '2024'")
-    seeds = entry.get("seeds")
-    if seeds is not None:
-        seeds = _seeds(seeds, where("seeds"))
-    meta = entry.get("meta")
-    if meta is not None and not isinstance(meta, dict):
-        fail(where("meta"), f"must be a mapping, got {show(meta)}")
-    return Prompt(id=pid, text=text, tags=dedupe([category, *capabilities, difficulty or "", *extra]),
-                  category=category, expected_text=expected, seeds=seeds, meta=dict(meta or {}),
-                  **_editing_fields(entry, where))
-
-
-def _editing_fields(entry: dict, where: _Where) -> dict[str, Any]:
-    """task, init_image, mask, strength, style_prompt of an editing entry, validated.
-
-    Image paths resolve relative to the suite file and must exist and decode; the task
-    defaults to inpaint (with a mask), img2img (with an init image) or txt2img."""
-    base = Path(where.source).resolve().parent
-    paths: dict[str, str | None] = {}
-    for field in ("init_image", "mask"):
-        value = entry.get(field)
-        if value is None:
-            paths[field] = None
-            continue
-        rel = _string(value, where, field, "give an image path relative to the suite file")
-        path = (base / Path(rel).expanduser()).resolve()
-        if not path.is_file():
-            fail(where(field), f"image file not found: {rel} (looked at {path}); paths are "
-                 "relative to the suite file")
-        try:
-            from PIL import Image
-
-            with Image.open(path) as im:
-                im.load()
-        except Exception as exc:  # PIL raises many types for bad data
-            fail(where(field), f"{rel} is not a readable image ({type(exc).__name__})")
-        paths[field] = str(path)
-    init, mask = paths["init_image"], paths["mask"]
-    task = entry.get("task")
-    if task is None:
-        task = "inpaint" if mask else "img2img" if init else "txt2img"
-    else:
-        task = _string(task, where, "task", f"use one of {', '.join(TASKS)}").lower()
-        if task not in TASKS:
-            fail(where("task"), f"unknown task {task!r}{_did_you_mean(task, TASKS)}; use one "
-                 f"of {', '.join(TASKS)}")
-    if task in ("img2img", "inpaint") and not init:
-        fail(where("init_image"), f"task {task} needs an init_image (a path relative to the "
-             "suite file)")
-    if task == "inpaint" and not mask:
-        fail(where("mask"), "task inpaint needs a mask (white = repaint, black = keep)")
-    if task != "inpaint" and mask:
-        fail(where("mask"), f"a mask is only used by task inpaint, this entry is {task}; "
-             "remove the mask or set task: inpaint")
-    if task == "txt2img" and init:
-        fail(where("init_image"), "an init_image needs task img2img or inpaint")
-    strength = entry.get("strength")
-    if strength is not None:
-        if isinstance(strength, bool) or not isinstance(strength, (int, float)) \
-                or not 0 < strength <= 1:
-            fail(where("strength"), f"must be a number in (0, 1], got {show(strength)}")
-        if task == "txt2img":
-            fail(where("strength"), "strength applies only to img2img and inpaint entries")
-        strength = float(strength)
-    style = entry.get("style_prompt")
-    if style is not None:
-        style = _string(style, where, "style_prompt", "describe the style, e.g. 'a charcoal "
-                        "sketch'")
-    return {"task": task, "init_image": init, "mask": mask, "strength": strength,
-            "style_prompt": style}
-
-
-def _string(value: Any, where: _Where, field: str, fix: str) -> str:
-    if not isinstance(value, str):
-        fail(where(field), f"must be a string, got {show(value)}; {fix}")
-    if not value.strip():
-        fail(where(field), f"is empty; {fix}")
-    return value.strip()
-
-
-def _list(value: Any, where: _Where, field: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        fail(where(field), f"must be a list of strings such as [text, color], got {show(value)}")
-    return value
-
-
-def _tag(value: Any, where: _Where, field: str) -> str:
-    tag = _string(value, where, field, "use a short lower-case word such as text_rendering").lower()
-    if not _TAG.fullmatch(tag):
-        suggestion = re.sub(r"[^a-z0-9]+", "_", tag).strip("_") or "text_rendering"
-        fail(where(field), f"{value!r} is not a valid tag; use lower-case letters, digits, '_', "
-             f"'-' and '.', e.g. {suggestion!r}")
-    return tag
-
-
-def _seeds(value: Any, where: str) -> tuple[int, ...]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value or not all(
-        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value
-    ):
-        fail(where, f"must be a non-empty list of non-negative integers such as [0, 1], got {show(value)}")
-    if len(set(value)) != len(value):
-        fail(where, f"repeats a seed in {list(value)}; list each seed once")
-    return tuple(int(s) for s in value)
-
-
-def _did_you_mean(word: str, options: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+        pairs.append((entry, EntryLocation(source, len(pairs) + 1, line_no, jsonl=True)))
+    return build_prompts(pairs)
 
 
 # ---------------------------------------------------------------- filters

@@ -30,8 +30,6 @@ Example:
 """
 from __future__ import annotations
 
-from autojudge.devices import pick_device  # noqa: F401  (re-exported)
-
 import dataclasses
 import io
 import os
@@ -40,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Mapping, Sequence
 
+from autojudge.devices import pick_device
 from autojudge.errors import AutojudgeError
 from autojudge.types import Failure, GenOutput, GenRequest
 from autojudge.weights import dir_signature, looks_local
@@ -168,7 +167,7 @@ class DiffusersGenerator:
             raise AutojudgeError(f"{where}: no model; set model.{self.name}.model to a hub id "
                                  f"(e.g. stabilityai/sdxl-turbo) or a local pipeline folder")
         try:
-            import diffusers  # noqa: F401
+            import diffusers
         except ImportError as exc:
             raise AutojudgeError(f"{where}: the diffusers generator needs torch and diffusers: "
                                  f"pip install diffusers transformers torch ({exc})") from exc
@@ -178,8 +177,6 @@ class DiffusersGenerator:
         for ref in c.lora:
             self._check_ref(ref, "lora")
         if c.scheduler:
-            import diffusers
-
             if not hasattr(diffusers, c.scheduler) or "Scheduler" not in c.scheduler:
                 raise AutojudgeError(f"{where}: unknown scheduler {c.scheduler!r}; use a "
                                      f"diffusers class name such as EulerDiscreteScheduler")

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from autojudge.errors import AutojudgeError
-from autojudge.judges.clip_backbone import (BackboneSpec, check_weights, get_backbone,
-                                            quick_file_digest)
+from autojudge.judges.clip_backbone import BackboneSpec, get_backbone, quick_file_digest
+from autojudge.judges.clip_weights import check_weights
 from autojudge.types import JudgeItem, Prompt, Score
 
 __all__ = ["AestheticJudge", "build_head", "load_manifest", "file_sha256", "MANIFEST"]

@@ -27,8 +27,6 @@ Example:
 """
 from __future__ import annotations
 
-from autojudge.devices import pick_device  # noqa: F401  (re-exported)
-
 import hashlib
 import os
 import threading
@@ -36,8 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from autojudge.devices import pick_device
 from autojudge.errors import AutojudgeError
-from autojudge.weights import hf_cached, hub_offline  # noqa: F401  (re-exported)
+from autojudge.weights import hub_offline  # noqa: F401  (re-exported)
 
 __all__ = ["BackboneSpec", "ClipBackbone", "get_backbone", "clear_backbones",
            "quick_file_digest", "hub_offline", "pick_device"]
@@ -72,7 +71,7 @@ def quick_file_digest(path: str | Path) -> str:
 
 
 
-def _looks_like_path(value: str) -> bool:
+def looks_like_weights_path(value: str) -> bool:
     return (os.sep in value or value.startswith((".", "~"))
             or value.lower().endswith(_WEIGHT_SUFFIXES))
 
@@ -128,7 +127,7 @@ class BackboneSpec:
 
 
 def _identity(value: str) -> Any:
-    if value and _looks_like_path(value):
+    if value and looks_like_weights_path(value):
         path = Path(value).expanduser()
         if path.is_file():
             return {"file": path.name, "digest": quick_file_digest(path)}
@@ -144,117 +143,6 @@ def _dir_identity(folder: Path) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------- check
-
-
-def check_weights(spec: BackboneSpec, who: str, key: str) -> None:
-    """Raise AutojudgeError (one line: what, where, what to do) unless the weights are on
-    disk or can be downloaded now. `key` is the config path of the judge (judge.clip)."""
-    spec.validate(who)
-    if spec.backend == "transformers":
-        _check_transformers(spec, who, key)
-    else:
-        _check_open_clip(spec, who, key)
-
-
-def _no_weights(who: str, what: str, key: str, example: str) -> AutojudgeError:
-    return AutojudgeError(
-        f"{who}: {what}, and the hub is offline (HF_HUB_OFFLINE=1 or no network); download "
-        f"the weights elsewhere and point at them, e.g. {key}.{example}")
-
-
-def _check_open_clip(spec: BackboneSpec, who: str, key: str) -> None:
-    pretrained = spec.pretrained
-    example = "pretrained=/path/to/open_clip_pytorch_model.bin"
-    if spec.model_config:
-        config = Path(spec.model_config).expanduser()
-        if not config.is_file():
-            raise AutojudgeError(f"{who}: model_config file not found: {config}; give the path "
-                                 f"of an open_clip model config JSON")
-    if spec.arch.startswith("local-dir:"):
-        folder = Path(spec.arch[10:]).expanduser()
-        if not (folder / "open_clip_config.json").is_file():
-            raise AutojudgeError(f"{who}: {folder} has no open_clip_config.json; "
-                                 f"set {key}.arch=local-dir:/path/to/a/saved/open_clip/model")
-        return
-    if spec.arch.startswith("hf-hub:"):
-        repo = spec.arch[7:]
-        if hf_cached(repo, ["open_clip_config.json"], spec.cache_dir) or not hub_offline():
-            return
-        raise _no_weights(who, f"{repo} is not in the Hugging Face cache", key,
-                          "arch=local-dir:/path/to/downloaded/repo")
-    if not pretrained:
-        raise AutojudgeError(f"{who}: no weights: set {key}.pretrained to an open_clip tag "
-                             f"(e.g. openai) or a local file ({example})")
-    if _looks_like_path(pretrained):
-        path = Path(pretrained).expanduser()
-        if not path.is_file():
-            raise AutojudgeError(f"{who}: weights file not found: {path}; set {key}.pretrained "
-                                 f"to an existing file or an open_clip tag such as openai")
-        return
-    import open_clip  # a tag: only open_clip knows where its weights live
-
-    arch = spec.arch.replace("/", "-")
-    if spec.model_config:
-        open_clip.add_model_config(str(Path(spec.model_config).expanduser()))
-    if arch not in open_clip.list_models():
-        import difflib
-
-        close = difflib.get_close_matches(arch, open_clip.list_models(), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise AutojudgeError(f"{who}: unknown open_clip arch '{spec.arch}'{hint}; see "
-                             f"open_clip.list_models(), or give model_config=/path/cfg.json")
-    cfg = open_clip.get_pretrained_cfg(arch, pretrained)
-    if not cfg:
-        tags = open_clip.list_pretrained_tags_by_model(arch)
-        raise AutojudgeError(f"{who}: '{pretrained}' is not a pretrained tag of {arch} (tags: "
-                             f"{', '.join(tags) or 'none'}) nor an existing file; set "
-                             f"{key}.pretrained=TAG or {example}")
-    if _open_clip_tag_cached(cfg, spec.cache_dir) or not hub_offline():
-        return
-    source = cfg.get("hf_hub") or cfg.get("url") or "the hub"
-    raise _no_weights(who, f"weights for {arch}/{pretrained} ({source}) are not cached", key,
-                      example)
-
-
-def _open_clip_tag_cached(cfg: dict[str, Any], cache_dir: str) -> bool:
-    if cfg.get("file") and os.path.isfile(cfg["file"]):
-        return True
-    hub = cfg.get("hf_hub", "")
-    if hub:
-        repo, filename = os.path.split(hub)
-        names = [filename] if filename else ["open_clip_pytorch_model.bin"]
-        names += [n.rsplit(".", 1)[0] + ".safetensors" for n in list(names)
-                  if n.endswith((".bin", ".pth"))]
-        names += ["open_clip_model.safetensors"]
-        if hf_cached(repo, names, cache_dir):
-            return True
-    url = cfg.get("url", "")
-    if url:
-        folder = Path(cache_dir).expanduser() if cache_dir else Path("~/.cache/clip").expanduser()
-        if (folder / os.path.basename(url)).is_file():
-            return True
-    return False
-
-
-def _check_transformers(spec: BackboneSpec, who: str, key: str) -> None:
-    path = Path(spec.arch).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise AutojudgeError(f"{who}: {path} has no config.json; point {key}.arch at a "
-                                 f"folder written by CLIPModel.save_pretrained")
-        return
-    if _looks_like_path(spec.arch):
-        raise AutojudgeError(f"{who}: model folder not found: {path}; set {key}.arch to an "
-                             f"existing folder or a hub id like openai/clip-vit-base-patch32")
-    weights = ["model.safetensors", "pytorch_model.bin"]
-    if (hf_cached(spec.arch, ["config.json"], spec.cache_dir)
-            and hf_cached(spec.arch, weights, spec.cache_dir)) or not hub_offline():
-        return
-    raise _no_weights(who, f"{spec.arch} is not in the Hugging Face cache", key,
-                      "arch=/path/to/clip-vit-base-patch32 (a save_pretrained folder)")
-
-
-# ------------------------------------------------------------------------- backbone
 
 
 @dataclass
@@ -321,7 +209,7 @@ class ClipBackbone:
         if spec.model_config:
             open_clip.add_model_config(str(Path(spec.model_config).expanduser()))
         pretrained = spec.pretrained
-        if pretrained and _looks_like_path(pretrained):
+        if pretrained and looks_like_weights_path(pretrained):
             pretrained = str(Path(pretrained).expanduser())
         kwargs: dict[str, Any] = {"precision": _OPEN_CLIP_PRECISION[spec.dtype],
                                   "device": self.device}

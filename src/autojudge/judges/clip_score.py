@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from autojudge.errors import AutojudgeError
-from autojudge.judges.clip_backbone import BackboneSpec, check_weights, get_backbone
+from autojudge.judges.clip_backbone import BackboneSpec, get_backbone
+from autojudge.judges.clip_weights import check_weights
 from autojudge.types import Failure, JudgeItem, Prompt, Score
 
 __all__ = ["CLIPScoreJudge", "clip_score_value"]
