@@ -9,17 +9,23 @@ all-pairs schedule would judge; a request is one (prompt, seed). Each step:
    has never won or never lost, whose CI the prior would make falsely narrow), or the
    battle budget (`max_battles`) or cost budget (`max_cost_usd`) is spent, or the pool is
    exhausted. The reason is recorded.
-3. `next_batch`: pick `batch` pairs greedily by expected variance reduction. With the
-   fitted strengths, the Fisher information of the battles so far is
-   H = sum_ij n_ij p_ij (1 - p_ij) x_ij x_ij' + prior I (x_ij = e_i - e_j), and one more
-   battle of (i, j) lowers the (mean-centred) variance of model k by
-   w (C x)_k^2 / (1 + w x' H^-1 x) with w = p (1 - p), C the centred covariance. The gain
-   of a pair sums that over models, each weighted by its bootstrap CI width / target
-   (capped at 10), so close pairs (large p(1-p)), wide CIs and under-sampled models (big
-   variance) come first, as imgsys's matchmaking intends. After each pick H^-1 is
-   updated (Sherman-Morrison), so one batch spreads over pairs. The request for a chosen
-   pair is the one whose prompt has seen the fewest battles of the two models (fresh
-   prompts carry independent information under prompt effects), ties broken at random.
+3. `next_batch`: pick `batch` pairs greedily, aimed at the stopping rule (minimax: the
+   widest CI decides when to stop). With the fitted strengths, the Fisher information of
+   the battles so far is H = sum_ij n_ij p_ij (1 - p_ij) x_ij x_ij' + prior I
+   (x_ij = e_i - e_j), and one more battle of (i, j) lowers the (mean-centred) model
+   variance of model k by w (C x)_k^2 / (1 + w x' H^-1 x) with w = p (1 - p), C the
+   centred covariance. Each model's predicted CI variance is f_k (C H^-1 C)_kk, where
+   f_k = (bootstrap width / model width)^2 carries what the model misses (prompt
+   effects, ties), shrunk to the median ratio because a few-round bootstrap is noisy.
+   The gain of a pair sums the reductions weighted by f_k (var_k / max var)^focus, i.e.
+   greedy descent on sum_k var_k^(focus + 1), a smooth maximum: close pairs (large
+   p(1-p)) come first, and the models whose predicted CI is widest (in an even pool the
+   extremes, which have neighbours on one side only) get the battles. After each pick
+   H^-1 and the predicted variances are updated (Sherman-Morrison), so one batch spreads
+   over pairs. Before any battle (nothing to aim at) focus is 0. The request for a
+   chosen pair is the one whose prompt has seen the fewest battles of the two models
+   (fresh prompts carry independent information under prompt effects), ties broken at
+   random.
 
 Example:
     >>> sched = AdaptiveScheduler(n_models=3, n_prompts=4, seeds=1,
@@ -43,6 +49,8 @@ from autojudge.ratings.bradley_terry import (DEFAULT_PRIOR, Battles, aggregate_m
 from autojudge.ratings.simulate import all_pairs
 
 STOP_REASONS = ("target_ci_width", "max_battles", "max_cost_usd", "exhausted")
+_TO_ELO = 400.0 / math.log(10.0)
+_Z95 = 1.959964  # the width scale only: the median ratio absorbs any other level
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,8 @@ class ScheduleConfig:
         seed: seed of the bootstrap and of tie-breaking.
         min_prompts: the target counts as reached only with battles on at least this many
             prompts (a bootstrap over very few prompts has no spread to trust).
+        focus: how hard picks aim at the models with the widest predicted CI (the
+            power q of (var_k / max var)^q in the pick weights; 0: sum of variances).
     """
 
     target_ci_width: float = 100.0
@@ -74,6 +84,7 @@ class ScheduleConfig:
     prior: float = DEFAULT_PRIOR
     seed: int = 0
     min_prompts: int = 10
+    focus: float = 4.0
 
     def validate(self) -> None:
         checks = [
@@ -84,6 +95,7 @@ class ScheduleConfig:
             (self.batch >= 1, "batch must be >= 1"),
             (self.bootstrap_rounds >= 10, "bootstrap_rounds must be >= 10"),
             (0 < self.confidence < 1, "confidence must be between 0 and 1"),
+            (self.focus >= 0, "focus must be >= 0"),
         ]
         for ok, why in checks:
             if not ok:
@@ -202,29 +214,23 @@ class AdaptiveScheduler:
         if n <= 0:
             return []
         s, mu = self._last
-        prior = cfg.prior
-        h = np.eye(self.m) * prior
-        if len(mu.i):
-            p = expit(s[mu.i] - s[mu.j])
-            w = (mu.eff_i + mu.eff_j) * p * (1 - p)
-            np.add.at(h, (mu.i, mu.i), w)
-            np.add.at(h, (mu.j, mu.j), w)
-            np.add.at(h, (mu.i, mu.j), -w)
-            np.add.at(h, (mu.j, mu.i), -w)
-        sigma = np.linalg.inv(h)
+        sigma = np.linalg.inv(_information(s, mu, self.m, cfg.prior))
         centre = np.eye(self.m) - 1.0 / self.m
-        # Models weigh by how far their CI is from the target (capped: a model with no
-        # battles has an infinite width and must not drown the others).
-        weight = np.minimum(status.ci_width / cfg.target_ci_width, 10.0)
+        infl = _inflation(status.ci_width, np.diag(centre @ sigma @ centre))
+        focus = cfg.focus if len(mu.i) else 0.0  # no battles yet: nothing to aim at
         pi, pj = self.pairs[:, 0], self.pairs[:, 1]
+        cols = np.arange(len(pi))
         pp = expit(s[pi] - s[pj])
         wpair = pp * (1 - pp)
         avail = self.open.sum(axis=0).astype(np.int64)
         picks = []
         for _ in range(n):
+            # Predicted CI variances; weights = gradient of sum_k var_k^(focus + 1).
+            var = infl * np.diag(centre @ sigma @ centre)
+            weight = infl * (var / var.max()) ** focus
             # (Sigma x) for every pair at once: columns i minus columns j.
             sx = sigma[:, pi] - sigma[:, pj]                      # M x P
-            quad = sx[pi, np.arange(len(pi))] - sx[pj, np.arange(len(pi))]
+            quad = sx[pi, cols] - sx[pj, cols]
             csx = centre @ sx
             gain = wpair * (weight[:, None] * csx ** 2).sum(axis=0) / (1 + wpair * quad)
             gain[avail == 0] = -np.inf
@@ -259,6 +265,33 @@ class AdaptiveScheduler:
         if not picks:
             status.reason = self._stop_reason(status) or "exhausted"
         return picks, status
+
+
+def _information(s: np.ndarray, mu, m: int, prior: float) -> np.ndarray:
+    """BT Fisher information sum_ij n_ij p_ij (1 - p_ij) x_ij x_ij' + prior I at `s`."""
+    h = np.eye(m) * prior
+    if len(mu.i):
+        p = expit(s[mu.i] - s[mu.j])
+        w = (mu.eff_i + mu.eff_j) * p * (1 - p)
+        np.add.at(h, (mu.i, mu.i), w)
+        np.add.at(h, (mu.j, mu.j), w)
+        np.add.at(h, (mu.i, mu.j), -w)
+        np.add.at(h, (mu.j, mu.i), -w)
+    return h
+
+
+def _inflation(ci_width: np.ndarray, model_var: np.ndarray) -> np.ndarray:
+    """Per-model factor turning model (Fisher) variance into bootstrap CI variance.
+
+    The ratio r_k = bootstrap width / model width carries what the model misses (prompt
+    effects, ties); a 100-round bootstrap width is noisy, so r_k is shrunk to the median
+    ratio g (geometric mean of r_k and g), and models without a finite width get g.
+    """
+    model_width = 2.0 * _Z95 * np.sqrt(np.maximum(model_var, 1e-300)) * _TO_ELO
+    ratio = ci_width / model_width
+    ok = np.isfinite(ratio) & (ratio > 0)
+    g = float(np.median(ratio[ok])) if ok.any() else 1.0
+    return np.where(ok, np.abs(ratio) * g, g * g)
 
 
 def _separated(battles: Battles, m: int) -> np.ndarray:
