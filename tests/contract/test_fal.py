@@ -114,7 +114,7 @@ def test_editing_prompts_send_data_uris(server, tmp_path):
 
 
 def test_no_more_requests_at_fal_than_the_concurrency_bound(tmp_path, monkeypatch):
-    with fake_fal(tmp_path, monkeypatch, service_s=0.15) as srv:
+    with fake_fal(tmp_path, monkeypatch, service_s=0.5) as srv:
         gen = FalGenerator("flux", FalGenerator.Config(**{**FAST, "concurrency": 3}))
         outs = gen.generate([GenRequest(Prompt(id=f"p{i}", text=f"bound {i}"), i)
                              for i in range(12)])
