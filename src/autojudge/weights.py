@@ -54,3 +54,24 @@ def dir_signature(path: Path) -> list[Any]:
 def looks_local(ref: str) -> bool:
     """A model reference that names a local path rather than a hub id."""
     return ref.startswith((".", "/", "~")) or os.path.exists(os.path.expanduser(ref))
+
+
+HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                   "pytorch_model.bin.index.json")
+
+
+def transformers_model_problem(ref: str, *, cache_dir: str = "",
+                               local_files_only: bool = False) -> str | None:
+    """Why the transformers model `ref` (a save_pretrained folder or a hub id such as
+    openai/clip-vit-base-patch32) cannot be loaded now, or None when it can: a folder must
+    hold config.json; a hub id must be in the local cache unless the hub can be reached."""
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        return None if (path / "config.json").is_file() else f"{path} has no config.json"
+    if ref.startswith((".", "/", "~")) or path.exists():
+        return f"model folder not found: {path} (it does not exist)"
+    if hf_cached(ref, ["config.json"], cache_dir) and hf_cached(ref, HF_WEIGHT_FILES, cache_dir):
+        return None
+    if local_files_only or hub_offline():
+        return f"{ref} is not in the Hugging Face cache and the hub is offline"
+    return None

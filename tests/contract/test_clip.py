@@ -218,3 +218,16 @@ def test_backbone_fingerprint_ignores_device_and_tracks_file_content(tiny, tmp_p
     assert BackboneSpec(**{**spec.__dict__, "device": "cuda"}).fingerprint() == spec.fingerprint()
     json.dumps(spec.fingerprint())
     assert get_backbone(spec) is get_backbone(BackboneSpec(**spec.__dict__))
+
+
+def test_transformers_hub_id_is_not_taken_for_a_missing_folder(monkeypatch):
+    # "openai/clip-vit-base-patch32" has a slash but is a hub id: offline and not cached,
+    # the one line says so, instead of "folder not found"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    judge = CLIPScoreJudge("clip", CLIPScoreJudge.Config(
+        backend="transformers", arch="openai/clip-vit-base-patch32"))
+    with pytest.raises(AutojudgeError) as info:
+        judge.check()
+    message = str(info.value)
+    assert "\n" not in message and "not in the Hugging Face cache" in message, message
+    assert "folder not found" not in message

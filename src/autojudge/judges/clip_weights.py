@@ -8,7 +8,7 @@ from typing import Any
 
 from autojudge.errors import AutojudgeError
 from autojudge.judges.clip_backbone import BackboneSpec, looks_like_weights_path
-from autojudge.weights import hf_cached, hub_offline
+from autojudge.weights import hf_cached, hub_offline, transformers_model_problem
 
 
 def check_weights(spec: BackboneSpec, who: str, key: str) -> None:
@@ -102,21 +102,13 @@ def _open_clip_tag_cached(cfg: dict[str, Any], cache_dir: str) -> bool:
 
 
 def _check_transformers(spec: BackboneSpec, who: str, key: str) -> None:
-    path = Path(spec.arch).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise AutojudgeError(f"{who}: {path} has no config.json; point {key}.arch at a "
-                                 f"folder written by CLIPModel.save_pretrained")
+    problem = transformers_model_problem(spec.arch, cache_dir=spec.cache_dir)
+    if problem is None:
         return
-    if looks_like_weights_path(spec.arch):
-        raise AutojudgeError(f"{who}: model folder not found: {path}; set {key}.arch to an "
-                             f"existing folder or a hub id like openai/clip-vit-base-patch32")
-    weights = ["model.safetensors", "pytorch_model.bin"]
-    if (hf_cached(spec.arch, ["config.json"], spec.cache_dir)
-            and hf_cached(spec.arch, weights, spec.cache_dir)) or not hub_offline():
-        return
-    raise _no_weights(who, f"{spec.arch} is not in the Hugging Face cache", key,
-                      "arch=/path/to/clip-vit-base-patch32 (a save_pretrained folder)")
+    raise AutojudgeError(f"{who}: {problem}; set {key}.arch to a folder written by "
+                         f"CLIPModel.save_pretrained, or to a hub id like "
+                         f"openai/clip-vit-base-patch32 once it is downloaded "
+                         f"(hf download openai/clip-vit-base-patch32)")
 
 
 # ------------------------------------------------------------------------- backbone

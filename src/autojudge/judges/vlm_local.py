@@ -36,7 +36,6 @@ import io
 import json
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 from autojudge.errors import AutojudgeError
@@ -307,7 +306,7 @@ def check_local_model(c: Any, name: str) -> None:
     hub reachable; one line otherwise, before any work (never a hub retry loop)."""
     from importlib.util import find_spec
 
-    from autojudge.weights import hf_cached, hub_offline, looks_local
+    from autojudge.weights import transformers_model_problem
 
     who, key = f"judge '{name}'", f"judge.{name}"
     if find_spec("torch") is None or find_spec("transformers") is None:
@@ -319,20 +318,8 @@ def check_local_model(c: Any, name: str) -> None:
     if not c.model.strip():
         raise AutojudgeError(f"{who}: no model; set {key}.model to a hub id (e.g. "
                              f"Qwen/Qwen2-VL-2B-Instruct) or a local folder")
-    if looks_local(c.model):
-        path = Path(c.model).expanduser()
-        if not (path / "config.json").is_file():
-            what = "has no config.json" if path.is_dir() else "does not exist"
-            raise AutojudgeError(f"{who}: model folder {path} {what}; set {key}.model to a "
-                                 f"folder written by save_pretrained (model + processor) "
-                                 f"or a hub id like Qwen/Qwen2-VL-2B-Instruct")
-        return
-    weights = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-               "pytorch_model.bin.index.json"]
-    cached = hf_cached(c.model, ["config.json"], "") and hf_cached(c.model, weights, "")
-    if cached or not (c.local_files_only or hub_offline()):
-        return
-    raise AutojudgeError(
-        f"{who}: {c.model} is not in the Hugging Face cache and the hub is offline "
-        f"(HF_HUB_OFFLINE=1, local_files_only or no network); download it elsewhere "
-        f"(hf download {c.model} --local-dir DIR) and set {key}.model=/path/to/the/folder")
+    problem = transformers_model_problem(c.model, local_files_only=c.local_files_only)
+    if problem is not None:
+        raise AutojudgeError(f"{who}: {problem}; point {key}.model at a folder written by "
+                             f"save_pretrained (model + processor), e.g. (hf download "
+                             f"{c.model} --local-dir DIR elsewhere) {key}.model=/path/to/the/folder")
