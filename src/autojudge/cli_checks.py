@@ -71,6 +71,10 @@ def _search_dirs(parsed: Sequence[Any], conf_dir: Path) -> list[Path] | None:
     return dirs
 
 
+def _is_searchpath(arg: str) -> bool:
+    return arg.lstrip("+~").startswith("hydra.searchpath")
+
+
 def _known_keys_hint(full_key: str, group_overrides: Sequence[str]) -> str:
     """' (did you mean ...?) known keys: ...' for a misspelled dotted key, or ''."""
     from omegaconf import OmegaConf
@@ -101,7 +105,7 @@ def check_composition(args: Sequence[str]) -> str | None:
     # hydra.* settings are Hydra's own, except the search path: it decides which config
     # files exist (a plugin package's conf folder)
     overrides = [a for a in args if not a.lstrip("+~").startswith(("hydra.", "hydra/"))
-                 or a.lstrip("+~").startswith("hydra.searchpath")]
+                 or _is_searchpath(a)]
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -114,8 +118,7 @@ def check_composition(args: Sequence[str]) -> str | None:
         cause = exc.__cause__
         detail = str(cause).strip().splitlines()[0] if cause is not None and str(cause).strip() else ""
         full_key = getattr(cause, "full_key", None) or getattr(exc, "full_key", None)
-        groups = [a for a in overrides if "." not in a.split("=", 1)[0]
-                  or a.lstrip("+~").startswith("hydra.searchpath")]
+        groups = [a for a in overrides if "." not in a.split("=", 1)[0] or _is_searchpath(a)]
         hint = _known_keys_hint(full_key, groups) if full_key and "not in" in detail else ""
         return f"{first.rstrip('.')}: {detail}{hint}" if detail else first
     return None

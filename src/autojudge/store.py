@@ -116,22 +116,22 @@ class Store:
         # answers with an immediate "database is locked" (no busy wait) when two processes
         # race; an exclusive file lock makes the first open of a store one-at-a-time.
         with open(self.root / "index.lock", "a+b") as lock_file:
-            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
+            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)  # released when the file closes
+            db = sqlite3.connect(self.root / "index.sqlite", timeout=60.0,
+                                 isolation_level=None, check_same_thread=False)
             try:
-                db = sqlite3.connect(self.root / "index.sqlite", timeout=60.0,
-                                     isolation_level=None, check_same_thread=False)
                 db.execute("PRAGMA busy_timeout=60000")
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(_SCHEMA)
-                self._db = db
-                self._check_version()
-            finally:
-                fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+                self._check_version(db)
+            except BaseException:
+                db.close()
+                raise
         return db
 
-    def _check_version(self) -> None:
-        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        found = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0]
+    def _check_version(self, db: sqlite3.Connection) -> None:
+        db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        found = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0]
         if int(found) != SCHEMA_VERSION:
             raise AutojudgeError(
                 f"store {self.root} has schema {found}, this autojudge needs {SCHEMA_VERSION}; "

@@ -440,6 +440,3 @@ class FalGenerator:
             return failed("nsfw", "the endpoint's safety checker flagged the image "
                           "(has_nsfw_concepts)", False, cost)
         return GenOutput(data, time.perf_counter() - start, cost, meta=meta)
-
-
-# ---------------------------------------------------------------------- helpers
