@@ -75,3 +75,14 @@ def transformers_model_problem(ref: str, *, cache_dir: str = "",
     if local_files_only or hub_offline():
         return f"{ref} is not in the Hugging Face cache and the hub is offline"
     return None
+
+
+def model_ref_identity(ref: str) -> Any:
+    """A model reference as it enters a fingerprint: a hub id as given; a local folder or
+    file by resolved path plus the size and mtime of its files (so retraining into the same
+    folder invalidates cached results)."""
+    if ref and looks_local(ref):
+        path = Path(os.path.expanduser(ref)).resolve()
+        return {"path": str(path), "files": dir_signature(path) if path.is_dir() else
+                ([path.stat().st_size, path.stat().st_mtime_ns] if path.exists() else None)}
+    return ref

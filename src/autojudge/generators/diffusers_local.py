@@ -41,7 +41,7 @@ from typing import Any, List, Mapping, Sequence
 from autojudge.devices import pick_device
 from autojudge.errors import AutojudgeError
 from autojudge.types import Failure, GenOutput, GenRequest
-from autojudge.weights import dir_signature, looks_local
+from autojudge.weights import looks_local, model_ref_identity
 
 __all__ = ["DiffusersGenerator", "pick_device"]
 
@@ -136,21 +136,14 @@ class DiffusersGenerator:
 
     # ------------------------------------------------------------------ identity
 
-    def _ref(self, ref: str) -> Any:
-        """A model/adapter reference as it enters the fingerprint."""
-        if ref and looks_local(ref):
-            path = Path(os.path.expanduser(ref)).resolve()
-            return {"path": str(path), "files": dir_signature(path) if path.is_dir() else
-                    ([path.stat().st_size, path.stat().st_mtime_ns] if path.exists() else None)}
-        return ref
-
     def fingerprint(self) -> Mapping[str, Any]:
         params = dataclasses.asdict(self.config)
         for key in _RUNTIME_FIELDS:
             params.pop(key)
-        params["model"] = self._ref(self.config.model)
-        params["checkpoint"] = self._ref(self.config.checkpoint) if self.config.checkpoint else ""
-        params["lora"] = [self._ref(r) for r in self.config.lora]
+        params["model"] = model_ref_identity(self.config.model)
+        params["checkpoint"] = (model_ref_identity(self.config.checkpoint)
+                                if self.config.checkpoint else "")
+        params["lora"] = [model_ref_identity(r) for r in self.config.lora]
         params["lora_scales"] = [float(s) for s in self.lora_scales()]
         return {"kind": self.kind, "version": self.version, "params": params}
 

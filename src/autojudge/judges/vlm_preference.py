@@ -47,7 +47,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 from autojudge.errors import AutojudgeError
@@ -226,13 +225,10 @@ class VLMPreferenceJudge:
             "max_tokens": c.max_tokens, "seed": c.seed, "image_max_side": c.image_max_side,
             "image_format": c.image_format}
         if c.backend == "transformers":  # the weights, not the URL; never the device
-            from autojudge.weights import dir_signature, looks_local
+            from autojudge.weights import model_ref_identity
 
             del params["base_url"]
-            if looks_local(c.model):
-                path = Path(c.model).expanduser().resolve()
-                params["model"] = {"path": str(path), "files": dir_signature(path)
-                                   if path.is_dir() else None}
+            params["model"] = model_ref_identity(c.model)
             params.update(dtype=c.dtype, local_answer=c.local_answer)
         return {"kind": self.kind, "version": self.version, "params": params}
 
