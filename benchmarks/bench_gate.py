@@ -32,7 +32,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[0] / "src"))
 sys.path.insert(0, str(HERE))
-from bench_ratings import make_battles, naive_fit  # noqa: E402
+from bench_ratings import make_battles, naive_fit as fit_rows  # noqa: E402
 
 from autojudge import gate  # noqa: E402
 from autojudge.ratings import DEFAULT_PRIOR  # noqa: E402
@@ -80,6 +80,13 @@ def naive_gate(df, rounds: int, seed: int) -> tuple[float, float]:
     return float(point[1] - point[0]), time.perf_counter() - t
 
 
+def naive_fit(code: np.ndarray, m: int, prior: float) -> np.ndarray:
+    """Aggregate battle codes ((a*M+b)*3+outcome) with np.unique, refit by L-BFGS-B."""
+    uniq, counts = np.unique(code, return_counts=True)
+    return fit_rows(np.column_stack([uniq // 3 // m, uniq // 3 % m]),
+                    np.array([1.0, 0.0, 0.5])[uniq % 3], counts.astype(float), m, prior)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--battles", type=int, default=1_000_000)
@@ -97,7 +104,7 @@ def main() -> int:
         env = dict(os.environ, PYTHONPATH=str(HERE.parents[0] / "src"))
         cmd = [sys.executable, "-m", "autojudge.gate", str(run), "--baseline", "model-00",
                "--candidate", "model-01", "--bootstrap", str(args.rounds),
-               "--seed", str(args.seed), "--max-ci-width", "1000"]
+               "--seed", str(args.seed)]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         ours = time.perf_counter() - t0
@@ -108,7 +115,7 @@ def main() -> int:
         frame = gate.load_run_battles(run)
         read_s = time.perf_counter() - t1
         settings = gate.GateSettings("model-00", "model-01", bootstrap=args.rounds,
-                                     seed=args.seed, max_ci_width=1000.0)
+                                     seed=args.seed)
         t2 = time.perf_counter()
         result = gate.evaluate(frame, settings)
         stats_s = time.perf_counter() - t2
@@ -126,7 +133,9 @@ def main() -> int:
           f"{naive_stats:.1f} s for {args.rounds} rounds (extrapolated linearly)")
     print(f"ratio, statistics only: {naive_stats / stats_s:.1f}x; end to end (naive plus "
           f"the same read): {(naive_stats + read_s) / ours:.1f}x")
-    print(f"point diff ours {check['diff']:.3f} vs naive {point:.3f} Elo")
+    bt = check["paths"].get("bt", {}).get("diff", check["diff"])
+    print(f"point diff ours {check['diff']:.3f} (BT path {bt:.3f}; paths "
+          f"{check['paths']}) vs naive BT {point:.3f} Elo")
     return 0
 
 

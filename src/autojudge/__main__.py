@@ -1,4 +1,8 @@
-"""`python -m autojudge [overrides]`: a Hydra app; the work happens in pipeline.run."""
+"""`python -m autojudge [overrides]`: a Hydra app; the work happens in pipeline.run.
+
+`--help` prints autojudge's own page (cli_help.py); Hydra's flags (`--cfg job`, `-m`,
+`--info`, `--hydra-help`) pass through to Hydra.
+"""
 from __future__ import annotations
 
 import sys
@@ -8,6 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from autojudge.config import CONF_DIR, register_configs
+from autojudge.resources import missing as missing_resources
 
 register_configs()
 
@@ -20,6 +25,7 @@ def _experiment(cfg: DictConfig) -> None:
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
+        _check_logger(cfg)
         from autojudge import pipeline
         from autojudge.report.terminal import print_report
 
@@ -42,11 +48,33 @@ def _experiment(cfg: DictConfig) -> None:
         sys.exit(130)
 
 
+def _check_logger(cfg: DictConfig) -> None:
+    """logger=wandb without wandb installed: one line before any work, not after it."""
+    from autojudge.errors import AutojudgeError
+    from autojudge.extras import missing_modules
+
+    logger = cfg.get("logger")
+    if (logger is not None and logger.get("kind") == "wandb"
+            and logger.get("mode") != "disabled" and missing_modules(["wandb"])):
+        raise AutojudgeError("logger=wandb needs the wandb package, which is not installed: "
+                             "pip install wandb, or run with logger=none")
+
+
 def main() -> None:
     """Console entry point (also `python -m autojudge`)."""
+    args = sys.argv[1:]
+    problem = missing_resources()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
+    from autojudge.cli_help import print_help, wants_help
+
+    if wants_help(args):
+        print_help(CONF_DIR, args)
+        return
     from autojudge.cli_checks import check_composition, check_overrides
 
-    problem = check_overrides(sys.argv[1:], CONF_DIR) or check_composition(sys.argv[1:])
+    problem = check_overrides(args, CONF_DIR) or check_composition(args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)

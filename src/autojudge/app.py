@@ -13,23 +13,23 @@ from typing import Any, Mapping
 
 from autojudge.errors import AutojudgeError
 from autojudge.registry import GENERATORS, JUDGES, Registry
+from autojudge.resources import SUITES_DIR, shipped
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Keys of a judge's config that belong to the wrappers app.py adds, not to the plugin.
 JUDGE_WRAPPER_KEYS = ("tie_margin",)
 
 
 def resolve_path(path: str | Path, what: str) -> Path:
-    """A user path: as given (relative to the working directory), else relative to the
-    project (for the suites shipped in prompt_suites/)."""
+    """A user path: as given (relative to the working directory), else a shipped resource
+    (`prompt_suites/starter.yaml` is found inside an installed autojudge too)."""
     candidate = Path(path).expanduser()
     if candidate.is_absolute() or candidate.exists():
         return candidate
-    shipped = PROJECT_ROOT / candidate
-    if shipped.exists():
-        return shipped
-    raise AutojudgeError(f"{what}: file not found: {path} (looked in {Path.cwd()} and "
-                         f"{PROJECT_ROOT}); give an existing path")
+    found = shipped(candidate)
+    if found is not None:
+        return found
+    raise AutojudgeError(f"{what}: file not found: {path} (looked in {Path.cwd()} and among "
+                         f"the shipped suites in {SUITES_DIR}); give an existing path")
 
 
 def validate_params(cls: Any, params: Mapping[str, Any], where: str) -> Any:

@@ -49,7 +49,8 @@ def _format(path: Path) -> str:
 
 
 def read_battle_log(path: str | Path, judge: str | None = None, *,
-                    columns: Sequence[str] | None = None) -> pd.DataFrame:
+                    columns: Sequence[str] | None = None,
+                    preference: str = "imgsys") -> pd.DataFrame:
     """Read and validate a battle log; the format follows the file suffix.
 
     Args:
@@ -57,6 +58,8 @@ def read_battle_log(path: str | Path, judge: str | None = None, *,
         judge: keep only rows whose `judge` column equals this.
         columns: optional columns to keep besides the required ones (None keeps all);
             lets Parquet skip columns the caller does not need.
+        preference: how numbers in an imgsys `preference` column read ("imgsys": 0 =
+            model_a won, 1 = model_b won, else tie; "a_score": model_a's score).
 
     Returns:
         DataFrame with a fresh RangeIndex; model names as str; `tags`, when present,
@@ -83,11 +86,9 @@ def read_battle_log(path: str | Path, judge: str | None = None, *,
         df, where = _read_parquet(path, wanted)
     if wanted is not None:
         df = df[[c for c in df.columns if c in wanted]]
-    # The imgsys export has `preference` instead of `winner` (autojudge.human_votes).
-    from autojudge.human_votes import normalise_vote_columns
-
+    # The imgsys export has `preference` instead of `winner`.
     try:
-        df = normalise_vote_columns(df)
+        df = normalise_vote_columns(df, preference)
     except AutojudgeError as exc:
         raise AutojudgeError(f"battle log {path}: {exc}") from None
     _validate(df, path, where)
@@ -96,6 +97,72 @@ def read_battle_log(path: str | Path, judge: str | None = None, *,
     if "tags" in df.columns:
         df["tags"] = [_norm_tags(v) for v in df["tags"].tolist()]
     return df.reset_index(drop=True)
+
+
+PREFERENCE_CONVENTIONS = ("imgsys", "a_score")
+_TEXT = {
+    "model_a": "model_a", "a": "model_a", "left": "model_a", "first": "model_a",
+    "1st": "model_a", "image_a": "model_a",
+    "model_b": "model_b", "b": "model_b", "right": "model_b", "second": "model_b",
+    "2nd": "model_b", "image_b": "model_b",
+    "tie": "tie", "draw": "tie", "equal": "tie", "both": "tie", "same": "tie",
+    "tie (bothbad)": "tie (bothbad)", "bothbad": "tie (bothbad)",
+    "both bad": "tie (bothbad)", "both_bad": "tie (bothbad)", "neither": "tie (bothbad)",
+}
+
+
+def _number_label(value: float, convention: str) -> str:
+    """A numeric preference as a winner label under `convention`."""
+    if convention == "imgsys":  # imgsys: 0 -> model_a, 1 -> model_b, else tie
+        return {0.0: "model_a", 1.0: "model_b"}.get(value, "tie")
+    label = {1.0: "model_a", 0.0: "model_b", 0.5: "tie"}.get(value)
+    if label is None:
+        raise ValueError(value)
+    return label
+
+
+def preference_to_winner(values: Sequence[Any], convention: str = "imgsys") -> list[str]:
+    """Map imgsys/other preference values to Arena winner labels (the conventions are
+    described, with their source, in `autojudge.human_votes`).
+
+    Args:
+        values: preference values (numbers or text).
+        convention: "imgsys" (0 = model_a won, 1 = model_b won, else tie) or "a_score"
+            (the number is model_a's score: 1 won, 0 lost, 0.5 tie).
+
+    Raises:
+        AutojudgeError: naming the first value that is none of the known forms.
+    """
+    if convention not in PREFERENCE_CONVENTIONS:
+        raise AutojudgeError(f"preference convention {convention!r} is unknown; use one of "
+                             f"{', '.join(PREFERENCE_CONVENTIONS)}")
+    out = []
+    for k, v in enumerate(list(values)):
+        label = None
+        text = v.strip().lower() if isinstance(v, str) else None
+        if text is not None:
+            label = _TEXT.get(text)
+        if label is None and (text is None or text):
+            try:
+                number = float(v)
+                label = None if math.isnan(number) else _number_label(number, convention)
+            except (TypeError, ValueError):
+                label = None
+        if label is None:
+            raise AutojudgeError(
+                f"preference value {v!r} (row {k + 1}) is not a known vote; use model_a/"
+                "model_b/tie (or A/B, left/right), or numbers as imgsys writes them (0 = "
+                "model_a won, 1 = model_b won, other = tie)")
+        out.append(label)
+    return out
+
+
+def normalise_vote_columns(df: Any, convention: str = "imgsys") -> Any:
+    """A `preference` column (imgsys export) becomes `winner` when there is none."""
+    if "winner" not in df.columns and "preference" in df.columns:
+        df = df.copy()
+        df["winner"] = preference_to_winner(df["preference"].tolist(), convention)
+    return df
 
 
 def _read_jsonl(path: Path) -> tuple[pd.DataFrame, Any]:

@@ -8,9 +8,42 @@ params against its `Config` dataclass in `app.py`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
+
+from autojudge import resources
+
+
+class FailedImage(Enum):
+    skip = "skip"
+    loss = "loss"
+
+
+class Schedule(Enum):
+    all_pairs = "all_pairs"
+    adaptive = "adaptive"
+
+
+class OverallWeighting(Enum):
+    equal = "equal"  # every judge weighs the same on the overall board
+    battles = "battles"  # raw pooling: a judge weighs as much as the battles it made
+
+
+class Correction(Enum):
+    holm = "holm"
+    none = "none"
+
+
+class Preference(Enum):
+    imgsys = "imgsys"  # imgsys' calculate_elo.py: 0 = model_a won, 1 = model_b, else tie
+    a_score = "a_score"  # the number is model_a's score: 1 won, 0 lost, 0.5 tie
+
+
+def enum_value(value: Any) -> Any:
+    """An Enum member's value (what YAML and the command line say), anything else as is."""
+    return value.value if isinstance(value, Enum) else value
 
 
 @dataclass
@@ -39,8 +72,8 @@ class BattlesConfig:
     see autojudge.scheduling and docs/statistics.md).
     """
 
-    failed_image: str = "skip"
-    schedule: str = "all_pairs"  # all_pairs | adaptive
+    failed_image: FailedImage = FailedImage.skip
+    schedule: Schedule = Schedule.all_pairs
     target_ci_width: float = 100.0  # adaptive: stop when every CI is this narrow (Elo)
     max_battles: Optional[int] = None  # adaptive: battle budget per judge
     max_cost_usd: Optional[float] = None  # adaptive: cost budget per judge
@@ -51,11 +84,15 @@ class BattlesConfig:
 
 @dataclass
 class RatingsConfig:
+    """How boards are rated (docs/statistics.md): BT + prompt-clustered bootstrap."""
+
     bootstrap_rounds: int = 1000
     seed: int = 0
     confidence: float = 0.95
     prior: Optional[float] = None  # None: the ratings module's documented default
     anchor: Optional[str] = None
+    overall_weighting: OverallWeighting = OverallWeighting.equal  # the "all" board
+    overall_includes_human: bool = False  # human votes pooled into the "all" board too
 
 
 @dataclass
@@ -90,11 +127,11 @@ class GateConfig:
     judges: List[str] = field(default_factory=list)  # empty: every judge of the run
     tags: List[str] = field(default_factory=list)
     confidence: float = 0.95
-    margin: float = 0.0  # tolerated regression, Elo points
+    margin: float = 25.0  # tolerated regression, Elo points (non-inferiority margin)
     allow_inconclusive: bool = False
     min_prompts: int = 10
-    max_ci_width: float = 150.0
-    bootstrap_rounds: Optional[int] = None  # None: ratings.bootstrap_rounds
+    correction: Correction = Correction.holm  # family-wise error of REGRESSION claims
+    bootstrap_rounds: Optional[int] = None  # None: ratings.bootstrap_rounds (>= 200)
 
 
 @dataclass
@@ -102,7 +139,7 @@ class HumanVotesConfig:
     """Human votes imported as judge "human" (Arena log or imgsys export)."""
 
     path: Optional[str] = None
-    format: str = "auto"  # auto (by suffix) | arena | imgsys
+    preference: Preference = Preference.imgsys  # how numeric `preference` values read
     models: Dict[str, str] = field(default_factory=dict)  # vote name -> run model label
 
 
@@ -128,7 +165,8 @@ def register_configs() -> None:
     store.store(name="base_config", node=AutojudgeConfig)
 
 
-CONF_DIR = __import__("pathlib").Path(__file__).resolve().parents[2] / "conf"
+# The shipped Hydra config folder (inside the installed package, or the checkout's conf/).
+CONF_DIR = resources.CONF_DIR
 
 
 def compose(overrides: list[str] | tuple[str, ...] = ()) -> Any:

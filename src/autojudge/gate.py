@@ -1,14 +1,23 @@
 """`python -m autojudge.gate RUN_DIR --baseline A --candidate B`: a release gate for CI.
 
     python -m autojudge.gate runs/2026-01-01_release --baseline sdxl-v1 --candidate sdxl-v2 \
-        --judge ocr --judge vlm --tag text_rendering --confidence 0.95 --margin 10
+        --judge ocr --judge vlm --tag text_rendering --confidence 0.95 --margin 25
 
-Per judge (default: every judge in the run) and per gated tag (the whole suite always,
-plus each `--tag`), it fits Bradley-Terry on the battles of the prompts both models
-fought on and bootstraps `rating[candidate] - rating[baseline]` over prompts (see
-`autojudge.ratings.compare` and docs/statistics.md). Each check is a pass, a regression
-(the whole --confidence CI of the difference lies below -margin) or inconclusive (fewer than --min-prompts shared prompts, or the CI wider
-than --max-ci-width). The gate fails when any check fails.
+A non-inferiority test per check (each judge, default every judge in the run; the whole
+suite and each `--tag`), with margin m = the regression a release may tolerate (Elo):
+
+  PASS          the candidate-minus-baseline CI's lower bound is above -m: shown not
+                worse by more than m (exit 0 when every check passes);
+  REGRESSION    its upper bound is below -m: shown worse by more than m (exit 1);
+  INCONCLUSIVE  anything else, including models never linked by battles (exit 1, or 0
+                with --allow-inconclusive); the line says about how many prompts would
+                likely decide it.
+
+The estimate and its CI are described in `autojudge.ratings.compare`. The family-wise
+error of REGRESSION claims over all checks of one call is controlled by Holm's method
+(`--correction none` turns it off); PASS needs every check to pass, which needs no
+correction. Fewer than 200 bootstrap rounds are refused: the tails that decide are then
+too coarse.
 
 Exit codes: 0 pass (or inconclusive with --allow-inconclusive), 1 regression or
 inconclusive, 2 bad usage or unreadable run (missing dir, no battles, unknown model,
@@ -29,6 +38,9 @@ from autojudge.errors import AutojudgeError
 
 GATE_SCHEMA = 1
 EXIT = {"pass": 0, "regression": 1, "inconclusive": 1}
+MIN_ROUNDS = 200
+DEFAULT_MARGIN = 25.0
+CORRECTIONS = ("holm", "none")
 
 
 @dataclass(frozen=True)
@@ -40,13 +52,13 @@ class GateSettings:
     judges: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     confidence: float = 0.95
-    margin: float = 0.0
+    margin: float = DEFAULT_MARGIN
     bootstrap: int = 1000
     seed: int = 0
     min_prompts: int = 10
-    max_ci_width: float = 150.0
     allow_inconclusive: bool = False
     prior: float | None = None
+    correction: str = "holm"
 
     def validate(self) -> None:
         checks = [
@@ -56,9 +68,12 @@ class GateSettings:
                                           f"{self.confidence}"),
             (math.isfinite(self.margin) and self.margin >= 0,
              f"--margin must be >= 0 Elo points, got {self.margin}"),
-            (self.bootstrap >= 1, f"--bootstrap must be >= 1, got {self.bootstrap}"),
+            (self.bootstrap >= MIN_ROUNDS,
+             f"--bootstrap must be >= {MIN_ROUNDS} rounds (the tails that decide need "
+             f"them), got {self.bootstrap}"),
             (self.min_prompts >= 1, f"--min-prompts must be >= 1, got {self.min_prompts}"),
-            (self.max_ci_width > 0, f"--max-ci-width must be > 0, got {self.max_ci_width}"),
+            (self.correction in CORRECTIONS,
+             f"--correction must be one of {', '.join(CORRECTIONS)}, got {self.correction!r}"),
         ]
         for ok, why in checks:
             if not ok:
@@ -86,20 +101,35 @@ def load_run_battles(run_dir: str | Path, with_tags: bool = True):
     if not path.is_file() or path.stat().st_size == 0:
         raise AutojudgeError(f"run dir {run_dir} has no battles (battles.jsonl missing or "
                              "empty); run the experiment to completion first")
-    columns = ("judge", "prompt_id", "seed") + (("tags",) if with_tags else ())
+    columns = ("judge", "prompt_id", "prompt", "seed", "score_a", "score_b") + \
+        (("tags",) if with_tags else ())
     return read_battle_log(path, columns=columns)
 
 
 def evaluate(df: Any, settings: GateSettings) -> GateResult:
-    """Gate decision for a battle-log DataFrame (pure apart from the fit)."""
+    """Gate decision for a battle-log DataFrame (pure apart from the fits)."""
     import numpy as np
 
-    from autojudge.ratings import DEFAULT_PRIOR
-    from autojudge.ratings.bootstrap import cluster_codes
-    from autojudge.ratings.bradley_terry import encode_battles
-    from autojudge.ratings.compare import rating_difference
-
     settings.validate()
+    judge_col, judges, tag_lists = _check_inputs(df, settings)
+    clusters = _cluster_column(df)
+    checks, results = [], []
+    for judge in judges:
+        for tag in (None, *settings.tags):
+            keep = judge_col == judge
+            if tag is not None:
+                keep &= np.array([tag in tags for tags in tag_lists], dtype=bool)
+            check, res = _check(df, np.flatnonzero(keep), clusters, settings)
+            checks.append({"judge": judge, "tag": tag, **check})
+            results.append(res)
+    _decide_all(checks, results, settings)
+    return _verdict(checks, settings)
+
+
+def _check_inputs(df: Any, settings: GateSettings) -> tuple[Any, list[str], list]:
+    """Validate names against the log; the judge column, the judges to gate, tag lists."""
+    import numpy as np
+
     names = set(df["model_a"]) | set(df["model_b"])
     for role, model in (("baseline", settings.baseline), ("candidate", settings.candidate)):
         if model not in names:
@@ -123,54 +153,139 @@ def evaluate(df: Any, settings: GateSettings) -> GateResult:
         if tag not in known_tags:
             raise AutojudgeError(f"unknown tag {tag!r}: no battle carries it; tags in the run: "
                                  f"{', '.join(sorted(known_tags)[:20]) or 'none'}")
-    prompts = df["prompt_id"] if "prompt_id" in df.columns else None
-    prior = DEFAULT_PRIOR if settings.prior is None else settings.prior
-    checks = []
-    for judge in judges:
-        for tag in (None, *settings.tags):
-            keep = judge_col == judge
-            if tag is not None:
-                keep &= np.array([tag in tags for tags in tag_lists], dtype=bool)
-            idx = np.flatnonzero(keep)
-            check: dict[str, Any] = {"judge": judge, "tag": tag}
-            sub_a, sub_b = df["model_a"].to_numpy()[idx], df["model_b"].to_numpy()[idx]
-            sub_names = set(sub_a) | set(sub_b)
-            missing = [m for m in (settings.baseline, settings.candidate) if m not in sub_names]
-            if missing:
-                check.update(outcome="inconclusive", n_prompts=0, n_battles=0,
-                             reason=f"no battles of {', '.join(missing)} judged by {judge}"
-                                    + (f" on tag {tag}" if tag else ""))
-                checks.append(check)
-                continue
-            battles = encode_battles(sub_a, sub_b, df["winner"].to_numpy()[idx])
-            codes = cluster_codes(None if prompts is None else prompts.to_numpy()[idx], len(idx))
-            base, cand = (battles.names.index(settings.baseline),
-                          battles.names.index(settings.candidate))
-            res = rating_difference(battles, codes, base, cand, rounds=settings.bootstrap,
-                                    seed=settings.seed, confidence=settings.confidence,
-                                    margin=settings.margin, prior=prior)
-            outcome = res.decide(min_prompts=settings.min_prompts,
-                                 max_ci_width=settings.max_ci_width)
-            check.update(outcome=outcome, **res.as_dict())
-            check["reason"] = _reason(outcome, res, settings)
-            checks.append(check)
-    return _verdict(checks, settings)
+    return judge_col, judges, tag_lists
 
 
-def _reason(outcome: str, res: Any, s: GateSettings) -> str:
-    level = f"{s.confidence:.0%}"
-    span = f"{res.diff:+.1f} Elo ({level} CI {res.ci_low:+.1f} .. {res.ci_high:+.1f})"
+def _cluster_column(df: Any) -> Any:
+    """prompt_id, else the prompt text, else None (each battle its own cluster)."""
+    for col in ("prompt_id", "prompt"):
+        if col in df.columns and df[col].notna().any():
+            return df[col].to_numpy()
+    return None
+
+
+def _check(df: Any, idx: Any, clusters: Any, s: GateSettings) -> tuple[dict, Any]:
+    """One check's numbers (no decision yet: Holm needs every check's p-value)."""
+    from autojudge.ratings import DEFAULT_PRIOR
+    from autojudge.ratings.bootstrap import cluster_codes
+    from autojudge.ratings.bradley_terry import encode_battles
+    from autojudge.ratings.compare import rating_difference
+
+    sub_a, sub_b = df["model_a"].to_numpy()[idx], df["model_b"].to_numpy()[idx]
+    missing = [m for m in (s.baseline, s.candidate) if m not in set(sub_a) | set(sub_b)]
+    if missing:
+        return {"n_prompts": 0, "n_battles": 0, "linked": False,
+                "missing": missing}, None
+    battles = encode_battles(sub_a, sub_b, df["winner"].to_numpy()[idx])
+    codes = cluster_codes(None if clusters is None else clusters[idx], len(idx))
+    scores = {c: df[c].to_numpy(dtype=float)[idx] for c in ("score_a", "score_b", "seed")
+              if c in df.columns}
+    res = rating_difference(battles, codes, battles.names.index(s.baseline),
+                            battles.names.index(s.candidate), rounds=s.bootstrap,
+                            seed=s.seed, confidence=s.confidence, margin=s.margin,
+                            prior=DEFAULT_PRIOR if s.prior is None else s.prior,
+                            scores=scores)
+    return res.as_dict(), res
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (same order as given).
+
+    Example:
+        >>> holm([0.01, 0.04, 0.03])
+        [0.03, 0.06, 0.06]
+    """
+    order = sorted(range(len(p_values)), key=lambda k: p_values[k])
+    adjusted = [0.0] * len(p_values)
+    running = 0.0
+    for rank, k in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[k]))
+        adjusted[k] = round(running, 12)
+    return adjusted
+
+
+def _decide_all(checks: list[dict], results: list[Any], s: GateSettings) -> None:
+    """Outcome and reason of every check, with REGRESSION claims Holm-adjusted."""
+    alpha = (1.0 - s.confidence) / 2.0
+    tested = [k for k, r in enumerate(results) if r is not None and r.p_regression is not None]
+    raw = [results[k].p_regression for k in tested]
+    adjusted = holm(raw) if s.correction == "holm" else list(raw)
+    p_adj = dict(zip(tested, adjusted))
+    for k, (check, res) in enumerate(zip(checks, results)):
+        check["alpha"] = alpha
+        check["p_regression_adjusted"] = p_adj.get(k)
+        if res is None:
+            check["outcome"] = "inconclusive"
+            check["reason"] = (f"no battles of {', '.join(check['missing'])} judged by "
+                               f"{check['judge']}" + (f" on tag {check['tag']}"
+                                                      if check["tag"] else ""))
+            continue
+        check["outcome"] = res.decide(alpha=alpha, min_prompts=s.min_prompts,
+                                      regression_p=p_adj.get(k))
+        check["reason"] = _reason(check["outcome"], res, s, p_adj.get(k), len(tested))
+        check["prompts_to_decide"] = prompts_to_decide(res)
+
+
+def prompts_to_decide(res: Any) -> int | None:
+    """About how many shared prompts would likely make an inconclusive check decide,
+    scaling the observed CI half-width by 1/sqrt(prompts) around the estimate (None
+    when the estimate sits on the margin or a side is open)."""
+    if res.diff is None or res.ci_low is None or res.ci_high is None or not res.n_prompts:
+        return None
+    half = (res.ci_high - res.ci_low) / 2.0
+    gap = abs(res.diff + res.margin)
+    if gap < 1e-9 or half <= 0:
+        return None
+    return int(math.ceil(res.n_prompts * (half / gap) ** 2))
+
+
+def _span(res: Any, s: GateSettings) -> str:
+    """E.g. '-39.7 Elo (95% CI -64.5 .. -16.9; 400 shared prompts)', or with an open
+    side '(95% CI <= -471.9; ...)'."""
+    low, high = res.ci_low, res.ci_high
+    if low is not None and high is not None:
+        ci = f"{low:+.1f} .. {high:+.1f}"
+    elif low is not None or high is not None:
+        ci = f">= {low:+.1f}" if low is not None else f"<= {high:+.1f}"
+    else:
+        ci = "unbounded"
+    point = "no point estimate" if res.diff is None else f"{res.diff:+.1f} Elo"
+    return f"{point} ({s.confidence:.0%} CI {ci}; {res.n_prompts} shared prompts)"
+
+
+def _reason(outcome: str, res: Any, s: GateSettings, p_adj: float | None,
+            n_tests: int) -> str:
+    span = _span(res, s)
+    if not res.linked:
+        return (f"{s.candidate} and {s.baseline} were never linked by battles (no chain of "
+                "opponents connects them), so the data cannot compare them; battle them "
+                "on the same prompts")
     if outcome == "regression":
-        return (f"{s.candidate} is worse than {s.baseline} by {-res.diff:.1f} Elo: {span} "
-                f"lies below -{s.margin:g}; P(worse) = {res.p_worse:.3f}")
-    if outcome == "inconclusive":
-        if res.n_prompts < s.min_prompts:
-            return (f"too little data: {res.n_prompts} shared prompts, {s.min_prompts} "
-                    f"needed; {span}")
-        return (f"too little data: the {level} CI is {res.ci_high - res.ci_low:.0f} Elo "
-                f"wide (max {s.max_ci_width:g}); {span}")
-    return (f"not worse by more than {s.margin:g} Elo at {level}: {span}, "
-            f"P(worse) = {res.p_worse:.3f}")
+        return (f"{s.candidate} is worse than {s.baseline} by more than {s.margin:g} Elo: "
+                f"the CI's upper bound lies below -{s.margin:g}; {span}"
+                + _holm_note(p_adj, n_tests, s))
+    if outcome == "pass":
+        return (f"{s.candidate} is not worse than {s.baseline} by more than {s.margin:g} "
+                f"Elo: the CI's lower bound lies above -{s.margin:g}; {span}")
+    if res.n_prompts < s.min_prompts:
+        return f"too little data: {res.n_prompts} shared prompts, {s.min_prompts} needed; {span}"
+    if res.method == "none":
+        return f"no interval computed (0 bootstrap rounds); {span}"
+    if res.ci_high is not None and res.ci_high < -s.margin:
+        return (f"the CI lies below -{s.margin:g} but the regression is not significant "
+                f"after Holm's correction over {n_tests} checks (adjusted p = "
+                f"{p_adj:.3g} >= {(1 - s.confidence) / 2:g}); {span}")
+    need = prompts_to_decide(res)
+    hint = (f"; about {need} shared prompts would likely decide it" if need else
+            "; more prompts are needed (a side of the CI is open or the estimate sits on "
+            "the margin)")
+    return f"the CI contains -{s.margin:g}: neither shown worse nor shown not worse; {span}{hint}"
+
+
+def _holm_note(p_adj: float | None, n_tests: int, s: GateSettings) -> str:
+    if s.correction == "holm" and n_tests > 1 and p_adj is not None:
+        return f"; Holm-adjusted p = {p_adj:.3g} over {n_tests} checks"
+    return ""
 
 
 def _verdict(checks: list[dict[str, Any]], s: GateSettings) -> GateResult:
@@ -185,12 +300,12 @@ def _verdict(checks: list[dict[str, Any]], s: GateSettings) -> GateResult:
         code = 0 if s.allow_inconclusive else 1
         tail = ("accepted (--allow-inconclusive)" if code == 0 else
                 "exit 1; judge more prompts or pass --allow-inconclusive")
-        msg = (f"INCONCLUSIVE: not enough data to decide on "
+        msg = (f"INCONCLUSIVE: the data do not decide on "
                f"{'; '.join(where(c) for c in bad)} ({bad[0]['reason']}); {tail}")
         return GateResult("inconclusive", code, msg, checks)
     msg = (f"PASS: {s.candidate} is not worse than {s.baseline} by more than {s.margin:g} "
-           f"Elo at {s.confidence:.0%} confidence ({len(checks)} check"
-           f"{'s' if len(checks) != 1 else ''})")
+           f"Elo on every check ({len(checks)} check{'s' if len(checks) != 1 else ''}; "
+           f"each CI's lower bound at {s.confidence:.0%} lies above -{s.margin:g})")
     return GateResult("pass", 0, msg, checks)
 
 
@@ -218,7 +333,9 @@ def run_gate(run_dir: str | Path, settings: GateSettings, *, write: bool = True,
         doc = {"schema": GATE_SCHEMA, "decision": result.decision,
                "exit_code": result.exit_code, "message": result.message,
                "inputs": {"run_dir": str(run_dir), **asdict(settings),
-                          "estimator": "bt_difference_prompt_clustered_bootstrap",
+                          "estimator": "non-inferiority; combined bt/direct/score paths, "
+                                       "prompt-clustered bootstrap; profile likelihood "
+                                       "for one-sided data",
                           "run": {k: run_info.get(k) for k in ("name", "suite", "models",
                                                                "judges", "n_battles")}},
                "checks": result.checks}
@@ -228,16 +345,20 @@ def run_gate(run_dir: str | Path, settings: GateSettings, *, write: bool = True,
 
 def settings_from_config(gate_cfg: Any, ratings_cfg: Any) -> GateSettings:
     """GateSettings from the run config's `gate` (and `ratings`) sections."""
+    from autojudge.config import enum_value
+
     rounds = gate_cfg.get("bootstrap_rounds")
     return GateSettings(
         str(gate_cfg.get("baseline") or ""), str(gate_cfg.get("candidate") or ""),
         tuple(gate_cfg.get("judges") or ()), tuple(gate_cfg.get("tags") or ()),
-        float(gate_cfg.get("confidence", 0.95)), float(gate_cfg.get("margin", 0.0)),
-        int(rounds if rounds is not None else max(int(ratings_cfg.bootstrap_rounds), 1)),
+        float(gate_cfg.get("confidence", 0.95)),
+        float(gate_cfg.get("margin", DEFAULT_MARGIN)),
+        int(rounds if rounds is not None else max(int(ratings_cfg.bootstrap_rounds),
+                                                  MIN_ROUNDS)),
         int(ratings_cfg.seed), int(gate_cfg.get("min_prompts", 10)),
-        float(gate_cfg.get("max_ci_width", 150.0)),
         bool(gate_cfg.get("allow_inconclusive", False)),
-        None if ratings_cfg.get("prior") is None else float(ratings_cfg.prior))
+        None if ratings_cfg.get("prior") is None else float(ratings_cfg.prior),
+        str(enum_value(gate_cfg.get("correction", "holm"))))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -248,8 +369,10 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m autojudge.gate",
-                description="Fail (exit 1) when the candidate is significantly worse than "
-                            "the baseline in a finished run.")
+                description="Non-inferiority release gate on a finished run: PASS (exit 0) "
+                            "when the candidate is shown not worse than the baseline by more "
+                            "than --margin Elo, REGRESSION (exit 1) when shown worse by more, "
+                            "INCONCLUSIVE (exit 1 unless --allow-inconclusive) otherwise.")
     p.add_argument("run_dir", help="folder of a finished run (with battles.jsonl)")
     p.add_argument("--baseline", required=True, metavar="A")
     p.add_argument("--candidate", required=True, metavar="B")
@@ -258,14 +381,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", action="append", default=[], metavar="T",
                    help="also gate on the battles of prompts tagged T (repeatable)")
     p.add_argument("--confidence", type=float, default=0.95)
-    p.add_argument("--margin", type=float, default=0.0, metavar="ELO",
-                   help="tolerated regression in Elo points; default 0")
-    p.add_argument("--bootstrap", type=int, default=1000, metavar="N")
+    p.add_argument("--margin", type=float, default=DEFAULT_MARGIN, metavar="ELO",
+                   help="tolerated regression in Elo points; default "
+                        f"{DEFAULT_MARGIN:g} (a 53.6%% head-to-head win rate)")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                   help=f"bootstrap rounds, at least {MIN_ROUNDS}; default 1000")
+    p.add_argument("--correction", choices=CORRECTIONS, default="holm",
+                   help="family-wise error control of REGRESSION claims over the checks; "
+                        "default holm")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--min-prompts", type=int, default=10, metavar="N",
                    help="fewer shared prompts than this is inconclusive; default 10")
-    p.add_argument("--max-ci-width", type=float, default=150.0, metavar="ELO",
-                   help="a wider CI (and no regression) is inconclusive; default 150")
     p.add_argument("--allow-inconclusive", action="store_true",
                    help="exit 0 when the data cannot decide")
     return p
@@ -275,7 +401,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = GateSettings(args.baseline, args.candidate, tuple(args.judge), tuple(args.tag),
                             args.confidence, args.margin, args.bootstrap, args.seed,
-                            args.min_prompts, args.max_ci_width, args.allow_inconclusive)
+                            args.min_prompts, args.allow_inconclusive,
+                            correction=args.correction)
     try:
         return run_gate(args.run_dir, settings).exit_code
     except AutojudgeError as exc:

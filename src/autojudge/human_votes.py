@@ -5,20 +5,26 @@ Accepted files (.jsonl/.csv/.parquet, read by `autojudge.battle_log.read_battle_
 - Arena convention: `model_a, model_b, winner` (winner one of model_a, model_b, tie,
   tie (bothbad)), optional `prompt_id, seed, tstamp, judge`.
 - imgsys export (huggingface fal/imgsys-results): `model_a, model_b, preference, prompt`.
-  `preference` is mapped by `preference_to_winner`: text forms "model_a"/"a"/"left"/
-  "first"/"1st" -> model_a, "model_b"/"b"/"right"/"second"/"2nd" -> model_b,
-  "tie"/"draw"/"equal"/"both" -> tie, "bothbad"/"both bad"/"neither"/"tie (bothbad)" ->
-  tie (bothbad); numbers as model_a's score: 1 -> model_a, 0 -> model_b, 0.5 -> tie.
-  The imgsys dataset stores preference as a float64 whose orientation is not documented
-  publicly; if your export means 0 = model_a, map it first (see docs/statistics.md).
+  Numbers follow imgsys' own rating code (`src/calculate_elo.py` in fal-ai/imgsys-public,
+  `EloRating.process`): preference 0 -> model_a won, 1 -> model_b won, any other value
+  -> tie. (imgsys truncates with `int()` first; autojudge compares the exact value, so
+  0.5 is a tie rather than a model_a win: no integer-valued export can tell the
+  difference.) An export whose numbers mean model_a's score instead (1 = model_a won)
+  is read with `preference="a_score"` (`--preference a_score` in `autojudge.rate`,
+  `human_votes.preference=a_score` in a run). Text values are unambiguous whatever the
+  convention: "model_a"/"a"/"left"/"first"/"1st" -> model_a, "model_b"/"b"/"right"/
+  "second"/"2nd" -> model_b, "tie"/"draw"/"equal"/"both" -> tie, "bothbad"/"both bad"/
+  "neither"/"tie (bothbad)" -> tie (bothbad).
 
 A vote joins the automated battles by prompt: `prompt_id` when the file has it, else the
 `prompt` text matched exactly (whitespace-trimmed) against the run's suite; `seed` when
 present (without it a vote matches every seed of its prompt and pair).
 
 Example:
-    >>> preference_to_winner(["left", "B", 0.5, "tie (bothbad)"])
-    ['model_a', 'model_b', 'tie', 'tie (bothbad)']
+    >>> preference_to_winner(["left", "B", 0, 1, 2, "tie (bothbad)"])
+    ['model_a', 'model_b', 'model_a', 'model_b', 'tie', 'tie (bothbad)']
+    >>> preference_to_winner([1, 0, 0.5], convention="a_score")
+    ['model_a', 'model_b', 'tie']
 """
 from __future__ import annotations
 
@@ -26,61 +32,13 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from autojudge.errors import AutojudgeError
+from autojudge.battle_log import (PREFERENCE_CONVENTIONS, normalise_vote_columns,  # noqa: F401
+                                  preference_to_winner, read_battle_log)
 
 HUMAN = "human"
-_TEXT = {
-    "model_a": "model_a", "a": "model_a", "left": "model_a", "first": "model_a",
-    "1st": "model_a", "image_a": "model_a",
-    "model_b": "model_b", "b": "model_b", "right": "model_b", "second": "model_b",
-    "2nd": "model_b", "image_b": "model_b",
-    "tie": "tie", "draw": "tie", "equal": "tie", "both": "tie", "same": "tie",
-    "tie (bothbad)": "tie (bothbad)", "bothbad": "tie (bothbad)",
-    "both bad": "tie (bothbad)", "both_bad": "tie (bothbad)", "neither": "tie (bothbad)",
-}
-_NUMBER = {1.0: "model_a", 0.0: "model_b", 0.5: "tie"}
-
-
-def preference_to_winner(values: Sequence[Any]) -> list[str]:
-    """Map imgsys/other preference values to Arena winner labels (see module docstring).
-
-    Raises:
-        AutojudgeError: naming the first value that is none of the known forms.
-    """
-    out = []
-    for k, v in enumerate(list(values)):
-        label = None
-        if isinstance(v, str):
-            text = v.strip().lower()
-            label = _TEXT.get(text)
-            if label is None:
-                try:
-                    label = _NUMBER.get(float(text))
-                except ValueError:
-                    label = None
-        elif v is not None and not (isinstance(v, float) and math.isnan(v)):
-            try:
-                label = _NUMBER.get(float(v))
-            except (TypeError, ValueError):
-                label = None
-        if label is None:
-            raise AutojudgeError(
-                f"preference value {v!r} (row {k + 1}) is not a known vote; use model_a/"
-                "model_b/tie (or A/B, left/right, 1/0/0.5 as model_a's score)")
-        out.append(label)
-    return out
-
-
-def normalise_vote_columns(df: Any) -> Any:
-    """A `preference` column (imgsys export) becomes `winner` when there is none."""
-    if "winner" not in df.columns and "preference" in df.columns:
-        df = df.copy()
-        df["winner"] = preference_to_winner(df["preference"].tolist())
-    return df
-
-
 def load_human_votes(path: str | Path, prompts: Sequence[Any], models: Sequence[str],
-                     model_map: Mapping[str, str] | None = None) -> tuple[list[Any], dict]:
+                     model_map: Mapping[str, str] | None = None,
+                     preference: str = "imgsys") -> tuple[list[Any], dict]:
     """Read a votes file into `Battle`s of judge "human", joined to the suite's prompts.
 
     Args:
@@ -88,14 +46,15 @@ def load_human_votes(path: str | Path, prompts: Sequence[Any], models: Sequence[
         prompts: the run's suite prompts (`types.Prompt`), for ids, text matching, tags.
         models: the run's model labels; votes between other models are dropped.
         model_map: vote model name -> run label (e.g. imgsys names -> your labels).
+        preference: how numbers in a `preference` column read (`preference_to_winner`).
 
     Returns:
         (battles, summary {path, n_votes, n_used, n_unknown_model, n_unmatched_prompt}).
     """
-    from autojudge.battle_log import read_battle_log
     from autojudge.types import Battle
 
-    df = read_battle_log(path, columns=("prompt_id", "prompt", "seed", "tstamp"))
+    df = read_battle_log(path, columns=("prompt_id", "prompt", "seed", "tstamp"),
+                         preference=preference)
     model_map = dict(model_map or {})
     by_id = {p.id: p for p in prompts}
     by_text = {p.text.strip(): p for p in prompts}

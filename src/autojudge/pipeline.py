@@ -13,7 +13,7 @@ from typing import Any, Iterator
 from autojudge import app
 from autojudge.errors import AutojudgeError
 from autojudge.stages.battles import count_pairs, run_judge
-from autojudge.stages.boards import BoardSpec, build_boards, model_stats
+from autojudge.stages.boards import BoardSpec, RunFacts, build_boards, model_stats
 from autojudge.stages.generate import expand_requests, run_generation
 from autojudge.store import Store
 
@@ -24,7 +24,8 @@ def plain_config(cfg: Any) -> dict[str, Any]:
     from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
     try:
-        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True,
+                                      enum_to_str=True)
     except MissingMandatoryValue as exc:
         key = getattr(exc, "full_key", "") or str(exc).splitlines()[0]
         raise AutojudgeError(f"config value '{key}' is required: set it on the command line, "
@@ -119,12 +120,17 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
 
         votes, human_summary = load_human_votes(
             app.resolve_path(votes_cfg["path"], "human_votes.path"), suite.prompts, models,
-            votes_cfg.get("models") or {})
+            votes_cfg.get("models") or {}, str(votes_cfg.get("preference", "imgsys")))
         battles.extend(votes)
         board_judges.append("human")
     spec = BoardSpec(rating_cfg, int(config["report"]["per_tag_min_prompts"]),
-                     int(config["report"].get("min_battles", 0)))
-    boards = build_boards(battles, models, board_judges, spec)
+                     int(config["report"].get("min_battles", 0)),
+                     str(config["ratings"].get("overall_weighting", "equal")),
+                     bool(config["ratings"].get("overall_includes_human", False)))
+    applicable = {label: sum(1 for p, _ in requests if judge.applies(p))
+                  for label, judge in judges.items()}
+    boards = build_boards(battles, models, board_judges, spec,
+                          RunFacts(generations, skipped, applicable))
     from autojudge.stages.agreement import compute_agreement
 
     agreement = compute_agreement(battles, boards, board_judges, rating_cfg)

@@ -8,6 +8,13 @@ that points at it is committed, so after a SIGKILL the index never names a missi
 half-written image. Rows are committed per batch; a killed run loses at most the batch in
 flight. SQLite runs in WAL mode with a busy timeout, so two runs may share a store.
 
+Trust: a blob's file name is its sha256, so a cached image is hashed once per Store (per
+run) before it is trusted, and remembered by (size, mtime) after that. A damaged or missing
+blob counts as not cached: its generation is made again and the file rewritten. A damaged
+index, an unwritable folder or a root that is a file fails when the Store is opened, as
+one AutojudgeError line that names the path and what to do (`python -m autojudge.store
+check|repair`, see autojudge.store_cli).
+
 Example:
     >>> store = Store(tmp_path)                                      # doctest: +SKIP
     >>> sha, path = store.put_blob(png_bytes)                        # doctest: +SKIP
@@ -18,10 +25,13 @@ import fcntl
 import hashlib
 import json
 import os
+import shlex
 import sqlite3
+import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -96,20 +106,99 @@ class StoredRow:
     failure: Failure | None
 
 
+class DamagedBlobError(AutojudgeError):
+    """A stored image is missing or does not hash to its name (its bytes are never used)."""
+
+
+INDEX_NAME = "index.sqlite"
+# What the index is made of on disk: the database, SQLite's WAL files, the open lock.
+INDEX_FILES = (INDEX_NAME, f"{INDEX_NAME}-wal", f"{INDEX_NAME}-shm", "index.lock")
+DAMAGE_WORDS = ("malformed", "not a database", "corrupt", "disk image")
+
+
+def store_command(root: Path, action: str = "repair") -> str:
+    """The `python -m autojudge.store ACTION` line for `root`, ready to paste."""
+    return f"`python -m autojudge.store {action} --root {shlex.quote(str(root))}`"
+
+
+def writable(path: Path) -> bool:
+    """Whether this process may write `path` (root included: access() answers as the
+    kernel will, read-only mounts too), without creating anything there."""
+    mode = os.W_OK | (os.X_OK if path.is_dir() else os.R_OK)
+    if os.access in os.supports_effective_ids:
+        return os.access(path, mode, effective_ids=True)
+    return os.access(path, mode)
+
+
+def unwritable_error(root: Path, path: Path, what: str) -> AutojudgeError:
+    return AutojudgeError(
+        f"store {what} {path} is not writable by this user; make it writable "
+        f"(chmod -R u+w {shlex.quote(str(root))}) or point store.root at another folder")
+
+
+def index_error(root: Path, exc: BaseException) -> AutojudgeError:
+    """One line for an SQLite failure: damaged index, permissions, or a busy store."""
+    text = " ".join(str(exc).split())
+    index = root / INDEX_NAME
+    lowered = text.lower()
+    if any(word in lowered for word in DAMAGE_WORDS):
+        return AutojudgeError(
+            f"store index {index} is damaged ({text}); run {store_command(root)}: it moves "
+            f"the index aside and starts a fresh one (cached results are recomputed, "
+            f"images are kept)")
+    if "readonly" in lowered or "unable to open" in lowered:
+        return AutojudgeError(
+            f"store index {index} cannot be opened for writing ({text}); make "
+            f"{shlex.quote(str(root))} and its files writable or point store.root at "
+            f"another folder")
+    if "locked" in lowered:
+        return AutojudgeError(
+            f"store index {index} stayed locked by another process ({text}); wait for "
+            f"the other run to finish or point store.root at another folder")
+    return AutojudgeError(f"store index {index} failed ({text}); run "
+                          f"{store_command(root, 'check')}")
+
+
+def check_root(root: Path) -> None:
+    """Raise one AutojudgeError line unless `root` can hold a store this process writes."""
+    if root.exists() and not root.is_dir():
+        raise AutojudgeError(f"store root {root} is a file, not a folder; move it away or "
+                             f"point store.root (or AUTOJUDGE_STORE) at a folder")
+    try:
+        (root / "blobs").mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise AutojudgeError(f"store root {root}: {root / 'blobs'} or a folder above it is "
+                             f"a file, not a folder; move it away") from None
+    except OSError as exc:
+        raise AutojudgeError(f"cannot create the store at {root} ({exc.strerror}); create "
+                             f"it writable or point store.root at a writable folder") from None
+    for path, what in ((root, "root"), (root / "blobs", "blobs folder")):
+        if not writable(path):
+            raise unwritable_error(root, path, what)
+    for name in INDEX_FILES:
+        path = root / name
+        if path.is_dir():
+            raise AutojudgeError(f"store index file {path} is a folder; move it away")
+        if path.exists() and not writable(path):
+            raise unwritable_error(root, path, "index file")
+
+
 class Store:
     """The on-disk cache shared by every run that points at the same root."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser()
-        try:
-            (self.root / "blobs").mkdir(parents=True, exist_ok=True)
-            self._db = self._open_index()
-        except (OSError, sqlite3.DatabaseError) as exc:
-            raise AutojudgeError(
-                f"cannot open the store at {self.root} ({exc}); point store.root at a "
-                f"writable folder"
-            ) from exc
         self._lock = threading.RLock()
+        # path -> (size, mtime_ns) of a blob this Store hashed and found good
+        self._verified: dict[str, tuple[int, int]] = {}
+        check_root(self.root)
+        try:
+            self._db = self._open_index()
+        except sqlite3.DatabaseError as exc:
+            raise index_error(self.root, exc) from None
+        except OSError as exc:
+            raise AutojudgeError(f"cannot open the store at {self.root} ({exc}); point "
+                                 f"store.root at a writable folder") from None
 
     def _open_index(self) -> sqlite3.Connection:
         # Switching a fresh database to WAL and creating its tables takes locks that SQLite
@@ -117,13 +206,19 @@ class Store:
         # race; an exclusive file lock makes the first open of a store one-at-a-time.
         with open(self.root / "index.lock", "a+b") as lock_file:
             fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)  # released when the file closes
-            db = sqlite3.connect(self.root / "index.sqlite", timeout=60.0,
+            db = sqlite3.connect(self.root / INDEX_NAME, timeout=60.0,
                                  isolation_level=None, check_same_thread=False)
             try:
                 db.execute("PRAGMA busy_timeout=60000")
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(_SCHEMA)
                 self._check_version(db)
+                # Inside the open lock too: a check racing another process's switch to
+                # WAL can meet SQLite's immediate "database is locked". A damaged page
+                # must fail here, before any generation work is done.
+                found = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+                if found != "ok":
+                    raise sqlite3.DatabaseError(f"database disk image is malformed: {found}")
             except BaseException:
                 db.close()
                 raise
@@ -138,6 +233,18 @@ class Store:
                 f"use another store.root"
             )
 
+    @contextmanager
+    def _index_op(self) -> Iterator[None]:
+        """Hold the connection lock; an SQLite failure becomes one AutojudgeError line."""
+        with self._lock:
+            try:
+                yield
+            except sqlite3.DatabaseError as exc:
+                # IntegrityError/ProgrammingError are bugs here, not a damaged store.
+                if type(exc) not in (sqlite3.OperationalError, sqlite3.DatabaseError):
+                    raise
+                raise index_error(self.root, exc) from None
+
     def close(self) -> None:
         self._db.close()
 
@@ -147,34 +254,68 @@ class Store:
         return self.root / "blobs" / sha[:2] / f"{sha}.{ext}"
 
     def put_blob(self, data: bytes) -> tuple[str, str]:
-        """Store encoded image bytes; returns (sha256, extension). Idempotent."""
+        """Store encoded image bytes; returns (sha256, extension). Idempotent.
+
+        A file already at the blob's path is kept only if it hashes to its name; a
+        truncated or altered one is replaced (atomically)."""
         sha = hashlib.sha256(data).hexdigest()
         ext = image_extension(data)
-        path = self.blob_path(sha, ext)
-        if not path.exists():
-            atomic_write_bytes(path, data)
+        if self.verified_blob(sha, ext) is None:
+            path = self.blob_path(sha, ext)
+            try:
+                atomic_write_bytes(path, data)
+                st = path.stat()
+            except OSError as exc:
+                raise AutojudgeError(
+                    f"cannot write image {path} ({exc.strerror or exc}); make "
+                    f"{shlex.quote(str(self.root))} writable (chmod -R u+w) or point "
+                    f"store.root at another folder") from None
+            self._verified[str(path)] = (st.st_size, st.st_mtime_ns)
         return sha, ext
 
     def read_blob(self, sha: str, ext: str) -> bytes | None:
         """The blob's bytes, or None if it is missing or does not match its hash."""
+        return self._read_verified(self.blob_path(sha, ext), sha)
+
+    def verified_blob(self, sha: str, ext: str) -> Path | None:
+        """The blob's path if its file hashes to `sha`, else None (missing or damaged).
+
+        Each file is hashed once per Store; later calls cost one stat() unless the file's
+        size or mtime changed since (then it is hashed again)."""
+        path = self.blob_path(sha, ext)
         try:
-            data = self.blob_path(sha, ext).read_bytes()
+            st = path.stat()
         except OSError:
             return None
-        return data if hashlib.sha256(data).hexdigest() == sha else None
+        if self._verified.get(str(path)) == (st.st_size, st.st_mtime_ns):
+            return path
+        return path if self._read_verified(path, sha) is not None else None
+
+    def _read_verified(self, path: Path, sha: str) -> bytes | None:
+        try:
+            with open(path, "rb") as handle:
+                st = os.fstat(handle.fileno())  # of the bytes read, not of a later rename
+                data = handle.read()
+        except OSError:
+            return None
+        if hashlib.sha256(data).hexdigest() != sha:
+            self._verified.pop(str(path), None)
+            return None
+        self._verified[str(path)] = (st.st_size, st.st_mtime_ns)
+        return data
 
     # -- rows ----------------------------------------------------------------------------
 
     def remember_fingerprint(self, fingerprint_hash: str, payload: Mapping[str, Any]) -> None:
         """Record what a fingerprint hash stands for, so the store can be audited."""
-        with self._lock:
+        with self._index_op():
             self._db.execute("INSERT OR IGNORE INTO fingerprints VALUES (?, ?)",
                              (fingerprint_hash, json.dumps(payload, sort_keys=True, default=str)))
 
     def get_many(self, table: str, keys: Sequence[str]) -> dict[str, StoredRow]:
         """Rows for `keys` that a run may trust (retryable failures are left out)."""
         found: dict[str, StoredRow] = {}
-        with self._lock:
+        with self._index_op():
             for chunk in _chunks(list(keys), 500):
                 marks = ",".join("?" * len(chunk))
                 cursor = self._db.execute(
@@ -195,13 +336,30 @@ class Store:
         sql = _UPSERT.format(table=_table(table), cols=",".join(cols),
                              marks=",".join("?" * len(cols)),
                              sets=",".join(f"{c}=excluded.{c}" for c in cols if c != "key"))
-        with self._lock:
+        self._write(lambda db: db.executemany(sql, [[row[c] for c in cols] for row in rows]))
+
+    def forget(self, table: str, keys: Sequence[str]) -> None:
+        """Delete the rows for `keys` (e.g. generations whose image was found damaged)."""
+        table = _table(table)
+
+        def delete(db: sqlite3.Connection) -> None:
+            for chunk in _chunks(list(keys), 500):
+                db.execute(f"DELETE FROM {table} WHERE key IN ({','.join('?' * len(chunk))})",
+                           chunk)
+
+        if keys:
+            self._write(delete)
+
+    def _write(self, work: Any) -> None:
+        """Run `work(connection)` in one transaction: all of it or none."""
+        with self._index_op():
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany(sql, [[row[c] for c in cols] for row in rows])
+                work(self._db)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
 
     # -- embeddings (shared by every judge on one CLIP backbone) -------------------------
@@ -211,7 +369,7 @@ class Store:
         import numpy as np
 
         found: dict[str, Any] = {}
-        with self._lock:
+        with self._index_op():
             for chunk in _chunks(list(image_shas), 500):
                 marks = ",".join("?" * len(chunk))
                 rows = self._db.execute(
@@ -231,20 +389,12 @@ class Store:
         for sha, vec in vectors.items():
             arr = np.ascontiguousarray(vec, dtype=np.float32).ravel()
             rows.append((backbone, sha, int(arr.size), arr.tobytes(), now()))
-        if not rows:
-            return
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany("INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?, ?, ?)",
-                                     rows)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        if rows:
+            self._write(lambda db: db.executemany(
+                "INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?, ?, ?)", rows))
 
     def count(self, table: str) -> int:
-        with self._lock:
+        with self._index_op():
             return self._db.execute(f"SELECT COUNT(*) FROM {_table(table)}").fetchone()[0]
 
 
@@ -275,3 +425,9 @@ def _table(name: str) -> str:
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+if __name__ == "__main__":  # `python -m autojudge.store check|repair [--root PATH]`
+    from autojudge import store_cli
+
+    sys.exit(store_cli.main())

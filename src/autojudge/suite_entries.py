@@ -44,11 +44,20 @@ class EntryLocation:
         return text + (f", field {field!r}" if field else "")
 
 
-def build_prompts(pairs: list[tuple[Any, EntryLocation]]) -> list[Prompt]:
+def build_prompts(pairs: list[tuple[Any, EntryLocation]],
+                  max_chars: int | None = None) -> list[Prompt]:
+    """Validated prompts of (entry, location) pairs; ids unique ignoring case.
+
+    Args:
+        pairs: raw entries (as parsed) and where each sits in the file.
+        max_chars: the most characters a text field may hold (None: no limit).
+    """
     prompts: list[Prompt] = []
     first: dict[str, EntryLocation] = {}
     for entry, where in pairs:
         prompt = build_prompt(entry, where)
+        if max_chars is not None:
+            check_lengths(prompt, max_chars, where)
         key = prompt.id.lower()
         if key in first:
             fail(where("id"), f"duplicate id {prompt.id!r}, already used by {first[key].short()} "
@@ -56,6 +65,26 @@ def build_prompts(pairs: list[tuple[Any, EntryLocation]]) -> list[Prompt]:
         first[key] = where
         prompts.append(prompt)
     return prompts
+
+
+# Fields a generator or judge reads as text; each is bounded by the suite's max_chars.
+TEXT_FIELDS = ("text", "expected_text", "style_prompt")
+
+
+def check_lengths(prompt: Prompt, max_chars: int, where: EntryLocation | str) -> None:
+    """Refuse a prompt whose text fields are longer than `max_chars` characters.
+
+    A prompt of megabytes is a mistake (a pasted file, a broken export), and it would
+    stall generators and judges that lay it out or tokenize it; the limit stops it at
+    load time with one line instead.
+    """
+    for field in TEXT_FIELDS:
+        value = getattr(prompt, field)
+        if value is not None and len(value) > max_chars:
+            place = where(field) if isinstance(where, EntryLocation) else \
+                f"{where}, field {field!r}"
+            fail(place, f"is {len(value):,} characters, over the limit of {max_chars:,}; "
+                 "shorten it, or load the suite with a higher max_prompt_chars")
 
 
 def build_prompt(entry: Any, where: EntryLocation) -> Prompt:

@@ -54,11 +54,12 @@ import yaml
 
 from autojudge.errors import AutojudgeError
 from autojudge.suite_entries import (DIFFICULTIES, ENTRY_FIELDS, EntryLocation, build_prompts,
-                                     did_you_mean, seed_list)
+                                     check_lengths, did_you_mean, seed_list)
 from autojudge.suite_importers import fail, read_geneval, read_parti, show
 from autojudge.types import Prompt
 
-__all__ = ["Suite", "load_suite", "FORMATS", "ENTRY_FIELDS", "DIFFICULTIES"]
+__all__ = ["Suite", "load_suite", "FORMATS", "ENTRY_FIELDS", "DIFFICULTIES",
+           "DEFAULT_MAX_PROMPT_CHARS"]
 
 FORMATS = ("auto", "autojudge", "parti", "geneval")
 _FORMAT_ALIASES = {"native": "autojudge", "yaml": "autojudge", "jsonl": "autojudge",
@@ -66,6 +67,9 @@ _FORMAT_ALIASES = {"native": "autojudge", "yaml": "autojudge", "jsonl": "autojud
 TOP_LEVEL_FIELDS = ("name", "description", "seeds", "prompts", "license", "source", "version")
 _SUFFIXES = (".yaml", ".yml", ".json", ".jsonl", ".tsv")
 _MAX_LISTED = 80  # tags listed in an unknown-tag error (the most common ones)
+# Longest text, expected_text or style_prompt accepted (PartiPrompts' longest is 389
+# characters; CLIP reads 77 tokens): anything far past this is a mistake, not a prompt.
+DEFAULT_MAX_PROMPT_CHARS = 10_000
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,8 @@ class Suite:
 
 def load_suite(path: str | Path, *, fmt: str = "auto", name: str | None = None,
                tags: Sequence[str] = (), exclude_tags: Sequence[str] = (),
-               limit: int | None = None, seeds: Sequence[int] | None = None) -> Suite:
+               limit: int | None = None, seeds: Sequence[int] | None = None,
+               max_prompt_chars: int | None = DEFAULT_MAX_PROMPT_CHARS) -> Suite:
     """Read, validate and filter a suite file.
 
     Args:
@@ -122,26 +127,32 @@ def load_suite(path: str | Path, *, fmt: str = "auto", name: str | None = None,
         seeds: default seeds for prompts without their own. None (the default) takes
             the file's top-level `seeds:`, else (0,); a value given here overrides the
             file's top-level seeds (never a prompt's own `seeds:`).
+        max_prompt_chars: the most characters an entry's text, expected_text or
+            style_prompt may have; a longer one refuses the suite (whatever the filters
+            keep), naming the file, the entry id and the limit. None: no limit.
 
     Raises:
         AutojudgeError: one line naming the file, entry/line, field and fix.
     """
     path = Path(path)
     source = str(path)
+    max_chars = _max_chars(max_prompt_chars, source)
     text = _read_text(path)
     kind = _resolve_format(fmt, path, text)
     file_name: str | None = None
     description = ""
     file_seeds: tuple[int, ...] | None = None
-    if kind == "parti":
-        prompts = read_parti(source, text)
-    elif kind == "geneval":
-        prompts = read_geneval(source, text)
+    if kind in ("parti", "geneval"):
+        prompts = (read_parti if kind == "parti" else read_geneval)(source, text)
+        for prompt in prompts if max_chars is not None else ():
+            row = prompt.meta.get("row") or prompt.meta.get("line")
+            where = "row" if "row" in prompt.meta else "line"
+            check_lengths(prompt, max_chars, f"suite {source}, {where} {row} (id {prompt.id!r})")
     elif path.suffix.lower() == ".jsonl" or (path.suffix.lower() not in _SUFFIXES
                                              and text.lstrip().startswith("{")):
-        prompts = _read_native_jsonl(source, text)
+        prompts = _read_native_jsonl(source, text, max_chars)
     else:
-        prompts, file_name, description, file_seeds = _read_native_yaml(source, text)
+        prompts, file_name, description, file_seeds = _read_native_yaml(source, text, max_chars)
     if not prompts:
         fail(f"suite {source}", "contains no prompts; add at least one entry")
 
@@ -158,6 +169,15 @@ def load_suite(path: str | Path, *, fmt: str = "auto", name: str | None = None,
 
 
 # ---------------------------------------------------------------- reading and formats
+
+
+def _max_chars(value: Any, source: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        fail(f"suite {source}, max_prompt_chars", f"must be a positive integer or null (no "
+             f"limit), got {show(value)}")
+    return value
 
 
 def _read_text(path: Path) -> str:
@@ -208,7 +228,7 @@ def _resolve_format(fmt: str, path: Path, text: str) -> str:
 # ---------------------------------------------------------------- native format
 
 
-def _read_native_yaml(source: str, text: str):
+def _read_native_yaml(source: str, text: str, max_chars: int | None = None):
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -272,7 +292,7 @@ def _read_native_yaml(source: str, text: str):
         if isinstance(item, yaml.MappingNode):
             _no_duplicate_keys(f"suite {source}, entry {index}", item, "entry ")
         wheres.append(where)
-    prompts = build_prompts(list(zip(entries, wheres)))
+    prompts = build_prompts(list(zip(entries, wheres)), max_chars)
     return prompts, (name.strip() if name else None), description.strip(), file_seeds
 
 
@@ -288,7 +308,7 @@ def _no_duplicate_keys(where: str, node: Any, what: str) -> None:
             seen[key.value] = line
 
 
-def _read_native_jsonl(source: str, text: str) -> list[Prompt]:
+def _read_native_jsonl(source: str, text: str, max_chars: int | None = None) -> list[Prompt]:
     pairs = []
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -300,7 +320,7 @@ def _read_native_jsonl(source: str, text: str) -> list[Prompt]:
                  f"malformed JSON ({exc.msg} at column {exc.colno}); each line must be one JSON "
                  'object such as {"id": "a", "text": "...", "category": "animals"}')
         pairs.append((entry, EntryLocation(source, len(pairs) + 1, line_no, jsonl=True)))
-    return build_prompts(pairs)
+    return build_prompts(pairs, max_chars)
 
 
 # ---------------------------------------------------------------- filters

@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from autojudge.errors import AutojudgeError
+from autojudge.resources import JUDGES_DIR
 from autojudge.types import JudgeItem, PairItem, Prompt
 
-CASES = Path(__file__).resolve().parents[2] / "judges" / "validation_cases.yaml"
+CASES = JUDGES_DIR / "validation_cases.yaml"
 FAMILIES = ("text", "alignment", "quality")
 KIND_FAMILIES = {"ocr": ("text",), "clip": ("alignment",), "aesthetic": ("quality",)}
 VLM_FAMILIES = {"text_rendering": ("text",), "prompt_alignment": ("alignment",),

@@ -215,3 +215,92 @@ def test_typeset_is_deterministic_across_processes():
     """)
     noise_here = image_digest(NoiseGenerator("n").generate([GenRequest(LONG, 3)])[0].image)
     assert there == {"typeset": here, "noise": noise_here}
+
+
+# ---------------------------------------------------------------------- bounded layout
+
+
+def words_text(n_chars: int) -> str:
+    vocabulary = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
+    words, total, i = [], 0, 0
+    while total < n_chars:
+        words.append(vocabulary[i % len(vocabulary)])
+        total += len(words[-1]) + 1
+        i += 1
+    return " ".join(words)[:n_chars]
+
+
+@pytest.mark.parametrize("field", ["text", "expected_text", "no_spaces"])
+def test_typeset_renders_a_10k_character_prompt_from_its_start(field):
+    text = "a" * 10_000 if field == "no_spaces" else words_text(10_000)
+    prompt = (Prompt(id="long", text=text) if field == "text"
+              else Prompt(id="long", text="x", expected_text=text))
+    gen = TypesetGenerator("t")
+    out = gen.generate([GenRequest(prompt, 0)])[0]
+    assert out.ok and decode(out.image).size == (512, 512)
+    shown, max_size = gen.text_for(GenRequest(prompt, 0))
+    layout = layout_text(shown, 512, 512, max_font_size=max_size, min_font_size=10, margin=32,
+                         line_spacing=1.25)
+    assert layout.font_size == 10 and not layout.fits
+    # what is drawn is the beginning of the text, as many lines as fit the box
+    assert 1 < len(layout.lines) <= 1 + (448 - 10) // 12
+    assert text.startswith(layout.lines[0])
+    assert layout.lines[0] and " ".join(layout.lines).startswith(layout.lines[0])
+
+
+def test_wrap_text_stops_measuring_once_max_lines_is_exceeded():
+    calls = []
+
+    def measure(s):
+        calls.append(s)
+        return len(s)
+
+    text = "word " * 100_000
+    lines, broke = wrap_text(text, 20, measure, max_lines=3)
+    assert lines == ["word word word word", "word word word word", "word word word word",
+                     "word word word word"] and not broke  # 3 that fit + 1 saying "more"
+    assert len(calls) < 40 and max(map(len, calls)) <= 24
+    full, _ = wrap_text("word " * 30, 20, len)
+    assert wrap_text("word " * 30, 20, len, max_lines=3)[0] == full[:4]
+    assert wrap_text("word " * 30, 20, len, max_lines=100)[0] == full
+
+
+def test_wrap_text_drops_blank_edges_but_keeps_inner_blanks_under_a_limit():
+    text = "\n\n\na\n\n\nb\n\n\n\n\n"
+    assert wrap_text(text, 10, len) == (["a", "", "", "b"], False)
+    assert wrap_text(text, 10, len, max_lines=1) == (["a", ""], False)
+    assert wrap_text("\n" * 1000, 10, len, max_lines=2) == ([], False)
+
+
+def test_a_huge_word_is_split_with_few_measurements():
+    calls = []
+
+    def measure(s):
+        calls.append(len(s))
+        return len(s)
+
+    lines, broke = wrap_text("x" * 1_000_000, 7, measure, max_lines=2)
+    assert lines == ["xxxxxxx"] * 3 and broke
+    assert len(calls) < 40 and sum(calls) < 2_000  # never the whole word
+    assert wrap_text("abcdefghij", 4, len) == (["abcd", "efgh", "ij"], True)
+    assert wrap_text("ab Wxyz", 1, len) == (["a", "b", "W", "x", "y", "z"], True)
+
+
+def test_baseline_isolates_a_failing_request():
+    class Flaky(BlankGenerator):
+        def _render(self, request):
+            if request.prompt.id == "bad":
+                raise ValueError("cannot draw\nthis")
+            return super()._render(request)
+
+    gen = Flaky("flaky", BlankGenerator.Config(width=8, height=8))
+    ok1, bad, ok2 = gen.generate([GenRequest(CAT, 0), GenRequest(Prompt(id="bad", text="x"), 3),
+                                  GenRequest(SIGN, 0)])
+    assert ok1.ok and ok2.ok
+    assert bad.image is None and bad.failure.kind == "generator_error"
+    assert bad.failure.message == "model 'flaky': prompt 'bad' seed 3: ValueError: cannot draw this"
+
+
+def test_typeset_version_tracks_the_clipping_change():
+    assert TypesetGenerator("t").fingerprint()["version"] == 2
+    assert BlankGenerator("b").fingerprint()["version"] == 1

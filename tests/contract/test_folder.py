@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,239 @@ def test_check_raises_one_clear_line(tmp_path, case):
     if case != "empty_path":
         assert str(Path(path)) in msg or case == "no_extensions"  # which path
     assert "model.my_model." in msg or "put images" in msg  # what to do
+
+
+# ---------------------------------------------------------------------- one bad file
+
+
+def tiny_png_claiming(width: int, height: int) -> bytes:
+    """A PNG header (IHDR + IEND, no pixel data) that claims width x height pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def make_bad(root: Path, case: str) -> None:
+    """Put one bad file for prompt id 'bad' (seed 0) into `root`."""
+    target = root / "bad.png"
+    if case == "symlink_loop":
+        os.symlink(root / "bad_other.png", target)
+        os.symlink(target, root / "bad_other.png")
+    elif case == "dangling_symlink":
+        os.symlink(root / "gone" / "x.png", target)
+    elif case == "zero_bytes":
+        target.write_bytes(b"")
+    elif case == "truncated":
+        data = save(root / "scratch.png", "red", size=(64, 64))
+        target.write_bytes(data[: len(data) // 2])
+    elif case == "directory":
+        target.mkdir()
+        save(target / "inside.png", "red")  # even a folder full of images is not one
+    elif case == "fifo":
+        os.mkfifo(target)  # reading it would block forever
+    elif case == "bomb":
+        target.write_bytes(tiny_png_claiming(100_000, 100_000))
+    elif case == "garbage":
+        target.write_bytes(b"GIF89a" + bytes(range(256)) * 4)
+
+
+BAD_CASES = {  # case -> (failure kind, words its message must contain)
+    "symlink_loop": ("unreadable_file", ["bad.png", "symbolic links"]),
+    "dangling_symlink": ("unreadable_file", ["bad.png", "symlink to a missing file"]),
+    "zero_bytes": ("corrupt_image", ["bad.png", "empty file (0 bytes)"]),
+    "truncated": ("corrupt_image", ["bad.png", "not a readable image"]),
+    "directory": ("unreadable_file", ["bad.png", "is a directory"]),
+    "fifo": ("unreadable_file", ["bad.png", "not a regular file"]),
+    "bomb": ("image_too_large", ["bad.png", "decompression bomb"]),
+    "garbage": ("corrupt_image", ["bad.png", "not"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_one_bad_file_fails_alone(tmp_path, case):
+    root = tmp_path / "model"
+    good = {f"ok{i}": save(root / f"ok{i}.png", ("red", "blue", "green")[i]) for i in range(3)}
+    make_bad(root, case)
+    g = gen(root)
+    g.check()  # one bad file does not refuse the model either
+    ids = ["ok0", "bad", "ok1", "ok2"]
+    outs = g.generate([GenRequest(Prompt(id=pid, text="x"), 0) for pid in ids])
+    kind, words = BAD_CASES[case]
+    bad = outs[1]
+    assert bad.image is None and bad.failure is not None and bad.failure.kind == kind
+    for word in words:
+        assert word in bad.failure.message, bad.failure.message
+    assert "my_model" in bad.failure.message and "\n" not in bad.failure.message
+    for pid, out in zip(ids, outs):
+        if pid != "bad":
+            assert out.ok and out.image == good[pid], pid
+
+
+def test_image_over_max_pixels_fails_alone_before_decoding(tmp_path):
+    save(tmp_path / "small.png", "red", size=(10, 10))
+    save(tmp_path / "big.png", "blue", size=(20, 10))
+    (tmp_path / "claims.png").write_bytes(tiny_png_claiming(10_000, 5_000))  # 50 MP
+    (tmp_path / "default.png").write_bytes(tiny_png_claiming(9_000, 8_000))  # 72 MP
+    g = gen(tmp_path)
+    g.max_pixels = 100
+    small, big, claims = g.generate([GenRequest(Prompt(id=i, text="x"), 0)
+                                     for i in ("small", "big", "claims")])
+    assert small.ok
+    assert big.failure.kind == "image_too_large" and big.image is None
+    assert big.failure.message.endswith("big.png is 20x10 pixels, over the limit of 100 "
+                                        "(max_pixels); downscale it")
+    # under Pillow's own bomb limit but over ours: refused from the header alone
+    assert claims.failure.kind == "image_too_large" and "10000x5000" in claims.failure.message
+    # the default limit (64 MP) is below Pillow's own (~89 MP, where it only warns)
+    big, default = gen(tmp_path).generate([GenRequest(Prompt(id=i, text="x"), 0)
+                                           for i in ("big", "default")])
+    assert big.ok
+    assert default.failure.kind == "image_too_large" and "9000x8000" in default.failure.message
+
+
+def test_symlink_to_an_image_elsewhere_is_followed(tmp_path):
+    """Users link images in from other folders; only a prompt id may not escape."""
+    data = save(tmp_path / "elsewhere" / "pic.png", "red")
+    root = tmp_path / "model"
+    root.mkdir()
+    os.symlink(tmp_path / "elsewhere" / "pic.png", root / "p.png")
+    out = gen(root).generate([GenRequest(Prompt(id="p", text="x"), 0)])[0]
+    assert out.ok and out.image == data
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="needs a non-root POSIX user for permissions to bite")
+def test_permission_denied_fails_alone(tmp_path):
+    save(tmp_path / "ok.png", "red")
+    save(tmp_path / "locked.png", "blue")
+    save(tmp_path / "shut" / "0.png", "green")
+    (tmp_path / "locked.png").chmod(0)
+    (tmp_path / "shut").chmod(0)
+    try:
+        g = gen(tmp_path)
+        g.check()
+        ok, locked, shut = g.generate([GenRequest(Prompt(id=i, text="x"), 0)
+                                       for i in ("ok", "locked", "shut")])
+    finally:
+        (tmp_path / "locked.png").chmod(0o644)
+        (tmp_path / "shut").chmod(0o755)
+    assert ok.ok
+    assert locked.failure.kind == "unreadable_file" and "locked.png" in locked.failure.message
+    assert shut.failure.kind == "unreadable_file" and "Permission denied" in shut.failure.message
+
+
+def test_stage_keeps_every_good_image_of_a_batch_with_a_bad_file(tmp_path):
+    """The reported case: one looping symlink among 63 images, one batch of 64."""
+    from autojudge.stages.generate import run_generation
+    from autojudge.store import Store
+
+    root = tmp_path / "model"
+    for i in range(63):
+        save(root / f"p{i:02d}.png", "red", size=(4, 4))
+    make_bad(root, "symlink_loop")
+    requests = [GenRequest(Prompt(id=f"p{i:02d}", text="x"), 0) for i in range(63)]
+    requests.insert(17, GenRequest(Prompt(id="bad", text="x"), 0))
+    g = gen(root)
+    assert g.batch_size == len(requests)
+    generations, counts = run_generation("my_model", g, requests, Store(tmp_path / "store"))
+    failed = [(x.prompt.id, x.failure.kind) for x in generations if not x.ok]
+    assert failed == [("bad", "unreadable_file")]
+    assert counts.failed == 1 and sum(x.ok for x in generations) == 63
+
+
+# ---------------------------------------------------------------------- pre-flight
+
+
+def test_matching_requests_names_the_mismatch(tmp_path):
+    for i in range(1, 4):
+        save(tmp_path / f"img_{i:03d}.png", "red")
+    requests = [GenRequest(Prompt(id=f"prompt-{i}", text="x"), s)
+                for i in range(1, 5) for s in (0, 1)]
+    match = gen(tmp_path).matching_requests(requests, examples=2)
+    assert (match.requests, match.matched, match.prompts, match.prompts_matched) == (8, 0, 4, 0)
+    assert match.files == 3 and match.root == str(tmp_path)
+    assert match.unmatched_ids == ("prompt-1", "prompt-2")
+    assert match.stray_files == ("img_001.png", "img_002.png")
+    line = match.summary("flux")
+    assert line.startswith(f"model.flux: 0 of 4 prompts have an image in {tmp_path}")
+    assert "'img_001.png'" in line and "<prompt_id>.png" in line and "\n" not in line
+
+
+def test_matching_requests_counts_partial_matches_without_opening_files(tmp_path):
+    save(tmp_path / "a.png", "red")  # serves every seed of a
+    save(tmp_path / "b_0.png", "red")  # only seed 0 of b
+    save(tmp_path / "c" / "1.png", "red")  # only seed 1 of c
+    (tmp_path / "d.png").write_bytes(b"")  # corrupt, but present: generate() reports it
+    save(tmp_path / "extra.png", "red")
+    make_bad(tmp_path, "symlink_loop")  # 'bad' is not a regular file: not matched
+    requests = [GenRequest(Prompt(id=pid, text="x"), s)
+                for pid in ("a", "b", "c", "d", "bad", "none") for s in (0, 1)]
+    match = gen(tmp_path).matching_requests(requests)
+    assert match.matched == 6  # a0 a1 b0 c1 d0 d1
+    assert (match.prompts, match.prompts_matched) == (6, 4)
+    assert match.unmatched_ids == ("b", "c", "bad")
+    assert match.stray_files == ("extra.png",)
+    assert "6 of 12 prompt/seed requests have no file" in match.summary("m")
+    full = gen(tmp_path).matching_requests(requests[:2])
+    assert full.matched == 2 and full.unmatched_ids == ()
+    assert full.summary("m") == (f"model.m: 1 of 1 prompts have an image in {tmp_path} "
+                                 f"(files no prompt uses: 'b_0.png', 'c/1.png', 'd.png')")
+
+
+def test_matching_requests_refuses_an_unusable_folder(tmp_path):
+    with pytest.raises(AutojudgeError, match="does not exist"):
+        gen(tmp_path / "nope").matching_requests([GenRequest(P1, 0)])
+
+
+def test_permission_errors_fail_alone_even_as_root(tmp_path, monkeypatch):
+    """The same paths as above, with the OS errors injected (root ignores permissions)."""
+    import errno
+
+    save(tmp_path / "ok.png", "red")
+    save(tmp_path / "locked.png", "blue")
+    save(tmp_path / "shut" / "0.png", "green")
+    real_stat, real_read = os.stat, Path.read_bytes
+
+    def stat(path, *args, **kwargs):
+        if str(path).endswith("shut/0.png"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_stat(path, *args, **kwargs)
+
+    def read_bytes(self):
+        if self.name == "locked.png":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_read(self)
+
+    monkeypatch.setattr(os, "stat", stat)
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    ok, locked, shut = gen(tmp_path).generate([GenRequest(Prompt(id=i, text="x"), 0)
+                                               for i in ("ok", "locked", "shut")])
+    assert ok.ok
+    assert locked.failure.kind == "unreadable_file" and locked.failure.retryable
+    assert "cannot read" in locked.failure.message and "locked.png" in locked.failure.message
+    assert shut.failure.kind == "unreadable_file"
+    assert "shut/0.png: Permission denied" in shut.failure.message
+
+
+def test_an_unforeseen_error_fails_one_request(tmp_path, monkeypatch):
+    save(tmp_path / "a.png", "red")
+    save(tmp_path / "b.png", "blue")
+    g = gen(tmp_path)
+    real = g._find
+
+    def find(request):
+        if request.prompt.id == "b":
+            raise RuntimeError("something odd\nover two lines")
+        return real(request)
+
+    monkeypatch.setattr(g, "_find", find)
+    a, b = g.generate([GenRequest(Prompt(id=i, text="x"), 0) for i in "ab"])
+    assert a.ok and b.failure.kind == "unreadable_file"
+    assert b.failure.message == ("model 'my_model': prompt 'b' seed 0: RuntimeError: "
+                                 "something odd over two lines")

@@ -435,6 +435,26 @@ def test_text_accuracy_properties(a, b):
         assert text_accuracy(a.upper() + " !", a) == 1.0
 
 
+CER_PAIRS = [("open 24 hours", "open 24 hours"), ("fresh braed", "fresh bread"),
+             ("", "open"), ("completely different and much longer text", "open"),
+             ("stop", "s t o p"), ("cafe 1987", "café 1987"), ("exit", "tixe"),
+             ("hello wrld", "hello world"), ("ice cold beer", "ice cold bear!"), ("a", "ab")]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=20), st.text(min_size=1, max_size=20)), max_size=3))
+def test_char_error_rate_equals_torchmetrics(extra):
+    """The core computes CER with rapidfuzz (no torch); torchmetrics' CharErrorRate (from
+    the [test] extra) is the reference it must equal, pair by pair."""
+    from torchmetrics.text import CharErrorRate
+
+    from autojudge.judges.ocr import char_error_rate
+
+    for hypothesis, reference in CER_PAIRS + extra:
+        expected = float(CharErrorRate()([hypothesis], [reference]))
+        assert char_error_rate(hypothesis, reference) == pytest.approx(expected, rel=1e-6)
+
+
 def test_reading_order_groups_lines():
     boxes = [box(200, 14, 260, 40), box(0, 100, 50, 130), box(0, 10, 90, 42), box(100, 12, 190, 38)]
     assert reading_order(boxes) == [2, 3, 0, 1]

@@ -34,24 +34,29 @@ def make_run(path: Path, cand: float, n_prompts: int = 200, judges=("ocr",),
 
 
 def gate_main(capsys, *args: str) -> tuple[int, str, str]:
-    code = gate.main([*args, "--bootstrap", "300"])
+    code = gate.main(["--bootstrap", "300", *args])
     out, err = capsys.readouterr()
     return code, out, err
 
 
 def test_pass_writes_gate_json(tmp_path, capsys) -> None:
     run = make_run(tmp_path / "run", 1000.0)
-    code, out, err = gate_main(capsys, str(run), "--baseline", "base", "--candidate", "cand")
+    code, out, err = gate_main(capsys, str(run), "--baseline", "base", "--candidate", "cand",
+                               "--margin", "80")
     assert code == 0, out + err
     assert out.strip().splitlines()[-1].startswith("gate: PASS")
     doc = json.loads((run / "gate.json").read_text())
     assert doc["decision"] == "pass" and doc["exit_code"] == 0
     assert doc["inputs"]["baseline"] == "base" and doc["inputs"]["confidence"] == 0.95
+    assert doc["inputs"]["correction"] == "holm" and doc["inputs"]["margin"] == 80.0
     assert doc["inputs"]["run"]["name"] == "sim"
     check = doc["checks"][0]
     assert check["judge"] == "ocr" and check["tag"] is None and check["outcome"] == "pass"
-    for key in ("diff", "ci_low", "ci_high", "p_worse", "n_prompts", "n_head_to_head"):
+    for key in ("diff", "ci_low", "ci_high", "p_worse", "n_prompts", "n_head_to_head",
+                "p_regression", "p_regression_adjusted", "p_pass", "method", "paths"):
         assert key in check
+    # PASS is what the CI shows: its lower bound lies above -margin
+    assert check["ci_low"] > -80.0 and "lower bound lies above -80" in check["reason"]
 
 
 def test_regression_exits_1_per_judge_and_tag(tmp_path, capsys) -> None:
@@ -73,7 +78,7 @@ def test_margin_tolerates_a_small_regression(tmp_path, capsys) -> None:
     code, out, _ = gate_main(capsys, str(run), "--baseline", "base", "--candidate", "cand")
     assert code == 1
     code, out, _ = gate_main(capsys, str(run), "--baseline", "base", "--candidate", "cand",
-                             "--margin", "150", "--max-ci-width", "400")
+                             "--margin", "150")
     assert code == 0, out
 
 
@@ -88,10 +93,15 @@ def test_inconclusive_is_said_plainly_and_exit_1_unless_allowed(tmp_path, capsys
                              "--allow-inconclusive")
     assert code == 0 and "accepted" in out
     assert json.loads((run / "gate.json").read_text())["decision"] == "inconclusive"
+    # equal models, margin 0: the CI straddles 0, so neither claim is shown
     wide = make_run(tmp_path / "wide", 1000.0, n_prompts=40)
     code, out, _ = gate_main(capsys, str(wide), "--baseline", "base", "--candidate", "cand",
-                             "--max-ci-width", "20")
-    assert code == 1 and "wide (max 20)" in out
+                             "--margin", "0")
+    assert code == 1 and "neither shown worse nor shown not worse" in out, out
+    assert "shared prompts would likely decide it" in out
+    check = json.loads((wide / "gate.json").read_text())["checks"][0]
+    assert check["ci_low"] < 0 < check["ci_high"] and check["outcome"] == "inconclusive"
+    assert check["prompts_to_decide"] > 40
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -101,6 +111,7 @@ def test_inconclusive_is_said_plainly_and_exit_1_unless_allowed(tmp_path, capsys
     (["--baseline", "base", "--candidate", "cand", "--tag", "x"], "unknown tag 'x'"),
     (["--baseline", "base", "--candidate", "base"], "same model"),
     (["--baseline", "base", "--candidate", "cand", "--confidence", "2"], "--confidence"),
+    (["--baseline", "base", "--candidate", "cand", "--bootstrap", "1"], ">= 200 rounds"),
 ])
 def test_bad_usage_exits_2_with_one_line(tmp_path, capsys, args, needle) -> None:
     run = make_run(tmp_path / "run", 1000.0, n_prompts=12)

@@ -56,9 +56,9 @@ def test_human_votes_become_a_judge_with_agreement(two_judge_run) -> None:
     for k, b in enumerate(r for r in battles if r["judge"] == "ocr"):
         vote = b["winner"] if k % 4 else flip[b["winner"]]  # humans disagree 1 in 4
         disagree += vote != b["winner"]
-        pref = {"model_a": "1.0", "model_b": "0.0"}.get(vote, "0.5")
+        pref = {"model_a": "0", "model_b": "1"}.get(vote, "2")  # imgsys: 0 = model_a won
         lines.append([b["model_a"], b["model_b"], pref, text[b["prompt_id"]]])
-    lines.append(["someone", "else", "1.0", "a prompt nobody ran"])
+    lines.append(["someone", "else", "0", "a prompt nobody ran"])
     votes = root / "votes.csv"
     with open(votes, "w", newline="") as fh:
         csv.writer(fh).writerows(lines)
@@ -96,9 +96,11 @@ def test_adaptive_schedule_records_why_it_stopped(two_judge_run) -> None:
                                  "battles.schedule=adaptive", "battles.target_ci_width=5",
                                  "battles.bootstrap_rounds=20"]), root / "run4")
     assert done["run"]["schedules"]["ocr"]["stop_reason"] == "exhausted"
-    with pytest.raises(Exception, match="all_pairs"):
-        pipeline.run(compose([f"store.root={root / 'store'}", *SMALL,
-                              "battles.schedule=sometimes"]), root / "run5")
+    from autojudge.cli_checks import check_composition
+
+    # an enum in the schema: refused at composition, before any work, naming the choices
+    problem = check_composition(["battles.schedule=sometimes"])
+    assert problem is not None and "expected one of [all_pairs, adaptive]" in problem
 
 
 def test_in_run_gate_exits_1_after_writing_outputs(two_judge_run, tmp_path) -> None:

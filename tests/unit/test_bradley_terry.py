@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize
 from scipy.special import expit
@@ -178,8 +178,12 @@ def test_swapping_sides_with_flipped_winner_does_not_matter(battles: list,
 def test_adding_wins_never_lowers_rating(battles: list, hero: int, rival: int, extra: int,
                                          hero_is_a: bool) -> None:
     a, b, w = unpack(battles)
-    before = point(a, b, w)[NAMES[hero]]
     x, y = NAMES[hero], NAMES[(hero + rival) % 5]
+    rows = {r["model"]: r for r in rate_battles(a, b, w, config=POINT, models=NAMES)}
+    # Ratings compare only inside a component: new battles that merge two components
+    # re-centre them, so the property holds for models already linked.
+    assume(rows[x]["component"] is not None and rows[x]["component"] == rows[y]["component"])
+    before = rows[x]["rating"]
     more = ([x] * extra, [y] * extra, ["model_a"] * extra) if hero_is_a else (
         [y] * extra, [x] * extra, ["model_b"] * extra)
     after = point(a + more[0], b + more[1], w + more[2])[NAMES[hero]]
@@ -199,32 +203,47 @@ def test_ratings_always_finite_even_with_perfect_separation(battles: list, loser
         w += ["model_a"] * losses
     rows = rate_battles(a, b, w, config=RatingConfig(bootstrap_rounds=20), models=NAMES)
     for r in rows:
-        assert all(math.isfinite(r[k]) for k in ("rating", "ci_low", "ci_high", "elo"))
+        values = [r[k] for k in ("rating", "ci_low", "ci_high", "elo")]
+        assert all(v is None or math.isfinite(v) for v in values)
+        if r["rating"] is not None:
+            assert math.isfinite(r["rating"]) and math.isfinite(r["elo"])
+        if r["model"] == NAMES[loser] and losses and r["wins"] == 0 and r["ties"] == 0:
+            assert r["separated"] and r["ci_low"] is None  # no lower bound from the data
     json.dumps(rows, allow_nan=False)
 
 
-def test_model_that_loses_every_battle_is_finite_and_last() -> None:
+def test_model_that_loses_every_battle_is_finite_last_and_open_below() -> None:
     rows = rate_battles(["a"] * 500 + ["b"] * 500, ["c"] * 500 + ["c"] * 500,
                         ["model_a"] * 1000, config=RatingConfig(bootstrap_rounds=50))
-    assert rows[-1]["model"] == "c"
-    assert all(math.isfinite(r[k]) for r in rows for k in ("rating", "ci_low", "ci_high"))
-    assert rows[-1]["rating"] < 1000 - 400
+    c = rows[-1]
+    # a and b both beat c every time: both are shown above it
+    assert c["model"] == "c" and c["rank"] == 3 and c["separated"]
+    assert math.isfinite(c["rating"]) and c["rating"] < 1000 - 400
+    # the data bound c from above only; the open side is None, never a point
+    assert c["ci_low"] is None and c["ci_high"] >= c["rating"]
+    assert c["ci_method"] == "profile"
+    for top in rows[:2]:
+        # a and b never met: each is unbounded above, and (as b may run away from a)
+        # below too, against the mean; their ranks still say they beat c
+        assert top["ci_high"] is None and top["ci_low"] is None and top["rank"] == 1
 
 
 def test_edge_cases_never_crash() -> None:
     assert rate_battles([], [], []) == []
     solo = rate_battles([], [], [], models=["solo"])
-    assert [(r["model"], r["rating"], r["battles"], r["rank"]) for r in solo] == [
-        ("solo", 1000.0, 0, 1)]
+    assert [(r["model"], r["rating"], r["battles"], r["rank"], r["unrated_reason"])
+            for r in solo] == [("solo", None, 0, None, "no battles")]
     once = rate_battles(["a", "b", "b"], ["b", "c", "c"], ["model_a", "tie", "model_b"],
                         config=RatingConfig(bootstrap_rounds=100))
     assert {r["model"] for r in once} == {"a", "b", "c"}
     extra = rate_battles(["a"], ["b"], ["model_a"], models=["zz"],
                          config=RatingConfig(bootstrap_rounds=10))
     zz = next(r for r in extra if r["model"] == "zz")
-    assert (zz["rating"], zz["ci_low"], zz["ci_high"], zz["battles"]) == (1000.0,) * 3 + (0,)
+    assert (zz["rating"], zz["ci_low"], zz["ci_high"], zz["rank"], zz["elo"],
+            zz["battles"]) == (None,) * 5 + (0,)
+    assert extra[-1]["model"] == "zz"  # unrated models come last, never ranked
     self_only = rate_battles(["a"], ["a"], ["model_a"])
-    assert self_only[0]["battles"] == 0 and self_only[0]["rating"] == 1000.0
+    assert self_only[0]["battles"] == 0 and self_only[0]["rating"] is None
     for rows in (once, extra):
         json.dumps(rows, allow_nan=False)
 

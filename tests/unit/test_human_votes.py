@@ -14,12 +14,22 @@ PROMPTS = [Prompt("p1", "a red sign", ("text",)), Prompt("p2", "a cat", ("animal
 
 
 @pytest.mark.parametrize("value, winner", [
-    ("model_a", "model_a"), ("A", "model_a"), ("left", "model_a"), (1.0, "model_a"),
-    ("1", "model_a"), ("model_b", "model_b"), ("b", "model_b"), ("Right", "model_b"),
-    (0, "model_b"), ("0.0", "model_b"), ("tie", "tie"), (0.5, "tie"), ("draw", "tie"),
-    ("tie (bothbad)", "tie (bothbad)"), ("both bad", "tie (bothbad)")])
-def test_preference_values(value, winner) -> None:
+    ("model_a", "model_a"), ("A", "model_a"), ("left", "model_a"), (0, "model_a"),
+    ("0", "model_a"), (0.0, "model_a"), ("model_b", "model_b"), ("b", "model_b"),
+    ("Right", "model_b"), (1, "model_b"), ("1.0", "model_b"), ("tie", "tie"), (0.5, "tie"),
+    (2, "tie"), (-1, "tie"), ("draw", "tie"), ("tie (bothbad)", "tie (bothbad)"),
+    ("both bad", "tie (bothbad)")])
+def test_preference_values_follow_imgsys(value, winner) -> None:
+    # imgsys' calculate_elo.py: preference 0 -> model_a wins, 1 -> model_b, else tie
     assert preference_to_winner([value]) == [winner]
+
+
+@pytest.mark.parametrize("value, winner", [(1, "model_a"), ("0", "model_b"), (0.5, "tie"),
+                                           ("left", "model_a")])
+def test_preference_switch_for_exports_that_store_model_a_score(value, winner) -> None:
+    assert preference_to_winner([value], convention="a_score") == [winner]
+    with pytest.raises(AutojudgeError, match="not a known vote"):
+        preference_to_winner([2], convention="a_score")
 
 
 def test_unknown_preference_names_row() -> None:
@@ -29,16 +39,22 @@ def test_unknown_preference_names_row() -> None:
 
 def test_rate_cli_reads_an_imgsys_export(tmp_path) -> None:
     path = tmp_path / "votes.csv"
+    # known winners: 0 -> sdxl (model_a) 10 times, 1 -> flux 5 times, 0.5 -> 5 ties
     path.write_text("model_a,model_b,preference,prompt\n" + "".join(
         f"sdxl,flux,{v},prompt {k}\n" for k, v in enumerate(["0.0", "0.0", "1.0", "0.5"] * 5)))
     proc = run_cli(["autojudge.rate", str(path), "--json", "--bootstrap", "50"])
     assert proc.returncode == 0, proc.stderr
     rows = {r["model"]: r for r in json.loads(proc.stdout)["models"]}
-    assert rows["flux"]["wins"] == 10 and rows["sdxl"]["wins"] == 5 and rows["flux"]["ties"] == 5
+    assert rows["sdxl"]["wins"] == 10 and rows["flux"]["wins"] == 5 and rows["flux"]["ties"] == 5
+    assert rows["sdxl"]["rating"] > rows["flux"]["rating"]
+    flipped = run_cli(["autojudge.rate", str(path), "--json", "--bootstrap", "50",
+                       "--preference", "a_score"])
+    rows = {r["model"]: r for r in json.loads(flipped.stdout)["models"]}
+    assert rows["flux"]["wins"] == 10 and rows["sdxl"]["wins"] == 5
     bad = tmp_path / "bad.csv"
-    bad.write_text("model_a,model_b,preference\nx,y,7\n")
+    bad.write_text("model_a,model_b,preference\nx,y,maybe\n")
     proc = run_cli(["autojudge.rate", str(bad)])
-    assert proc.returncode == 2 and "preference value '7'" in proc.stderr
+    assert proc.returncode == 2 and "preference value 'maybe'" in proc.stderr
 
 
 def test_load_votes_joins_prompts_by_id_or_text_and_maps_models(tmp_path) -> None:

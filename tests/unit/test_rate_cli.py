@@ -72,7 +72,8 @@ def test_json_output_shape_and_values(format_runs: dict, log_df: pd.DataFrame) -
     rc, stdout, stderr = format_runs["jsonl"]
     assert rc == 0, stderr
     out = json.loads(stdout)
-    assert list(out) == ["models"]
+    assert list(out)[0] == "models" and out["connected"] is True
+    assert out["cluster"] == "prompt_id" and out["n_unrated"] == 0
     assert all(tuple(row) == BOARD_KEYS for row in out["models"])
     assert [r["model"] for r in out["models"]][:1] == ["flux"]
     assert sorted(r["model"] for r in out["models"]) == ["NA", "flux", "sd15", "sdxl"]

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from autojudge.errors import AutojudgeError
-from autojudge.ratings.simulate import schedule_study, simulate_battles
+from autojudge.ratings.simulate import simulate_battles
+from autojudge.ratings.studies import schedule_study
 from autojudge.scheduling import AdaptiveScheduler, ScheduleConfig, simulate_schedule
 
 
@@ -95,9 +96,9 @@ def test_measured_spend_stops_the_schedule() -> None:
 
 def test_adaptive_saves_battles_without_prompt_effects() -> None:
     # prompt_sd=0: no saving from spreading over prompts, only from the pair choice.
-    # Measured 0.743 on these seeds (0.701 over 10 pools); per-seed noise of the stopping
-    # check is larger than the gain of the pair rule here (30 pools: 0.768 -> 0.752).
-    res = schedule_study(3, prompt_sd=0.0, seed=0)
+    # Measured 0.724 over these 10 pools; per-pool noise of the stopping check is larger
+    # than the gain of the pair rule here (3 pools range 0.74-0.88 across RNG streams).
+    res = schedule_study(10, prompt_sd=0.0, seed=0)
     assert all(r == ("target_ci_width", "target_ci_width") for r in res["reasons"])
     assert res["ratio"] <= 0.78, res
 

@@ -33,6 +33,17 @@ def test_corrupt_or_missing_blob_reads_as_none(tmp_path: Path) -> None:
     assert store.read_blob(sha, ext) is None
 
 
+def test_put_blob_rewrites_a_file_that_does_not_hash_to_its_name(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    sha, ext = store.put_blob(PNG)
+    path = store.blob_path(sha, ext)
+    for writer in (store, Store(tmp_path)):  # remembered as good, and a fresh run
+        path.write_bytes(PNG[:5])
+        assert writer.put_blob(PNG) == (sha, ext)
+        assert path.read_bytes() == PNG
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left
+
+
 def test_rows_round_trip_and_first_final_answer_wins(tmp_path: Path) -> None:
     store = Store(tmp_path)
     store.put_many("scores", [_score_row("k1", 0.5)])

@@ -330,3 +330,51 @@ def test_accepts_omegaconf_lists_from_hydra() -> None:
     cfg = omegaconf.OmegaConf.create({"tags": ["text"], "exclude_tags": [], "seeds": [0, 1], "limit": 2})
     suite = load_suite(STARTER, tags=cfg.tags, exclude_tags=cfg.exclude_tags, seeds=cfg.seeds, limit=cfg.limit)
     assert suite.seeds == (0, 1) and len(suite.requests()) == 4
+
+
+# ---------------------------------------------------------------- prompt length limit
+
+
+def test_over_long_prompt_is_refused_at_load_naming_file_id_and_limit(tmp_path: Path) -> None:
+    long_text = "a" * 10_001
+    path = write(tmp_path, "long.yaml", "prompts:\n" + GOOD_ENTRY
+                 + f"  - id: too-long\n    text: {long_text}\n    category: food\n")
+    message = error_of(path)
+    assert message == (f"suite {path}, entry 2 (id 'too-long', line 6), field 'text': is "
+                       "10,001 characters, over the limit of 10,000; shorten it, or load the "
+                       "suite with a higher max_prompt_chars")
+    assert suites.DEFAULT_MAX_PROMPT_CHARS == 10_000
+    # the limit is set at load time: raised, lowered or switched off
+    assert len(load_suite(path, max_prompt_chars=20_000).prompts) == 2
+    assert len(load_suite(path, max_prompt_chars=None).prompts) == 2
+    exactly = write(tmp_path, "exact.yaml", "prompts:\n"
+                    f"  - id: edge\n    text: {'b' * 10_000}\n    category: food\n")
+    assert load_suite(exactly).prompts[0].text == "b" * 10_000
+    assert "over the limit of 5" in error_of(path.with_name("exact.yaml"), max_prompt_chars=5)
+    # filters do not hide it: a broken entry is a broken file
+    assert "id 'too-long'" in error_of(path, limit=1)
+
+
+def test_length_limit_covers_every_text_field_and_format(tmp_path: Path) -> None:
+    expected = write(tmp_path, "e.yaml", "prompts:\n  - id: sign\n    text: a sign\n"
+                     f"    category: x\n    expected_text: {'Z' * 101}\n")
+    assert "id 'sign'" in (m := error_of(expected, max_prompt_chars=100))
+    assert "field 'expected_text'" in m and "limit of 100" in m
+    jsonl = write(tmp_path, "j.jsonl", json.dumps({"id": "j1", "text": "c" * 300,
+                                                   "category": "x"}) + "\n")
+    m = error_of(jsonl, max_prompt_chars=200)
+    assert m.startswith(f"suite {jsonl}, line 1 (id 'j1'), field 'text': is 300 characters")
+    tsv = write(tmp_path, "p.tsv", "Prompt\tCategory\tChallenge\tNote\nshort\tA\tB\t\n"
+                + "d" * 300 + "\tA\tB\t\n")
+    m = error_of(tsv, max_prompt_chars=200)
+    assert m.startswith(f"suite {tsv}, row 2 (id 'parti-0002'), field 'text'")
+    geneval = write(tmp_path, "g.jsonl", json.dumps(
+        {"tag": "t", "include": [{"class": "dog", "count": 1}], "prompt": "e" * 300}) + "\n")
+    assert "line 1 (id 'geneval-0001')" in error_of(geneval, max_prompt_chars=200)
+
+
+@pytest.mark.parametrize("bad", [0, -5, "many", 2.5, True])
+def test_bad_max_prompt_chars_is_one_line(tmp_path: Path, bad) -> None:
+    path = write(tmp_path, "s.yaml", "prompts:\n" + GOOD_ENTRY)
+    message = error_of(path, max_prompt_chars=bad)
+    assert "max_prompt_chars" in message and "positive integer" in message

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 from autojudge.errors import AutojudgeError
-from autojudge.types import GenOutput, GenRequest, stable_hash
+from autojudge.types import Failure, GenOutput, GenRequest, stable_hash
 
 __all__ = ["BlankGenerator", "NoiseGenerator", "TypesetGenerator", "encode_png", "layout_text"]
 
@@ -80,7 +81,14 @@ class _Baseline:
         outputs = []
         for request in requests:
             start = time.perf_counter()
-            data = encode_png(self._render(request))
+            try:
+                data = encode_png(self._render(request))
+            except Exception as exc:  # one odd prompt fails alone, never its batch
+                message = " ".join(f"model '{self.name}': prompt '{request.prompt.id}' seed "
+                                   f"{request.seed}: {type(exc).__name__}: {exc}".split())
+                outputs.append(GenOutput(image=None, latency_s=time.perf_counter() - start,
+                                         failure=Failure("generator_error", message[:500])))
+                continue
             outputs.append(GenOutput(image=data, latency_s=time.perf_counter() - start,
                                      cost_usd=0.0))
         return outputs
@@ -154,58 +162,126 @@ class NoiseGenerator(_Baseline):
 
 Measure = Callable[[str], float]
 
+# Where str.splitlines() breaks a line, so paragraphs can be walked lazily.
+_LINE_END = re.compile(r"\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+_WORD = re.compile(r"\S+")
 
-def _split_long_word(word: str, max_width: float, measure: Measure) -> list[str]:
-    """Break one word that is wider than the line into pieces that fit (at least 1 char)."""
-    pieces, current = [], ""
-    for ch in word:
-        if current and measure(current + ch) > max_width:
-            pieces.append(current)
-            current = ch
+
+def _paragraphs(text: str) -> Iterator[str]:
+    """What `text.splitlines()` returns, one at a time (a huge text is never split whole)."""
+    pos = 0
+    for match in _LINE_END.finditer(text):
+        yield text[pos:match.start()]
+        pos = match.end()
+    if pos < len(text):
+        yield text[pos:]
+
+
+def _fits(text: str, max_width: float, measure: Measure, probe: int = 256) -> bool:
+    """measure(text) <= max_width, without measuring all of a very long text that a
+    prefix already shows to be too wide (widths grow with length)."""
+    if len(text) > probe and measure(text[:probe]) > max_width:
+        return False
+    return measure(text) <= max_width
+
+
+def _fitting_prefix(word: str, start: int, max_width: float, measure: Measure) -> int:
+    """Length of the longest prefix of word[start:] that fits (at least 1 character).
+
+    Gallops (1, 2, 4, ... characters) until a prefix is too wide, then bisects, so the
+    cost is O(log n) measurements of at most twice the answer, whatever the word's length.
+    """
+    total = len(word) - start
+    lo = hi = 1
+    while hi < total:
+        hi = min(total, hi * 2)
+        if measure(word[start:start + hi]) > max_width:
+            hi -= 1
+            break
+        lo = hi
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if measure(word[start:start + mid]) <= max_width:
+            lo = mid
         else:
-            current += ch
-    if current:
-        pieces.append(current)
-    return pieces
+            hi = mid - 1
+    return lo
 
 
-def wrap_text(text: str, max_width: float, measure: Measure) -> tuple[list[str], bool]:
+def _split_long_word(word: str, max_width: float, measure: Measure) -> Iterator[str]:
+    """Break one word that is wider than the line into pieces that fit (at least 1 char),
+    lazily, each the longest prefix of the rest that fits."""
+    start = 0
+    while start < len(word):
+        size = _fitting_prefix(word, start, max_width, measure)
+        yield word[start:start + size]
+        start += size
+
+
+def wrap_text(text: str, max_width: float, measure: Measure,
+              max_lines: int | None = None) -> tuple[list[str], bool]:
     """Greedy word wrap of `text` to `max_width`; explicit newlines start new lines.
 
-    Returns (lines, broke_word): broke_word is True when a word alone was wider than the
-    line and had to be split between characters (a layout to avoid if a smaller font helps).
+    Empty lines at either end are dropped (blank paragraphs in the middle are kept).
+
+    Args:
+        text: the text; runs of spaces and tabs between words count as one space.
+        max_width: line width, in the units of `measure`.
+        measure: width of a string.
+        max_lines: stop once max_lines + 1 lines exist (the extra one says "more
+            follows"), so the cost depends on what fits, not on the length of `text`.
+
+    Returns:
+        (lines, broke_word): broke_word is True when a word alone was wider than the
+        line and had to be split between characters (a layout to avoid if a smaller font
+        helps).
     """
+    limit = None if max_lines is None else max(0, max_lines) + 1
     lines: list[str] = []
-    broke_word = False
-    for paragraph in text.splitlines() or [""]:
-        words = paragraph.split()
+    blanks = 0  # blank lines seen since the last text line, kept only if text follows
+    broke = False
+
+    def push(line: str) -> bool:
+        nonlocal blanks
+        if not line:
+            blanks += 1 if lines else 0
+            return False
+        lines.extend([""] * (blanks if limit is None else min(blanks, limit)))
+        lines.append(line)
+        blanks = 0
+        return limit is not None and len(lines) >= limit
+
+    for paragraph in _paragraphs(text):
         current = ""
-        for word in words:
+        for match in _WORD.finditer(paragraph):
+            word = match.group()
             candidate = f"{current} {word}" if current else word
-            if measure(candidate) <= max_width:
+            if _fits(candidate, max_width, measure):
                 current = candidate
                 continue
-            if current:
-                lines.append(current)
-                current = ""
-            if measure(word) <= max_width:
-                current = word
-            else:
-                broke_word = True
-                *full, current = _split_long_word(word, max_width, measure)
-                lines.extend(full)
-        lines.append(current)
-    # drop empty lines at either end (blank paragraphs in the middle are kept)
-    while lines and not lines[0]:
-        lines.pop(0)
-    while lines and not lines[-1]:
-        lines.pop()
-    return lines, broke_word
+            if current and push(current):
+                return lines[:limit], broke
+            current = word
+            if not _fits(word, max_width, measure):
+                broke = True
+                pieces = _split_long_word(word, max_width, measure)
+                current = next(pieces)
+                for piece in pieces:
+                    if push(current):
+                        return lines[:limit], broke
+                    current = piece
+        if push(current):
+            return lines[:limit], broke
+    return lines, broke
 
 
 @dataclass(frozen=True)
 class TextLayout:
-    """Where `layout_text` decided to put the text."""
+    """Where `layout_text` decided to put the text.
+
+    `lines` are the lines to draw: when the text does not fit (`fits` False) only the
+    lines that fit in the box, from the start of the text.
+    """
 
     font_size: int
     lines: tuple[str, ...]
@@ -216,20 +292,23 @@ class TextLayout:
 def _layout_at(text: str, size: int, box_w: int, box_h: int,
                line_spacing: float) -> tuple[TextLayout, bool]:
     font = ImageFont.load_default(size=size)
-    lines, broke = wrap_text(text, box_w, font.getlength)
     line_height = max(1, round(size * line_spacing))
-    total_h = size + line_height * (len(lines) - 1) if lines else 0
-    return TextLayout(size, tuple(lines), line_height, total_h <= box_h), broke
+    # lines whose block (first line's size + line_height per further line) fits in box_h
+    room = 1 + (box_h - size) // line_height if size <= box_h else 0
+    shown = max(1, room)  # a font taller than the box still draws its first line
+    lines, broke = wrap_text(text, box_w, font.getlength, max_lines=shown)
+    return TextLayout(size, tuple(lines[:shown]), line_height, len(lines) <= room), broke
 
 
 def layout_text(text: str, width: int, height: int, *, max_font_size: int,
                 min_font_size: int, margin: int, line_spacing: float) -> TextLayout:
     """Largest font size in [min, max] at which `text` wraps inside the margins without
     splitting a word; failing that, the largest at which it fits with words split; failing
-    that, `min_font_size` (the text is then clipped at the bottom).
+    that, `min_font_size` with the lines that fit (the rest of the text is cut off).
 
-    Sizes are binary-searched (fitting is monotone in the font size up to rounding), so
-    long texts lay out in a few passes; the result is deterministic either way.
+    Sizes are binary-searched (fitting is monotone in the font size up to rounding), and
+    each size wraps only until its box is full, so any text lays out in time bounded by
+    what fits in the image, not by its length; the result is deterministic either way.
     """
     box_w, box_h = max(1, width - 2 * margin), max(1, height - 2 * margin)
     cache: dict[int, tuple[TextLayout, bool]] = {}
@@ -275,6 +354,9 @@ class TypesetGenerator(_Baseline):
     """
 
     kind = "typeset"
+    # 2: text that does not fit at min_font_size shows its first lines (it was centred on
+    # the middle of the whole text), so cached images of such prompts must be redrawn
+    version = 2
 
     @dataclass
     class Config:

@@ -40,6 +40,7 @@ from typing import Any, List, Mapping, Sequence
 
 from autojudge.devices import pick_device
 from autojudge.errors import AutojudgeError
+from autojudge.extras import require
 from autojudge.types import Failure, GenOutput, GenRequest
 from autojudge.weights import looks_local, model_ref_identity
 
@@ -159,11 +160,10 @@ class DiffusersGenerator:
         if not c.model.strip():
             raise AutojudgeError(f"{where}: no model; set model.{self.name}.model to a hub id "
                                  f"(e.g. stabilityai/sdxl-turbo) or a local pipeline folder")
-        try:
-            import diffusers
-        except ImportError as exc:
-            raise AutojudgeError(f"{where}: the diffusers generator needs torch and diffusers: "
-                                 f"pip install diffusers transformers torch ({exc})") from exc
+        require("diffusers", where)
+        if c.lora:
+            require("diffusers", where, modules=("peft",))  # LoRA loading goes through peft
+        import diffusers
         self._check_ref(c.model, "model", needs_index=True)
         if c.checkpoint:
             self._check_ref(c.checkpoint, "checkpoint", must_be_local=True)

@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
 from autojudge.errors import AutojudgeError
+from autojudge.extras import require
 from autojudge.generators.fal_transport import (
     Permanent, Slot, Transient, apply_host_env, cancel, classify, decode_size, download,
     get_result, one_line, queue_host)
@@ -201,6 +202,7 @@ class FalGenerator:
 
     def check(self) -> None:
         where = f"model '{self.name}'"
+        require("fal", where)  # first: installing is the first thing to do
         if not self.config.endpoint.strip():
             raise AutojudgeError(f"{where}: no fal endpoint; set model.{self.name}.endpoint, "
                                  f"e.g. fal-ai/flux/schnell")
@@ -208,12 +210,6 @@ class FalGenerator:
             raise AutojudgeError(f"{where}: fal needs an API key: set FAL_KEY (or FAL_KEY_ID "
                                  f"and FAL_KEY_SECRET) in the environment "
                                  f"(keys: https://fal.ai/dashboard/keys)")
-        try:
-            import fal_client  # noqa: F401
-            import httpx  # noqa: F401
-        except ImportError as exc:
-            raise AutojudgeError(f"{where}: the fal generator needs fal-client: pip install "
-                                 f"fal-client ({exc})") from exc
 
     # ------------------------------------------------------------------ requests
 

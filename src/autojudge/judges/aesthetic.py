@@ -27,11 +27,12 @@ from typing import Any, Mapping, Sequence
 from autojudge.errors import AutojudgeError
 from autojudge.judges.clip_backbone import BackboneSpec, get_backbone, quick_file_digest
 from autojudge.judges.clip_weights import check_weights
+from autojudge.resources import JUDGES_DIR
 from autojudge.types import JudgeItem, Prompt, Score
 
 __all__ = ["AestheticJudge", "build_head", "load_manifest", "file_sha256", "MANIFEST"]
 
-MANIFEST = Path(__file__).resolve().parents[3] / "judges" / "aesthetic.manifest.yaml"
+MANIFEST = JUDGES_DIR / "aesthetic.manifest.yaml"
 HIDDEN = (1024, 128, 64, 16)
 DEFAULT_HEAD = "sac+logos+ava1-l14-linearMSE"
 

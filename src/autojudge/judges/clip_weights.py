@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from autojudge.errors import AutojudgeError
+from autojudge.extras import require
 from autojudge.judges.clip_backbone import BackboneSpec, looks_like_weights_path
 from autojudge.weights import hf_cached, hub_offline, transformers_model_problem
 
@@ -15,6 +16,8 @@ def check_weights(spec: BackboneSpec, who: str, key: str) -> None:
     """Raise AutojudgeError (one line: what, where, what to do) unless the weights are on
     disk or can be downloaded now. `key` is the config path of the judge (judge.clip)."""
     spec.validate(who)
+    backend_module = "transformers" if spec.backend == "transformers" else "open_clip"
+    require("clip", who, ("torch", backend_module))
     if spec.backend == "transformers":
         _check_transformers(spec, who, key)
     else:

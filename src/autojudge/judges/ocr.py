@@ -5,8 +5,8 @@ onnxruntime on the CPU, fully offline), joins the detected lines in reading orde
 normalises both strings and scores `1 - CER` (character error rate, clamped to [0, 1]).
 It applies only to prompts with a non-blank `expected_text`.
 
-Heavy imports (rapidocr, onnxruntime, torchmetrics/torch) happen on first use, so importing
-this module stays cheap.
+Heavy imports (rapidocr, onnxruntime) happen on first use, so importing this module stays
+cheap; no torch anywhere.
 
 Example:
     >>> normalize_text("  Open, 24  HOURS! ")
@@ -49,16 +49,16 @@ def normalize_text(s: str | None) -> str:
 
 
 def char_error_rate(hypothesis: str, reference: str) -> float:
-    """Character error rate (edit distance / reference length) via torchmetrics.
+    """Character error rate: Levenshtein distance / reference length (rapidfuzz).
 
-    Edge cases torchmetrics leaves undefined: empty reference and empty hypothesis -> 0.0;
-    empty reference and non-empty hypothesis -> 1.0.
+    The same value as torchmetrics' CharErrorRate for one pair (tests check it), without
+    importing torch. Empty reference: 0.0 if the hypothesis is empty too, else 1.0.
     """
     if not reference:
         return 0.0 if not hypothesis else 1.0
-    from torchmetrics.functional.text import char_error_rate as _cer
+    from rapidfuzz.distance import Levenshtein
 
-    return float(_cer([hypothesis], [reference]))
+    return Levenshtein.distance(hypothesis, reference) / len(reference)
 
 
 def text_accuracy(ocr_text: str | None, expected: str | None) -> float:
@@ -187,16 +187,16 @@ class OCRJudge:
         return {"kind": self.kind, "version": self.version, "params": params}
 
     def check(self) -> None:
-        # find_spec, not import: importing torchmetrics pulls in torch (seconds), and a
-        # warm re-run that finds every score in the store never needs either.
+        # find_spec, not import: importing rapidocr loads OpenCV (a second), and a warm
+        # re-run that finds every score in the store never needs it.
         from importlib.util import find_spec
 
         for module, package in (("rapidocr", "rapidocr"), ("onnxruntime", "onnxruntime"),
-                                ("torchmetrics", "torchmetrics")):
+                                ("rapidfuzz", "rapidfuzz")):
             if find_spec(module) is None:
                 raise AutojudgeError(
                     f"judge '{self.name}' needs {package}, which is not installed; "
-                    f"pip install rapidocr onnxruntime torchmetrics"
+                    f"pip install rapidocr onnxruntime rapidfuzz"
                 )
 
     def applies(self, prompt: Prompt) -> bool:

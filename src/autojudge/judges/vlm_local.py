@@ -304,14 +304,11 @@ def decode_data_url(url: str) -> Any:
 def check_local_model(c: Any, name: str) -> None:
     """Transformers backend: torch + transformers importable, weights on disk or the
     hub reachable; one line otherwise, before any work (never a hub retry loop)."""
-    from importlib.util import find_spec
-
+    from autojudge.extras import require
     from autojudge.weights import transformers_model_problem
 
     who, key = f"judge '{name}'", f"judge.{name}"
-    if find_spec("torch") is None or find_spec("transformers") is None:
-        raise AutojudgeError(f"{who}: backend transformers needs torch and transformers: "
-                             f"pip install torch transformers")
+    require("vlm-local", f"{who} (backend transformers)")
     if c.device != "auto" and c.device.split(":")[0] not in ("cpu", "cuda", "mps"):
         raise AutojudgeError(f"{who}: device={c.device!r}; use auto, cpu, cuda, cuda:N "
                              f"or mps")

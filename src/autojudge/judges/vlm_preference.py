@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
 from autojudge.errors import AutojudgeError
+from autojudge.extras import require
 from autojudge.judges.swap_debias import SwapDebiased, summarize_verdicts
 from autojudge.judges.vlm_prompts import (CRITERIA, PRICES, REFUSAL, TEMPLATES, load_prices,
                                           load_templates, parse_answer)
@@ -238,8 +239,6 @@ class VLMPreferenceJudge:
         return self._base_fingerprint()
 
     def check(self) -> None:
-        from importlib.util import find_spec
-
         who = f"judge '{self.name}'"
         if self.config.backend == "transformers":
             from autojudge.judges.vlm_local import check_local_model
@@ -247,8 +246,7 @@ class VLMPreferenceJudge:
             check_local_model(self.config, self.name)
             self._template_text()
             return
-        if find_spec("openai") is None:
-            raise AutojudgeError(f"{who} needs the openai package: pip install openai")
+        require("vlm", who)
         if not self.config.base_url.startswith(("http://", "https://")):
             raise AutojudgeError(f"{who}: base_url '{self.config.base_url}' is not an http(s) "
                                  f"URL; e.g. judge.{self.name}.base_url=http://localhost:8000/v1")

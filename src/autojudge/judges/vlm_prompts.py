@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from autojudge.errors import AutojudgeError
+from autojudge.resources import JUDGES_DIR
 
-JUDGES_DIR = Path(__file__).resolve().parents[3] / "judges"
 TEMPLATES = JUDGES_DIR / "vlm_templates.yaml"
 PRICES = JUDGES_DIR / "vlm_prices.yaml"
 CRITERIA = ("overall", "prompt_alignment", "visual_quality", "text_rendering")

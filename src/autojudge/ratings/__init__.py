@@ -10,7 +10,9 @@ Example:
     >>> [r["model"] for r in rows]
     ['a', 'b', 'c']
 """
-from autojudge.ratings.boards import BOARD_KEYS, RatingConfig, ci_rank, model_stats, rate_battles
+from autojudge.ratings.boards import (BOARD_KEYS, RatingConfig, board_structure, model_stats,
+                                      rate_battles, rate_encoded)
+from autojudge.ratings.intervals import ci_rank
 from autojudge.ratings.bootstrap import BootstrapResult, bootstrap_bt, percentile_interval
 from autojudge.ratings.bradley_terry import (DEFAULT_PRIOR, aggregate_matchups, encode_battles,
                                              fit_bt, fit_strengths, strengths_to_ratings,
@@ -19,7 +21,9 @@ from autojudge.ratings.elo import online_elo
 
 __all__ = [
     "BOARD_KEYS", "DEFAULT_PRIOR", "BootstrapResult", "RatingConfig", "aggregate_matchups",
+    "board_structure",
     "bootstrap_bt", "ci_rank", "encode_battles", "fit_bt", "fit_strengths", "model_stats",
-    "online_elo", "percentile_interval", "rate_battles", "strengths_to_ratings",
+    "online_elo", "percentile_interval", "rate_battles", "rate_encoded",
+    "strengths_to_ratings",
     "winner_to_score",
 ]

@@ -1,7 +1,15 @@
-"""One leaderboard from a battle log: BT rating, bootstrap CI, CI-aware rank, Elo, counts.
+"""One leaderboard from a battle log: BT rating, honest CI, CI-aware rank, Elo, counts.
 
-`rate_battles` is what the pipeline, `python -m autojudge.rate` and the gate call; its
-per-model dict keys are the board contract in DESIGN.md.
+`rate_battles` is what the pipeline, `python -m autojudge.rate` and the arena call; its
+per-model dict keys are the board contract in DESIGN.md. What it will not claim:
+
+- no rating, CI, rank or Elo for a model without battles (`unrated_reason` says why);
+- no comparison across connected components of the battle graph: each component is
+  centred on its own and ranked on its own (`component`);
+- no bound the data did not give: a separated model (never lost, or never won, against
+  part of its component) has the open side of its CI None and `separated` True, and a
+  bootstrap without spread is replaced by the likelihood interval (`ci_method`); see
+  `autojudge.ratings.intervals`.
 
 Example:
     >>> rows = rate_battles(["a", "a", "b"], ["b", "b", "a"], ["model_a", "model_a", "tie"],
@@ -18,14 +26,19 @@ from typing import Any, Sequence
 import numpy as np
 
 from autojudge.errors import AutojudgeError
-from autojudge.ratings.bootstrap import bootstrap_strengths, cluster_codes, percentile_interval
+from autojudge.ratings.bootstrap import bootstrap_strengths, cluster_codes
 from autojudge.ratings.bradley_terry import (DEFAULT_PRIOR, Battles, aggregate_matchups,
-                                             anchor_index, encode_battles, fit_strengths,
-                                             strengths_to_ratings)
+                                             anchor_index, encode_battles, fit_strengths)
 from autojudge.ratings.elo import elo_codes
+from autojudge.ratings.intervals import (centre_by_component, ci_rank, elo_factor,
+                                         model_intervals, pairwise_above)
+from autojudge.ratings.structure import BattleGraph, battle_graph
 
 BOARD_KEYS = ("model", "rating", "ci_low", "ci_high", "rank", "elo", "battles", "wins",
-              "losses", "ties", "separated")
+              "losses", "ties", "separated", "component", "ci_method", "unrated_reason")
+# The smallest prior precision accepted: below it a separated model's strength runs to
+# hundreds of nats and the Newton system is singular in floating point.
+MIN_PRIOR = 1e-6
 
 
 @dataclass(frozen=True)
@@ -33,7 +46,8 @@ class RatingConfig:
     """How to rate a battle log.
 
     Attributes:
-        bootstrap_rounds: cluster-bootstrap rounds for the CI; 0 gives ci = rating.
+        bootstrap_rounds: cluster-bootstrap rounds for the CI; 0 computes no CI (and
+            so no rank).
         seed: seed of the bootstrap's `np.random.default_rng`.
         confidence: CI level (0.95 -> 2.5th and 97.5th percentiles).
         prior: Gaussian prior precision on natural-log BT strengths (see
@@ -58,7 +72,8 @@ class RatingConfig:
         checks = [
             (self.bootstrap_rounds >= 0, "bootstrap_rounds must be >= 0"),
             (0.0 < self.confidence < 1.0, "confidence must be between 0 and 1"),
-            (self.prior > 0 and math.isfinite(self.prior), "prior must be positive"),
+            (MIN_PRIOR <= self.prior <= 1e6,
+             f"prior must be between {MIN_PRIOR:g} and 1e6 (default {DEFAULT_PRIOR:g})"),
             (self.base > 1 and math.isfinite(self.base), "base must be > 1"),
             (self.scale > 0 and math.isfinite(self.scale), "scale must be positive"),
             (math.isfinite(self.init_rating), "init_rating must be finite"),
@@ -66,20 +81,7 @@ class RatingConfig:
         ]
         for ok, why in checks:
             if not ok:
-                raise AutojudgeError(f"bad rating config: {why} (got {self})")
-
-
-def ci_rank(ci_low: Sequence[float] | np.ndarray, ci_high: Sequence[float] | np.ndarray
-            ) -> np.ndarray:
-    """Chatbot Arena's CI-aware rank: 1 + number of models whose ci_low > this ci_high.
-
-    Example:
-        >>> ci_rank([10, 5, 0], [12, 11, 4]).tolist()
-        [1, 1, 3]
-    """
-    low = np.asarray(ci_low, dtype=np.float64)
-    high = np.asarray(ci_high, dtype=np.float64)
-    return 1 + (low[None, :] > high[:, None]).sum(axis=1)
+                raise AutojudgeError(f"bad rating setting: {why}")
 
 
 def model_stats(battles: Battles) -> dict[str, np.ndarray]:
@@ -108,75 +110,117 @@ def rate_battles(model_a: Sequence[str] | np.ndarray, model_b: Sequence[str] | n
                  winner: Sequence[str] | np.ndarray,
                  clusters: Sequence[Any] | np.ndarray | None = None, *,
                  config: RatingConfig = RatingConfig(),
-                 models: Sequence[str] | None = None) -> list[dict]:
-    """Rate a battle log: one JSON-ready dict per model, best rating first.
+                 models: Sequence[str] | None = None,
+                 weight: Sequence[float] | np.ndarray | None = None) -> list[dict]:
+    """Rate a battle log: one JSON-ready dict per model.
 
     Args:
         model_a, model_b, winner: equal-length battle columns (Arena convention).
         clusters: cluster id per battle (prompt_id) for the bootstrap; None treats every
             battle as its own cluster; a missing id (None/NaN) is a cluster alone.
         config: rating settings.
-        models: models to list even without battles (they rate at `init_rating` with a
-            zero-width CI and 0 battles). Self-battles carry no information and are
-            ignored everywhere (fit, Elo, counts).
+        models: models to list even without battles (they come back unrated).
+        weight: optional weight per battle (fits and bootstrap; counts stay counts).
+            Self-battles carry no information and are ignored everywhere.
 
     Returns:
-        dicts with keys model, rating, ci_low, ci_high, rank, elo, battles, wins,
-        losses, ties, separated (see `_separated`); sorted by rating (then name).
+        dicts with `BOARD_KEYS`, sorted by component, then rating (best first); unrated
+        models last.
 
     Raises:
-        AutojudgeError: unknown winner values, unequal lengths, unknown anchor, bad config.
+        AutojudgeError: unknown winner values, unequal lengths, unknown or unrated
+            anchor, bad config.
     """
     config.validate()
-    battles = encode_battles(model_a, model_b, winner, models)
+    battles = encode_battles(model_a, model_b, winner, models, weight)
+    return rate_encoded(battles, cluster_codes(clusters, len(battles.ia)), config)
+
+
+def rate_encoded(battles: Battles, codes: np.ndarray | None, config: RatingConfig
+                 ) -> list[dict]:
+    """`rate_battles` on already encoded battles and dense cluster codes (or None)."""
+    config.validate()
     if battles.n_models == 0:
         return []
-    anchor = anchor_index(battles.names, config.anchor)
-    codes = cluster_codes(clusters, len(battles.ia))
-    scale = dict(base=config.base, scale=config.scale, init_rating=config.init_rating,
-                 anchor=anchor)
     matchups = aggregate_matchups(battles)
     mu = matchups[0]
+    graph = battle_graph(battles, mu)
+    anchor = _rated_anchor(battles, graph, config.anchor)
+    to_elo = elo_factor(config.base, config.scale)
     strengths = fit_strengths(mu.i, mu.j, mu.eff_i, mu.eff_j, battles.n_models, config.prior)
-    rating = strengths_to_ratings(strengths, **scale)
-    low, high = rating, rating
-    if config.bootstrap_rounds > 0 and len(battles.ia) > 0:
-        boot = bootstrap_strengths(battles, codes, rounds=config.bootstrap_rounds,
-                                   seed=config.seed, prior=config.prior, start=strengths,
-                                   matchups=matchups)
-        low, high = percentile_interval(strengths_to_ratings(boot, **scale),
-                                        config.confidence)
+    centre = dict(graph=graph, to_elo=to_elo, init_rating=config.init_rating, anchor=anchor)
+    rating = centre_by_component(strengths, **centre)
+    boot = None
+    if config.bootstrap_rounds > 0:
+        boot = np.zeros((0, battles.n_models))
+        if graph.n_components:
+            s = bootstrap_strengths(battles, codes, rounds=config.bootstrap_rounds,
+                                    seed=config.seed, prior=config.prior, start=strengths,
+                                    matchups=matchups)
+            boot = centre_by_component(s, **centre)
+    low, high, method = model_intervals(battles, codes, graph, strengths, rating, boot,
+                                        confidence=config.confidence, to_elo=to_elo,
+                                        anchor=anchor)
+    elo = _component_elo(battles, graph, config, anchor)
+    rank: list[int | None] = [None] * battles.n_models
+    if config.bootstrap_rounds > 0:
+        above = pairwise_above(battles, codes, graph, strengths, low, high,
+                               confidence=config.confidence)
+        rank = ci_rank(low, high, graph.component, above)
+    return _rows(battles, graph, rating, low, high, method, elo, rank)
+
+
+def _rated_anchor(battles: Battles, graph: BattleGraph, anchor: str | None) -> int | None:
+    index = anchor_index(battles.names, anchor)
+    if index is not None and graph.component[index] < 0:
+        raise AutojudgeError(f"anchor model {anchor!r} has no battles, so it cannot pin the "
+                             "scale; choose a rated model as the anchor")
+    return index
+
+
+def _component_elo(battles: Battles, graph: BattleGraph, config: RatingConfig,
+                   anchor: int | None) -> np.ndarray:
+    """Online Elo; updates never cross components, so each component already averages
+    `init_rating`; the anchor's component is shifted to put the anchor there."""
     elo = elo_codes(battles, k=config.elo_k, base=config.base, scale=config.scale,
                     init_rating=config.init_rating)
     if anchor is not None:
-        elo = elo - elo[anchor] + config.init_rating
-    return _rows(battles, rating, low, high, elo)
+        members = graph.members(graph.component[anchor])
+        elo[members] += config.init_rating - elo[anchor]
+    return elo
 
 
-def _rows(battles: Battles, rating: np.ndarray, low: np.ndarray, high: np.ndarray,
-          elo: np.ndarray) -> list[dict]:
+def _rows(battles: Battles, graph: BattleGraph, rating: np.ndarray, low: list, high: list,
+          method: list, elo: np.ndarray, rank: list) -> list[dict]:
     """Assemble the sorted per-model dicts with plain Python number types."""
-    rank = ci_rank(low, high)
     stats = model_stats(battles)
-    order = sorted(range(battles.n_models), key=lambda k: (-rating[k], battles.names[k]))
-    return [{
-        "model": battles.names[k],
-        "rating": float(rating[k]),
-        "ci_low": float(low[k]),
-        "ci_high": float(high[k]),
-        "rank": int(rank[k]),
-        "elo": float(elo[k]),
-        "battles": int(stats["battles"][k]),
-        "wins": int(stats["wins"][k]),
-        "losses": int(stats["losses"][k]),
-        "ties": int(stats["ties"][k]),
-        "separated": bool(_separated(stats, k)),
-    } for k in order]
+
+    def order(k: int) -> tuple:
+        comp = int(graph.component[k])
+        return (comp < 0, comp, -rating[k] if comp >= 0 else 0.0, battles.names[k])
+
+    rows = []
+    for k in sorted(range(battles.n_models), key=order):
+        rated = graph.component[k] >= 0
+        rows.append({
+            "model": battles.names[k],
+            "rating": float(rating[k]) if rated else None,
+            "ci_low": low[k], "ci_high": high[k], "rank": rank[k],
+            "elo": float(elo[k]) if rated else None,
+            "battles": int(stats["battles"][k]), "wins": int(stats["wins"][k]),
+            "losses": int(stats["losses"][k]), "ties": int(stats["ties"][k]),
+            "separated": bool(rated and graph.separated(k)),
+            "component": int(graph.component[k]) if rated else None,
+            "ci_method": method[k],
+            "unrated_reason": None if rated else "no battles",
+        })
+    return rows
 
 
-def _separated(stats: dict[str, np.ndarray], k: int) -> bool:
-    """Never won, or never lost, a decisive battle: the data only bound the rating from
-    one side, so its value (and a bootstrap CI that every resample agrees on) is set by
-    the prior. Reports flag such models instead of showing false precision."""
-    wins, losses = stats["wins"][k], stats["losses"][k]
-    return bool(wins + losses > 0 and (wins == 0 or losses == 0))
+def board_structure(rows: Sequence[dict]) -> dict[str, Any]:
+    """Board-level keys from its rows: `connected` (all rated models linked by battles),
+    `n_components`, `n_rated`, `n_unrated`."""
+    comps = {r["component"] for r in rows if r.get("component") is not None}
+    rated = sum(1 for r in rows if r.get("rating") is not None)
+    return {"connected": len(comps) <= 1, "n_components": len(comps), "n_rated": rated,
+            "n_unrated": len(rows) - rated}

@@ -106,36 +106,59 @@ def unit_matrix(battles: Battles, clusters: np.ndarray | None,
     sizes = np.bincount(clusters, minlength=n_clusters)
     keep = index >= 0
     pair, outcome, clus = index[keep], outcome[keep], clusters[keep]
+    weight = np.ones(int(keep.sum())) if battles.weight is None else battles.weight[keep]
     single = sizes[clus] == 1
     multi_ids, multi_unit = unique_codes(clus[~single], n_clusters)
-    types, type_unit = unique_codes(pair[single] * 3 + outcome[single], 3 * len(mu.i))
+    # Weighted one-battle clusters are interchangeable only with equal weights: the weight
+    # class joins the type (one class when battles are unweighted).
+    w_values, w_class = np.unique(weight[single], return_inverse=True)
+    n_w = max(len(w_values), 1)
+    types, type_unit = unique_codes((pair[single] * 3 + outcome[single]) * n_w + w_class,
+                                    3 * len(mu.i) * n_w)
     n_empty = n_clusters - len(multi_ids) - int(single.sum())
     weights = np.concatenate([np.ones(len(multi_ids)), np.bincount(type_unit,
                                                                    minlength=len(types)),
                               [n_empty] if n_empty else []])
     # Rows: each multi-battle cluster's battles, then ONE battle per merged type.
     unit = np.concatenate([multi_unit, len(multi_ids) + np.arange(len(types))])
-    pair = np.concatenate([pair[~single], types // 3])
-    outcome = np.concatenate([outcome[~single], types % 3])
+    pair = np.concatenate([pair[~single], types // n_w // 3])
+    outcome = np.concatenate([outcome[~single], types // n_w % 3])
+    row_weight = np.concatenate([weight[~single],
+                                 w_values[types % n_w] if len(types) else np.zeros(0)])
     eff_lo = np.where(outcome == 0, 1.0, np.where(outcome == 1, 0.0, 0.5))
-    c = _build_c(unit, pair, eff_lo, len(weights), 2 * len(mu.i))
+    c = _build_c(unit, pair, eff_lo * row_weight, (1.0 - eff_lo) * row_weight,
+                 len(weights), 2 * len(mu.i))
     return c, weights / max(n_clusters, 1), n_clusters, mu
 
 
-def _build_c(unit: np.ndarray, pair: np.ndarray, eff_lo: np.ndarray, n_units: int,
-             width: int) -> Any:
+def _build_c(unit: np.ndarray, pair: np.ndarray, eff_lo: np.ndarray, eff_hi: np.ndarray,
+             n_units: int, width: int) -> Any:
     """Dense C via bincount when it is small and well filled, else a CSR matrix."""
     cells = n_units * width
     if 8 * cells <= _DENSE_MAX_BYTES and 2 * len(unit) >= 0.05 * cells:
         # Dense BLAS beats sparse products once a few percent of the cells are filled.
         flat = unit * width + 2 * pair
         c = np.bincount(flat, weights=eff_lo, minlength=cells)
-        c += np.bincount(flat + 1, weights=1.0 - eff_lo, minlength=cells)
+        c += np.bincount(flat + 1, weights=eff_hi, minlength=cells)
         return c.reshape(n_units, width)
     rows = np.concatenate([unit, unit])
     cols = np.concatenate([2 * pair, 2 * pair + 1])
-    vals = np.concatenate([eff_lo, 1.0 - eff_lo])
+    vals = np.concatenate([eff_lo, eff_hi])
     return sparse.csr_matrix((vals, (rows, cols)), shape=(n_units, width))
+
+
+def draw_counts(rng: np.random.Generator, draws: int, pvals: np.ndarray, size: int
+                ) -> np.ndarray:
+    """`size` multinomial draw-count vectors (float64). With equal probabilities (every
+    unit one cluster) uniform integers counted by one bincount give the same
+    distribution about 4x faster than `rng.multinomial`."""
+    k = len(pvals)
+    if k and np.all(pvals == pvals[0]) and abs(pvals[0] * k - 1.0) < 1e-12:
+        picks = rng.integers(0, k, size=(size, draws))
+        picks += (np.arange(size) * k)[:, None]
+        return np.bincount(picks.ravel(), minlength=size * k).reshape(size, k).astype(
+            np.float64)
+    return rng.multinomial(draws, pvals, size=size).astype(np.float64)
 
 
 def bootstrap_strengths(battles: Battles, clusters: np.ndarray | None, *, rounds: int,
@@ -163,7 +186,7 @@ def bootstrap_strengths(battles: Battles, clusters: np.ndarray | None, *, rounds
     chunk = int(max(1, min(rounds, _CHUNK_BYTES // per_round)))
     for lo in range(0, rounds, chunk):
         size = min(chunk, rounds - lo)
-        w = rng.multinomial(draws, pvals, size=size).astype(np.float64)
+        w = draw_counts(rng, draws, pvals, size)
         # dense @ CSR runs row-wise over C's nonzeros: ~3x faster than (C.T @ W.T).T
         agg = np.asarray(w @ c)
         out[lo:lo + size] = fit_strengths(mu.i, mu.j, agg[:, 0::2], agg[:, 1::2], m, prior,

@@ -33,9 +33,12 @@ from autojudge.errors import AutojudgeError
 
 # Precision of the Gaussian prior on natural-log strengths (sd = 1/sqrt(0.1) ~ 3.2 nats,
 # i.e. ~550 Elo points). With hundreds of battles per model the likelihood's curvature is
-# n/4 >> 0.1, so the shrinkage is well under one rating point; a model that loses all of
-# n battles still gets a finite strength of about -log(n / 0.1) nats. It equals an
-# sklearn LogisticRegression(C=1/prior) penalty, which the tests use as a reference.
+# n/4 >> 0.1, so the shrinkage is well under one rating point. Under separation the prior
+# alone sets the value: a model that lost all of its n battles against each of the M - 1
+# others ends W(n M / prior) nats below them (W is Lambert's W, about log(x) - log(log(x));
+# e.g. 6.2 nats = 1070 Elo for n = 100, M = 3), (M - 1) / M of that below the mean. That
+# number is the prior's, not the data's: boards leave that side of its CI open. It equals
+# an sklearn LogisticRegression(C=1/prior) penalty, which the tests use as a reference.
 DEFAULT_PRIOR = 0.1
 
 _SCORES = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5}
@@ -94,12 +97,17 @@ def winner_to_score(winner: Sequence[str] | np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Battles:
-    """Battles as integer codes: `names[ia[k]]` met `names[ib[k]]`, A scored `score[k]`."""
+    """Battles as integer codes: `names[ia[k]]` met `names[ib[k]]`, A scored `score[k]`.
+
+    `weight[k]` (None: all 1) scales battle k's contribution to fits and bootstraps, e.g.
+    so that every judge weighs the same on an overall board; counts stay unweighted.
+    """
 
     names: tuple[str, ...]
     ia: np.ndarray
     ib: np.ndarray
     score: np.ndarray
+    weight: np.ndarray | None = None
 
     @property
     def n_models(self) -> int:
@@ -108,15 +116,17 @@ class Battles:
 
 def encode_battles(model_a: Sequence[str] | np.ndarray, model_b: Sequence[str] | np.ndarray,
                    winner: Sequence[str] | np.ndarray,
-                   models: Sequence[str] | None = None) -> Battles:
+                   models: Sequence[str] | None = None,
+                   weight: Sequence[float] | np.ndarray | None = None) -> Battles:
     """Validate and encode battle columns; model order is sorted by name.
 
     Args:
         model_a, model_b, winner: equal-length arrays or lists.
         models: extra model names to include even with no battles.
+        weight: optional non-negative finite weight per battle.
 
     Raises:
-        AutojudgeError: on unequal lengths or unknown winner values.
+        AutojudgeError: on unequal lengths, unknown winner values or bad weights.
     """
     seq_a, seq_b = as_list(model_a), as_list(model_b)
     n = len(seq_a)
@@ -131,7 +141,17 @@ def encode_battles(model_a: Sequence[str] | np.ndarray, model_b: Sequence[str] |
     pos = {name: k for k, name in enumerate(names)}
     remap = np.array([pos[str(u)] for u in uniques], dtype=np.int64)
     full = remap[codes] if n else np.zeros(0, dtype=np.int64)
-    return Battles(tuple(names), full[:n], full[n:], score)
+    return Battles(tuple(names), full[:n], full[n:], score, _weights(weight, n))
+
+
+def _weights(weight: Sequence[float] | np.ndarray | None, n: int) -> np.ndarray | None:
+    if weight is None:
+        return None
+    w = np.asarray(weight, dtype=np.float64)
+    if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any():
+        raise AutojudgeError(f"battle weights must be {n} finite numbers >= 0, one per "
+                             "battle")
+    return w
 
 
 @dataclass(frozen=True)
@@ -173,17 +193,21 @@ def battle_outcomes(battles: Battles) -> tuple[np.ndarray, np.ndarray]:
     return pair, outcome
 
 
-def aggregate_matchups(battles: Battles) -> tuple[Matchups, np.ndarray]:
-    """Aggregate battles onto unique matchups.
+def aggregate_matchups(battles: Battles, weight: np.ndarray | None = None
+                       ) -> tuple[Matchups, np.ndarray]:
+    """Aggregate battles onto unique matchups (weighted by `weight`, else by
+    `battles.weight` when set).
 
     Returns:
         (Matchups, per-battle index into the matchups, -1 for self-battles).
     """
     pair, outcome = battle_outcomes(battles)
     keep = pair >= 0
+    w = battles.weight if weight is None else weight
     uniq, inv = unique_codes(pair[keep], battles.n_models ** 2)
     # One bincount over (pair, outcome) cells; np.add.at is slow on 1e6 rows.
-    flat = np.bincount(inv * 3 + outcome[keep], minlength=3 * len(uniq))
+    flat = np.bincount(inv * 3 + outcome[keep], None if w is None else w[keep],
+                       minlength=3 * len(uniq))
     counts = flat.reshape(len(uniq), 3).astype(np.float64)
     m = max(battles.n_models, 1)
     index = np.full(len(pair), -1, dtype=np.int64)

@@ -10,6 +10,7 @@ Example:
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -22,19 +23,28 @@ def elo_codes(battles: Battles, *, k: float = 4.0, base: float = 10.0, scale: fl
     """Online Elo ratings over encoded battles, one float per model.
 
     Self-battles are skipped: their two updates cancel exactly in the Arena formula.
+    Weighted battles (`battles.weight`) update with K times their weight.
     """
     rating = [float(init_rating)] * battles.n_models
+    real = battles.ia != battles.ib
+    ia, ib, score = battles.ia[real].tolist(), battles.ib[real].tolist(), \
+        battles.score[real].tolist()
+    c = math.log(base) / scale  # base ** (x / scale) == exp(x * c), and exp is faster
+    exp = math.exp
     # A plain-Python loop over lists: the recursion is sequential, and Python floats
     # are several times faster than numpy scalars here.
-    for a, b, sa in zip(battles.ia.tolist(), battles.ib.tolist(), battles.score.tolist()):
-        if a == b:
-            continue
-        ra = rating[a]
-        rb = rating[b]
-        ea = 1.0 / (1.0 + base ** ((rb - ra) / scale))
-        delta = k * (sa - ea)
-        rating[a] = ra + delta
-        rating[b] = rb - delta
+    if battles.weight is None:
+        for a, b, sa in zip(ia, ib, score):
+            ra, rb = rating[a], rating[b]
+            delta = k * (sa - 1.0 / (1.0 + exp((rb - ra) * c)))
+            rating[a] = ra + delta
+            rating[b] = rb - delta
+    else:
+        for a, b, sa, w in zip(ia, ib, score, battles.weight[real].tolist()):
+            ra, rb = rating[a], rating[b]
+            delta = k * w * (sa - 1.0 / (1.0 + exp((rb - ra) * c)))
+            rating[a] = ra + delta
+            rating[b] = rb - delta
     return np.asarray(rating, dtype=np.float64)
 
 

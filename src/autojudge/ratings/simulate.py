@@ -68,7 +68,8 @@ def all_pairs(n_models: int) -> np.ndarray:
 def simulate_battles(ratings: Sequence[float] | np.ndarray, n_prompts: int, *, seeds: int = 1,
                      prompt_sd: float = 0.0, tie_rate: float = 0.0,
                      pairs: np.ndarray | None = None, runs: int | None = None,
-                     seed: int = 0, names: Sequence[str] | None = None) -> SimBattles:
+                     seed: int = 0, names: Sequence[str] | None = None,
+                     offsets: np.ndarray | None = None) -> SimBattles:
     """Every pair in `pairs` (default all pairs) on every (prompt, seed), BT outcomes.
 
     Args:
@@ -82,6 +83,8 @@ def simulate_battles(ratings: Sequence[float] | np.ndarray, n_prompts: int, *, s
             sets on the same design (score shape (runs, n)), drawn at once.
         seed: seed of `np.random.default_rng`.
         names: model names; default m00, m01, ...
+        offsets: per-prompt model offsets (Elo) to use instead of drawing them, shape
+            (runs or 1, n_prompts, models): e.g. several judges of the same images.
 
     Returns:
         SimBattles; battles ordered by prompt, then seed, then pair.
@@ -96,8 +99,9 @@ def simulate_battles(ratings: Sequence[float] | np.ndarray, n_prompts: int, *, s
     ia = np.tile(pairs[:, 0], n_req)
     ib = np.tile(pairs[:, 1], n_req)
     shape = (1 if runs is None else runs,)
-    offsets = rng.normal(0.0, prompt_sd, shape + (n_prompts, m)) if prompt_sd > 0 else \
-        np.zeros(shape + (n_prompts, m))
+    if offsets is None:
+        offsets = rng.normal(0.0, prompt_sd, shape + (n_prompts, m)) if prompt_sd > 0 \
+            else np.zeros(shape + (n_prompts, m))
     strength = r[None, None, :] + offsets
     d = (strength[:, prompt, ia] - strength[:, prompt, ib]) * NATS
     u = rng.random(d.shape)
@@ -134,93 +138,43 @@ def population_ratings(ratings: Sequence[float] | np.ndarray, *, prompt_sd: floa
     return strengths_to_ratings(s)
 
 
-# Acceptance studies (tests run them small, benchmarks/bench_statistics.py full size).
-GATE_POOL = (1000.0, 1000.0, 1100.0, 900.0)  # baseline, candidate, two common opponents
+@dataclass(frozen=True)
+class SimScores:
+    """A pointwise judge's battles: `battles` plus each battle's two image scores and seed
+    (score_a / score_b with shape (n,) or (runs, n))."""
+
+    battles: SimBattles
+    score_a: np.ndarray
+    score_b: np.ndarray
 
 
-def coverage_study(runs: int, *, ratings: Sequence[float] = (1000.0, 970.0, 1100.0, 900.0),
-                   n_prompts: int = 400, seeds: int = 2, prompt_sd: float = 150.0,
-                   tie_rate: float = 0.1, rounds: int = 1000, confidence: float = 0.95,
-                   seed: int = 0) -> dict[str, float]:
-    """How often the CI of rating[1] - rating[0] covers the estimator's population value,
-    with the prompt-clustered and the naive (single-battle) bootstrap, on the same data.
-
-    Returns:
-        {"clustered", "naive" (coverage fractions), "target" (population difference),
-         "true" (strength difference), "runs", "mean_width_clustered", "mean_width_naive"}.
-    """
-    from autojudge.ratings.compare import rating_difference
-
-    pop = population_ratings(ratings, prompt_sd=prompt_sd, tie_rate=tie_rate)
-    target = float(pop[1] - pop[0])
-    sim = simulate_battles(ratings, n_prompts, seeds=seeds, prompt_sd=prompt_sd,
-                           tie_rate=tie_rate, runs=runs, seed=seed)
-    hits = np.zeros((2, runs), dtype=bool)
-    width = np.zeros((2, runs))
-    for k in range(runs):
-        battles = sim.battles(k)
-        for row, clusters in enumerate((sim.prompt, None)):
-            res = rating_difference(battles, clusters, 0, 1, rounds=rounds, seed=seed + k,
-                                    confidence=confidence)
-            hits[row, k] = res.ci_low <= target <= res.ci_high
-            width[row, k] = res.ci_high - res.ci_low
-    return {"clustered": float(hits[0].mean()), "naive": float(hits[1].mean()),
-            "target": target, "true": float(ratings[1] - ratings[0]), "runs": runs,
-            "mean_width_clustered": float(width[0].mean()),
-            "mean_width_naive": float(width[1].mean())}
-
-
-def gate_study(regression: float, runs: int, *, n_prompts: int = 400, seeds: int = 1,
-               prompt_sd: float = 100.0, tie_rate: float = 0.1, rounds: int = 500,
-               confidence: float = 0.95, margin: float = 0.0, min_prompts: int = 10,
-               max_ci_width: float = 150.0, seed: int = 0) -> dict[str, float]:
-    """Gate outcomes over `runs` simulated runs where the candidate's true strength is
-    `regression` Elo points below the baseline's (pool `GATE_POOL`, all pairs).
+def simulate_scores(ratings: Sequence[float] | np.ndarray, n_prompts: int, *, seeds: int = 1,
+                    prompt_sd: float = 0.0, tie_margin: float = 0.0,
+                    runs: int | None = None, seed: int = 0) -> SimScores:
+    """A pointwise judge: every image gets score = strength + prompt offset + noise, and
+    every pair battles on every (prompt, seed), the higher score winning (a tie within
+    `tie_margin`). With standard Gumbel noise the score difference is logistic, so the
+    battles follow Bradley-Terry exactly: strengths are `ratings` (Elo) in nats.
 
     Returns:
-        {"regression" (fraction flagged), "inconclusive", "pass", "population_diff"}.
+        SimScores; scores are in nats (1 score unit = 400 / ln 10 Elo).
     """
-    from autojudge.ratings.compare import rating_difference
-
-    ratings = np.array(GATE_POOL)
-    ratings[1] -= regression
-    sim = simulate_battles(ratings, n_prompts, seeds=seeds, prompt_sd=prompt_sd,
-                           tie_rate=tie_rate, runs=runs, seed=seed)
-    counts = {"regression": 0, "inconclusive": 0, "pass": 0}
-    for k in range(runs):
-        res = rating_difference(sim.battles(k), sim.prompt, 0, 1, rounds=rounds,
-                                seed=seed + k, confidence=confidence, margin=margin)
-        counts[res.decide(min_prompts=min_prompts, max_ci_width=max_ci_width)] += 1
-    pop = population_ratings(ratings, prompt_sd=prompt_sd, tie_rate=tie_rate)
-    return {**{k: v / runs for k, v in counts.items()},
-            "population_diff": float(pop[1] - pop[0]), "runs": runs}
-
-
-def schedule_study(reps: int, *, n_models: int = 12, spread: float = 800.0,
-                   n_prompts: int = 1000, prompt_sd: float = 150.0, tie_rate: float = 0.1,
-                   target_ci_width: float = 100.0, batch: int = 32,
-                   bootstrap_rounds: int = 100, seed: int = 0) -> dict[str, Any]:
-    """Battles the adaptive schedule and all-pairs need to reach `target_ci_width` on the
-    same pre-drawn outcomes, over `reps` simulated pools (ratings evenly spread).
-
-    Returns:
-        {"ratio" (sum adaptive / sum all-pairs), "adaptive", "all_pairs" (lists),
-         "reasons"}.
-    """
-    from autojudge.scheduling import ScheduleConfig, simulate_schedule
-
-    ratings = np.linspace(1000.0 - spread / 2, 1000.0 + spread / 2, n_models)
-    adaptive, full, reasons = [], [], []
-    for rep in range(reps):
-        sim = simulate_battles(ratings, n_prompts, prompt_sd=prompt_sd, tie_rate=tie_rate,
-                               seed=seed + rep)
-        table = sim.score.reshape(n_prompts, -1)
-        cfg = ScheduleConfig(target_ci_width=target_ci_width, batch=batch,
-                             bootstrap_rounds=bootstrap_rounds, seed=seed + rep)
-        a = simulate_schedule(table, n_models, n_prompts, 1, cfg, adaptive=True)
-        b = simulate_schedule(table, n_models, n_prompts, 1, cfg, adaptive=False)
-        adaptive.append(a.n_battles)
-        full.append(b.n_battles)
-        reasons.append((a.reason, b.reason))
-    return {"ratio": float(sum(adaptive) / max(sum(full), 1)), "adaptive": adaptive,
-            "all_pairs": full, "reasons": reasons}
+    r = np.asarray(ratings, dtype=np.float64) * NATS
+    m = len(r)
+    pairs = all_pairs(m)
+    rng = np.random.default_rng(seed)
+    shape = (1 if runs is None else runs,)
+    offsets = rng.normal(0.0, prompt_sd * NATS, shape + (n_prompts, m)) if prompt_sd > 0 \
+        else np.zeros(shape + (n_prompts, m))
+    image = r + offsets[:, :, None, :] + rng.gumbel(size=shape + (n_prompts, seeds, m))
+    prompt = np.repeat(np.arange(n_prompts), seeds * len(pairs))
+    seed_idx = np.tile(np.repeat(np.arange(seeds), len(pairs)), n_prompts)
+    ia = np.tile(pairs[:, 0], n_prompts * seeds)
+    ib = np.tile(pairs[:, 1], n_prompts * seeds)
+    sa, sb = image[:, prompt, seed_idx, ia], image[:, prompt, seed_idx, ib]
+    delta = sa - sb
+    score = np.where(delta > tie_margin, 1.0, np.where(delta < -tie_margin, 0.0, 0.5))
+    names = tuple(f"m{k:02d}" for k in range(m))
+    one = runs is None
+    sim = SimBattles(names, ia, ib, prompt, seed_idx, score[0] if one else score)
+    return SimScores(sim, sa[0] if one else sa, sb[0] if one else sb)

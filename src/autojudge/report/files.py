@@ -11,12 +11,10 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from autojudge.ratings.boards import BOARD_KEYS
 from autojudge.store import atomic_write_text
 from autojudge.types import Battle, Generation
 
 LEADERBOARD_SCHEMA = 1
-BOARD_MODEL_KEYS = BOARD_KEYS
 
 
 def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -33,24 +31,50 @@ def leaderboard_document(run: Mapping[str, Any], boards: Sequence[Mapping[str, A
             "models": list(models), "agreement": [dict(a) for a in agreement]}
 
 
-def leaderboard_csv(boards: Sequence[Mapping[str, Any]], models: Sequence[Mapping[str, Any]]) -> str:
-    """One row per (board, model), with the model's run stats alongside."""
-    stats = {m["model"]: m for m in models}
+BOARD_CSV_COLUMNS = ("judge", "tag", "method", "n_battles", "connected", "model", "rank",
+                     "rating", "ci_low", "ci_high", "elo", "battles", "wins", "losses",
+                     "ties", "win_rate", "separated", "component", "ci_method",
+                     "provisional", "unrated_reason")
+MODEL_CSV_COLUMNS = ("model", "images", "failed", "failure_rate", "latency_p50_s",
+                     "latency_p95_s", "cost_usd", "cost_per_image_usd", "queue_wait_p50_s",
+                     "queue_wait_p95_s", "inference_p50_s", "inference_p95_s", "nsfw")
+# Decimal places written: Elo ratings and bounds to 0.1 (CIs are tens of points wide, so
+# more digits are noise), rates to 4, seconds to 4, dollars to 6.
+_DIGITS = {"rating": 1, "ci_low": 1, "ci_high": 1, "elo": 1, "win_rate": 4,
+           "failure_rate": 4, "latency_p50_s": 4, "latency_p95_s": 4, "queue_wait_p50_s": 4,
+           "queue_wait_p95_s": 4, "inference_p50_s": 4, "inference_p95_s": 4,
+           "cost_usd": 6, "cost_per_image_usd": 6}
+
+
+def _rounded(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (round(v, _DIGITS[k]) if isinstance(v, float) and k in _DIGITS else v)
+            for k, v in row.items()}
+
+
+def leaderboard_csv(boards: Sequence[Mapping[str, Any]]) -> str:
+    """One row per (board, model): ratings, CIs (an empty cell is an open side or no
+    rating), ranks and counts, rounded to what the CIs support. Run stats per model
+    (latency, cost, failures) are in models.csv (`models_csv`)."""
     buffer = io.StringIO()
-    columns = ["judge", "tag", "method", "n_battles", *BOARD_MODEL_KEYS, "provisional",
-               "win_rate",
-               "images", "failed", "latency_p50_s", "latency_p95_s", "cost_usd",
-               "cost_per_image_usd", "queue_wait_p50_s", "queue_wait_p95_s",
-               "inference_p50_s", "inference_p95_s", "nsfw"]
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer = csv.DictWriter(buffer, fieldnames=BOARD_CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for board in boards:
         for row in board["models"]:
-            extra = stats.get(row["model"], {})
-            writer.writerow({"judge": board["judge"], "tag": board["tag"] or "",
-                             "method": board["method"], "n_battles": board["n_battles"],
-                             **row, "win_rate": win_rate(row), **{k: v for k, v in extra.items()
-                                                                  if k != "model"}})
+            writer.writerow(_rounded({"judge": board["judge"], "tag": board["tag"] or "",
+                                      "method": board["method"],
+                                      "n_battles": board["n_battles"],
+                                      "connected": board.get("connected", True),
+                                      **row, "win_rate": win_rate(row)}))
+    return buffer.getvalue()
+
+
+def models_csv(models: Sequence[Mapping[str, Any]]) -> str:
+    """One row per model: images, failures, latency percentiles, cost."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=MODEL_CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in models:
+        writer.writerow(_rounded(row))
     return buffer.getvalue()
 
 
@@ -78,12 +102,12 @@ def write_run_files(run_dir: Path, document: Mapping[str, Any], battles: Sequenc
     run_dir.mkdir(parents=True, exist_ok=True)
     paths = {name: run_dir / name for name in (
         "battles.jsonl", "generations.jsonl", "scores.jsonl", "skipped.jsonl",
-        "leaderboard.csv", "leaderboard.json")}
+        "leaderboard.csv", "models.csv", "leaderboard.json")}
     write_jsonl(paths["battles.jsonl"], (b.to_row() for b in battles))
     write_jsonl(paths["generations.jsonl"], generation_rows(generations))
     write_jsonl(paths["scores.jsonl"], scores)
     write_jsonl(paths["skipped.jsonl"], skipped)
-    atomic_write_text(paths["leaderboard.csv"],
-                      leaderboard_csv(document["boards"], document["models"]))
+    atomic_write_text(paths["leaderboard.csv"], leaderboard_csv(document["boards"]))
+    atomic_write_text(paths["models.csv"], models_csv(document["models"]))
     atomic_write_text(paths["leaderboard.json"], json.dumps(document, indent=2, default=str) + "\n")
     return paths

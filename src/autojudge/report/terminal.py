@@ -13,28 +13,83 @@ def _fmt(value: Any, spec: str = ".1f", none: str = "-") -> str:
     return none if value is None else format(value, spec)
 
 
+def format_ci(low: float | None, high: float | None, rated: bool = True) -> str:
+    """A CI as shown on screen: "1482 .. 1530", ">= 1482" / "<= 705" for an open side,
+    "unbounded" when the data bound neither side, "-" when there is none."""
+    if not rated:
+        return "-"
+    if low is not None and high is not None:
+        return f"{low:.0f} .. {high:.0f}"
+    if low is not None:
+        return f">= {low:.0f}"
+    if high is not None:
+        return f"<= {high:.0f}"
+    return "unbounded"
+
+
+def board_title(board: Mapping[str, Any]) -> str:
+    """E.g. 'judge: ocr  (84 battles, 28 prompts)', noting a disconnected graph."""
+    title = f"judge: {board['judge']}" + (f"  tag: {board['tag']}" if board["tag"] else "")
+    title += f"  ({board['n_battles']} battles, {board.get('n_prompts', '?')} prompts)"
+    if board.get("connected") is False:
+        title += (f"  NOT CONNECTED: {board['n_components']} groups never linked by "
+                  "battles; ratings and ranks compare only within a group")
+    return title
+
+
+def rating_cells(row: Mapping[str, Any], show_group: bool) -> list[str]:
+    """Rank, model, rating and CI cells of one board row (shared with `autojudge.rate`)."""
+    rated = row.get("rating") is not None
+    model = row["model"] + (" ~" if row.get("provisional") else "")
+    if show_group and rated:
+        model += f" [g{row['component'] + 1}]"
+    rating = (_fmt(row["rating"]) + ("*" if row.get("separated") else " ")) if rated \
+        else "unrated"
+    return [_fmt(row.get("rank"), "d"), model, rating,
+            format_ci(row.get("ci_low"), row.get("ci_high"), rated and row.get("ci_method")
+                      is not None)]
+
+
 def board_table(board: Mapping[str, Any], stats: Mapping[str, Mapping[str, Any]],
                 confidence: float) -> Table:
     """The headline table of one board: rating with CI next to latency and cost."""
-    title = f"judge: {board['judge']}" + (f"  tag: {board['tag']}" if board["tag"] else "")
-    title += f"  ({board['n_battles']} battles, {board.get('n_prompts', '?')} prompts)"
-    table = Table(title=title, title_justify="left")
+    table = Table(title=board_title(board), title_justify="left")
     for name, justify in (("rank", "right"), ("model", "left"), ("rating", "right"),
                           (f"{confidence:.0%} CI", "right"), ("elo", "right"),
                           ("battles", "right"), ("win rate", "right"), ("W/L/T", "right"),
                           ("failed", "right"), ("latency p50", "right"), ("cost/img", "right")):
         table.add_column(name, justify=justify, no_wrap=True)
+    show_group = board.get("connected") is False
     for row in board["models"]:
         s = stats.get(row["model"], {})
         table.add_row(
-            str(row["rank"]), row["model"] + (" ~" if row.get("provisional") else ""),
-            _fmt(row["rating"]) + ("*" if row.get("separated") else " "),
-            f"{_fmt(row['ci_low'], '.0f')} .. {_fmt(row['ci_high'], '.0f')}",
-            _fmt(row["elo"], ".0f"), str(row["battles"]), _fmt(win_rate(row), ".1%"),
-            f"{row['wins']}/{row['losses']}/{row['ties']}",
+            *rating_cells(row, show_group), _fmt(row["elo"], ".0f"), str(row["battles"]),
+            _fmt(win_rate(row), ".1%"), f"{row['wins']}/{row['losses']}/{row['ties']}",
             _fmt(s.get("failure_rate"), ".0%"), _fmt(s.get("latency_p50_s"), ".3f") + "s",
             "$" + _fmt(s.get("cost_per_image_usd"), ".4f"))
     return table
+
+
+def footnotes(boards: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The notes under the tables for whatever the shown boards contain."""
+    rows = [row for board in boards for row in board["models"]]
+    notes = []
+    if any(row.get("separated") for row in rows):
+        notes.append("* never lost (or never won) against part of its group: the data bound "
+                     "this rating on one side only (the open side shows as >= / <=, null in "
+                     "JSON/CSV); the rating itself is set by the rating prior")
+    if any(row.get("provisional") for row in rows):
+        notes.append("~ provisional: fewer battles than report.min_battles; its rank and "
+                     "rating are not yet trustworthy")
+    if any(board.get("connected") is False for board in boards):
+        notes.append("[gN] group N: models never linked by battles to other groups; no "
+                     "rank, gap or verdict crosses groups")
+    reasons = {}
+    for row in rows:
+        if row.get("rating") is None:
+            reasons.setdefault(row["model"], row.get("unrated_reason") or "no battles")
+    notes.extend(f"unrated {model}: {why}" for model, why in reasons.items())
+    return notes
 
 
 def agreement_table(rows: Sequence[Mapping[str, Any]], confidence: float) -> Table:
@@ -63,10 +118,13 @@ def tag_matrix(boards: Sequence[Mapping[str, Any]], judge: str) -> Table | None:
     table.add_column("model")
     for board in tagged:
         table.add_column(f"{board['tag']} ({board['n_prompts']})", justify="right")
-    models = [row["model"] for row in next(b for b in boards if b["judge"] == judge)["models"]]
+    models = [row["model"] for row in next(b for b in boards if b["judge"] == judge)["models"]
+              if row.get("rating") is not None]
     by_tag = [{row["model"]: row for row in b["models"]} for b in tagged]
     for model in models:
-        table.add_row(model, *(_fmt(rows.get(model, {}).get("rating"), ".0f") for rows in by_tag))
+        table.add_row(model, *(_fmt(rows.get(model, {}).get("rating"), ".0f")
+                               + ("*" if rows.get(model, {}).get("separated") else "")
+                               for rows in by_tag))
     return table
 
 
@@ -138,12 +196,10 @@ def print_report(document: Mapping[str, Any], run_dir: str, confidence: float,
     headline = [b for b in document["boards"] if b["tag"] is None and b["judge"] in judges]
     for board in headline:
         console.print(board_table(board, stats, confidence))
-    if any(row.get("separated") for board in headline for row in board["models"]):
-        console.print("* never lost (or never won) a decisive battle: the data bound this rating "
-                      "on one side only, so its value and CI are set by the rating prior")
-    if any(row.get("provisional") for board in headline for row in board["models"]):
-        console.print("~ provisional: fewer battles than report.min_battles; its rank and "
-                      "rating are not yet trustworthy")
+        if board["judge"] == "all" and board.get("definition"):
+            console.print(f"judge all: {board['definition']['text']}")
+    for note in footnotes(headline):
+        console.print(note)
     if document.get("agreement"):
         console.print(agreement_table(document["agreement"], confidence))
     if show_tags:

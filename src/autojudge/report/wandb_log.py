@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from autojudge.errors import AutojudgeError
-from autojudge.report.files import BOARD_MODEL_KEYS, win_rate
+from autojudge.ratings.boards import BOARD_KEYS as BOARD_MODEL_KEYS
+from autojudge.report.files import win_rate
 
 SECRET_MARKERS = ("key", "secret", "token", "password")
 

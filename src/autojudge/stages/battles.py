@@ -1,7 +1,9 @@
 """Judge stage: every pair of models on every (prompt, seed), per judge -> battle log rows.
 
 Pairs are formed in model order (model_a precedes model_b in the run's model list), so the
-battle log of a re-run or a resumed run is identical row for row.
+battle log of a re-run or a resumed run is identical row for row. A battle whose stored
+image is missing or damaged is skipped with the typed failure "damaged_image" (never counted
+as a loss: the model made the image, the disk lost it).
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any, Callable, Sequence
 
-from autojudge.store import Store
+from autojudge.store import DamagedBlobError, Store, store_command
 from autojudge.types import Battle, Failure, Generation, JudgeItem, PairItem, Prompt
 
 Advance = Callable[[int], None]
@@ -27,15 +29,18 @@ class JudgeOutcome:
 
 
 def image_loader(store: Store, generation: Generation) -> Callable[[], Any]:
-    """Decode a stored image only when a judge actually needs its pixels."""
+    """Decode a stored image only when a judge actually needs its pixels.
+
+    The loader raises DamagedBlobError (one line, with the fix) rather than decode bytes
+    that do not hash to the image's name; run_judge checks every image first, so this is
+    reached only when a file is damaged while the judge runs."""
 
     def load() -> Any:
         from PIL import Image
 
-        ext = Path(generation.image_path or "").suffix.lstrip(".")
-        data = store.read_blob(generation.image_sha, ext)
+        data = store.read_blob(generation.image_sha, _ext(generation))
         if data is None:
-            raise FileNotFoundError(f"stored image {generation.image_path} is missing or corrupt")
+            raise DamagedBlobError(_damaged(store, generation).message)
         image = Image.open(io.BytesIO(data))
         image.load()
         return image
@@ -68,9 +73,15 @@ def run_judge(judge: Any, models: Sequence[str], generations: Sequence[Generatio
     contexts: list[tuple[Prompt, int, str, str]] = []
     planned = plan_pairs(models, by_request, requests, judge.applies) if plan is None else (
         (p, s, by_request[(p.id, s)][a], by_request[(p.id, s)][b]) for p, s, a, b in plan)
+    damaged: dict[str, Failure | None] = {}
     for prompt, seed, gen_a, gen_b in planned:
         if not (gen_a.ok and gen_b.ok):
             _failed_image_battle(outcome, judge.name, prompt, seed, gen_a, gen_b, failed_image)
+            continue
+        failure = _check_image(store, gen_a, damaged) or _check_image(store, gen_b, damaged)
+        if failure is not None:
+            outcome.skipped.append(_skip_row(judge.name, prompt, seed, gen_a.model,
+                                             gen_b.model, failure))
             continue
         pairs.append(PairItem(prompt, _item(store, gen_a), _item(store, gen_b)))
         contexts.append((prompt, seed, gen_a.model, gen_b.model))
@@ -107,6 +118,27 @@ def count_pairs(models: Sequence[str], requests: Sequence[tuple[Prompt, int]],
                 applies: Callable[[Prompt], bool]) -> int:
     per_request = len(models) * (len(models) - 1) // 2
     return per_request * sum(1 for prompt, _ in requests if applies(prompt))
+
+
+def _ext(generation: Generation) -> str:
+    return Path(generation.image_path or "").suffix.lstrip(".")
+
+
+def _damaged(store: Store, generation: Generation) -> Failure:
+    return Failure("damaged_image",
+                   f"stored image {generation.image_path} is missing or damaged; run "
+                   f"{store_command(store.root)}, then run again to generate it anew")
+
+
+def _check_image(store: Store, generation: Generation,
+                 seen: dict[str, Failure | None]) -> Failure | None:
+    """A typed failure when the image's blob is missing or damaged (memoised per sha: the
+    store hashes each blob once per run, here it costs a stat)."""
+    sha = generation.image_sha
+    if sha not in seen:
+        ok = store.verified_blob(sha, _ext(generation)) is not None
+        seen[sha] = None if ok else _damaged(store, generation)
+    return seen[sha]
 
 
 def _item(store: Store, generation: Generation) -> JudgeItem:

@@ -2,28 +2,53 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from autojudge.types import Battle, Generation
 
 
+HUMAN = "human"
+
+
 @dataclass(frozen=True)
 class BoardSpec:
-    """Which boards to build and how to rate them."""
+    """Which boards to build and how to rate them.
 
-    rating_config: Any  # autojudge.ratings.RatingConfig
+    Attributes:
+        rating_config: an `autojudge.ratings.RatingConfig`.
+        per_tag_min_prompts: per-tag boards only for tags with this many prompts.
+        min_battles: fewer battles: the model's row says "provisional": true.
+        overall_weighting: how the overall board (`judge: "all"`) pools judges: "equal"
+            (every judge's battles weigh the same in total, however many it made) or
+            "battles" (raw pooling: a judge counts as much as the battles it made).
+        overall_includes_human: pool human votes into the overall board too (they
+            always get their own board).
+    """
+
+    rating_config: Any
     per_tag_min_prompts: int = 5
-    min_battles: int = 0  # fewer battles: the model's row says "provisional": true
+    min_battles: int = 0
+    overall_weighting: str = "equal"
+    overall_includes_human: bool = False
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the run knows beyond battles, to say why a model has no rating."""
+
+    generations: Sequence[Generation] = ()
+    skipped: Sequence[Mapping[str, Any]] = ()
+    applicable: Mapping[str, int] = field(default_factory=dict)  # judge -> requests judged
 
 
 def build_boards(battles: Sequence[Battle], models: Sequence[str], judges: Sequence[str],
-                 spec: BoardSpec) -> list[dict[str, Any]]:
+                 spec: BoardSpec, facts: RunFacts = RunFacts()) -> list[dict[str, Any]]:
     """One board per judge (whole suite, then each tag with enough prompts), then the
-    overall board `judge: "all"` pooling every judge's battles (always present, so tools
-    can rely on it; with one judge it equals that judge's board).
+    overall board `judge: "all"` (always present, so tools can rely on it), defined by
+    `spec.overall_*` and described in its `definition`.
 
     Example:
         >>> boards = build_boards(battles, ["a", "b"], ["ocr"], BoardSpec(RatingConfig()))  # doctest: +SKIP
@@ -31,14 +56,47 @@ def build_boards(battles: Sequence[Battle], models: Sequence[str], judges: Seque
         ('ocr', None)
     """
     boards = []
+    overall_judges = [j for j in judges if j != HUMAN or spec.overall_includes_human]
     groups = [(judge, [b for b in battles if b.judge == judge]) for judge in judges]
-    groups.append(("all", list(battles)))
+    groups.append(("all", [b for b in battles if b.judge in overall_judges]))
     for judge, subset in groups:
-        boards.append(_board(judge, None, subset, models, spec))
-        for tag in _tags_with_enough_prompts(subset, spec.per_tag_min_prompts):
-            tagged = [b for b in subset if tag in b.tags]
-            boards.append(_board(judge, tag, tagged, models, spec))
+        for tag in (None, *_tags_with_enough_prompts(subset, spec.per_tag_min_prompts)):
+            tagged = subset if tag is None else [b for b in subset if tag in b.tags]
+            board = _board(judge, tag, tagged, models, spec, facts)
+            if judge == "all":
+                board["definition"] = _overall_definition(tagged, overall_judges, spec)
+            boards.append(board)
     return boards
+
+
+def overall_weights(battles: Sequence[Battle], weighting: str) -> np.ndarray | None:
+    """Per-battle weights of the overall board: with "equal", judge j's battles weigh
+    N / (J * n_j) each, so every judge contributes N / J in total (N battles, J judges);
+    None (unweighted) for "battles" or a single judge."""
+    counts = Counter(b.judge for b in battles)
+    if weighting == "battles" or len(counts) <= 1:
+        return None
+    share = len(battles) / len(counts)
+    return np.array([share / counts[b.judge] for b in battles], dtype=np.float64)
+
+
+def _overall_definition(battles: Sequence[Battle], judges: Sequence[str],
+                        spec: BoardSpec) -> dict[str, Any]:
+    used = sorted({b.judge for b in battles})
+    excluded = [j for j in (HUMAN,) if not spec.overall_includes_human]
+    if spec.overall_weighting == "equal":
+        text = ("Bradley-Terry on the pooled battles of the judges listed, each judge "
+                "weighted equally: judge j's battles weigh N / (J n_j), so a judge counts "
+                "the same however many battles it made")
+    else:
+        text = ("Bradley-Terry on the pooled battles of the judges listed, unweighted: a "
+                "judge counts as much as the battles it made")
+    if excluded:
+        text += "; human votes have their own board and are not pooled here"
+    return {"judges": used, "weighting": spec.overall_weighting,
+            "includes_human": spec.overall_includes_human,
+            "battles_per_judge": dict(sorted(Counter(b.judge for b in battles).items())),
+            "text": text}
 
 
 def _tags_with_enough_prompts(battles: Sequence[Battle], min_prompts: int) -> list[str]:
@@ -50,19 +108,41 @@ def _tags_with_enough_prompts(battles: Sequence[Battle], min_prompts: int) -> li
 
 
 def _board(judge: str, tag: str | None, battles: Sequence[Battle], models: Sequence[str],
-           spec: BoardSpec) -> dict[str, Any]:
-    from autojudge.ratings import rate_battles
+           spec: BoardSpec, facts: RunFacts) -> dict[str, Any]:
+    from autojudge.ratings import board_structure, rate_battles
 
+    weight = overall_weights(battles, spec.overall_weighting) if judge == "all" else None
     rows = rate_battles(
         np.array([b.model_a for b in battles], dtype=object),
         np.array([b.model_b for b in battles], dtype=object),
         np.array([b.winner for b in battles], dtype=object),
         np.array([b.prompt_id for b in battles], dtype=object),
-        config=spec.rating_config, models=list(models))
+        config=spec.rating_config, models=list(models), weight=weight)
     for row in rows:
-        row["provisional"] = row["battles"] < spec.min_battles
+        row["provisional"] = row["rating"] is not None and row["battles"] < spec.min_battles
+        if row["rating"] is None:
+            row["unrated_reason"] = unrated_reason(row["model"], judge, facts)
     return {"judge": judge, "tag": tag, "method": "bt", "n_battles": len(battles),
-            "n_prompts": len({b.prompt_id for b in battles}), "models": rows}
+            "n_prompts": len({b.prompt_id for b in battles}), **board_structure(rows),
+            "models": rows}
+
+
+def unrated_reason(model: str, judge: str, facts: RunFacts) -> str:
+    """Why `model` has no battles on `judge`'s board, in words a user can act on."""
+    gens = [g for g in facts.generations if g.model == model]
+    if gens and not any(g.ok for g in gens):
+        kinds = Counter(g.failure.kind for g in gens if g.failure is not None)
+        return (f"all {len(gens)} images failed ("
+                + ", ".join(f"{k} x{n}" for k, n in kinds.most_common(3)) + ")")
+    if judge != "all" and facts.applicable.get(judge, 1) == 0:
+        return f"judge {judge} applies to no prompt of the suite"
+    skipped = [r for r in facts.skipped if (judge == "all" or r.get("judge") == judge)
+               and model in (r.get("model_a"), r.get("model_b"))]
+    if skipped:
+        kinds = Counter(str(r.get("failure_kind")) for r in skipped)
+        return (f"no battles: all {len(skipped)} of its pairs were skipped ("
+                + ", ".join(f"{k} x{n}" for k, n in kinds.most_common(3)) + ")")
+    return "no battles"
 
 
 def model_stats(generations: Sequence[Generation], models: Sequence[str]) -> list[dict[str, Any]]:

@@ -2,11 +2,13 @@
 
 Each request is keyed by (generator fingerprint, prompt content, seed). A request whose
 key is in the store is not sent again; new results are committed batch by batch, so a
-killed run keeps every finished batch.
+killed run keeps every finished batch. A stored image is trusted only after the store has
+hashed it: a missing or damaged one is generated again, and its row and file replaced.
 """
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any, Callable, Mapping, Sequence
 
@@ -16,6 +18,7 @@ from autojudge.store import Store, failure_columns, now
 from autojudge.types import Failure, GenOutput, GenRequest, Generation, Prompt, stable_hash
 
 Advance = Callable[[int], None]
+log = logging.getLogger(__name__)
 
 
 def generation_key(fp_hash: str, request: GenRequest) -> str:
@@ -39,11 +42,20 @@ def run_generation(
     keys = [generation_key(fp_hash, r) for r in requests]
     found = store.get_many("generations", keys) if generator.cacheable else {}
     results: dict[int, Generation] = {}
+    stale: list[str] = []
     for i, key in enumerate(keys):
         if key in found:
             generation = _from_row(label, requests[i], found[key].values, found[key].failure, store)
             if generation is not None:
                 results[i] = generation
+            else:
+                stale.append(key)
+    if stale:
+        # Rows are first-answer-wins, so the row naming the bad image must go before the
+        # new one can take its place (a generator need not repeat its bytes exactly).
+        log.warning("%d stored image(s) of model %s were missing or damaged in %s; "
+                    "generating them again", len(stale), label, store.root)
+        store.forget("generations", stale)
     counts = Counts(cached=len(results))
     advance(len(results))
     missing = [i for i in range(len(requests)) if i not in results]
@@ -64,21 +76,80 @@ def run_generation(
     return [results[i] for i in range(len(requests))], counts
 
 
+# After this many single-request retries in a row fail exactly as the whole batch did,
+# the cause is the generator, not one member: the rest take the batch's failure unsent.
+_SYSTEMIC_AFTER = 3
+
+
 def _generate_batch(generator: Generator, requests: list[GenRequest]) -> list[GenOutput]:
-    """Call the generator; an exception fails this batch's requests, not the run."""
+    """Call the generator; one bad request fails alone, never its batch or the run.
+
+    A generator should return a typed failure for a bad request, but a plugin may raise
+    (or fail every member with one identical `generator_error`) because of one member.
+    Then the batch is retried one request per call, so only the members that fail on
+    their own are failed and the rest keep their images.
+    """
+    outputs, failure = _call(generator, requests)
+    if failure is None and len(requests) > 1 and _failed_as_one(outputs):
+        failure = outputs[0].failure
+    if failure is None or len(requests) == 1:
+        return outputs
+    return _one_by_one(generator, requests, failure)
+
+
+def _call(generator: Generator,
+          requests: list[GenRequest]) -> tuple[list[GenOutput], Failure | None]:
+    """One output per request, and the failure of the call as a whole if it raised or
+    answered out of contract (then every output carries that failure)."""
     start = time.perf_counter()
     try:
         outputs = generator.generate(requests)
     except Exception as exc:  # a plugin bug must not lose the rest of the run
-        elapsed = time.perf_counter() - start
-        failure = Failure("generator_error", f"{type(exc).__name__}: {exc}", retryable=True)
-        return [GenOutput(None, elapsed / len(requests), failure=failure) for _ in requests]
-    if len(outputs) != len(requests):
+        message = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+        failure = Failure("generator_error", message, retryable=True)
+    else:
+        if isinstance(outputs, (list, tuple)) and len(outputs) == len(requests):
+            return [_checked(out, time.perf_counter() - start, len(requests))
+                    for out in outputs], None
+        got = len(outputs) if isinstance(outputs, (list, tuple)) else type(outputs).__name__
         failure = Failure("generator_error",
-                          f"returned {len(outputs)} outputs for {len(requests)} requests",
+                          f"returned {got} outputs for {len(requests)} requests",
                           retryable=True)
-        return [GenOutput(None, 0.0, failure=failure) for _ in requests]
-    return list(outputs)
+    share = (time.perf_counter() - start) / len(requests)
+    return [GenOutput(None, share, failure=failure) for _ in requests], failure
+
+
+def _checked(output: Any, elapsed: float, n: int) -> GenOutput:
+    if isinstance(output, GenOutput):
+        return output
+    return GenOutput(None, elapsed / n, failure=Failure(
+        "generator_error", f"returned a {type(output).__name__}, not a GenOutput",
+        retryable=True))
+
+
+def _failed_as_one(outputs: Sequence[GenOutput]) -> bool:
+    """Whether every output is the same generator_error (a batch-level catch-all)."""
+    first = outputs[0].failure
+    return (first is not None and first.kind == "generator_error"
+            and all(out.failure == first for out in outputs))
+
+
+def _one_by_one(generator: Generator, requests: list[GenRequest],
+                batch_failure: Failure) -> list[GenOutput]:
+    """Each request in its own call; see `_SYSTEMIC_AFTER` for when to stop trying."""
+    outputs: list[GenOutput] = []
+    same_in_a_row = 0
+    for request in requests:
+        if same_in_a_row >= _SYSTEMIC_AFTER:
+            outputs.append(GenOutput(None, 0.0, failure=batch_failure))
+            continue
+        single = _call(generator, [request])[0][0]
+        same = single.failure is not None and (
+            (single.failure.kind, single.failure.message)
+            == (batch_failure.kind, batch_failure.message))
+        same_in_a_row = same_in_a_row + 1 if same else 0
+        outputs.append(single)
+    return outputs
 
 
 def _store_output(label: str, request: GenRequest, key: str, fp_hash: str,
@@ -102,12 +173,13 @@ def _store_output(label: str, request: GenRequest, key: str, fp_hash: str,
 
 def _from_row(label: str, request: GenRequest, row: Mapping[str, Any],
               failure: Failure | None, store: Store) -> Generation | None:
-    """A stored generation, or None when its blob went missing (then it is regenerated)."""
+    """A stored generation, or None when its blob is missing or does not hash to its name
+    (then it is regenerated)."""
     sha, ext = row["image_sha"], row["image_ext"]
     path = None
     if failure is None:
-        path = store.blob_path(sha, ext)
-        if not path.exists():
+        path = store.verified_blob(sha, ext)
+        if path is None:
             return None
         path = str(path)
     return Generation(label, request.prompt, request.seed, sha, path, row["latency_s"],
