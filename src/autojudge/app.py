@@ -15,8 +15,6 @@ from autojudge.errors import AutojudgeError
 from autojudge.registry import GENERATORS, JUDGES, Registry
 from autojudge.resources import SUITES_DIR, shipped
 
-# Keys of a judge's config that belong to the wrappers app.py adds, not to the plugin.
-JUDGE_WRAPPER_KEYS = ("tie_margin",)
 
 
 def resolve_path(path: str | Path, what: str) -> Path:
@@ -84,27 +82,50 @@ def build_generators(models: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_judges(judges: Mapping[str, Any], store: Any) -> dict[str, Any]:
-    """label -> pairwise judge with caching (and pointwise->pairwise where needed)."""
-    from autojudge.judges.adapters import CachedPairwise, CachedPointwise, PointwiseAsPairwise
+    """label -> `stages.runner.JudgeRunner` around the plugin, in config order.
+
+    The runner keys of a judge's config (`tie_margin` for pointwise judges, `swap` for
+    pairwise ones) configure the runner; the rest is the plugin's own `Config`."""
+    from autojudge.stages.runner import RUNNER_KEYS, JudgeRunner, RunnerSettings
 
     if not judges:
         raise AutojudgeError("no judges chosen; pick some, e.g. judge=[ocr]")
     built = {}
     for label, node in judges.items():
         node = dict(node) if isinstance(node, Mapping) else node
-        wrapper = {k: node.pop(k) for k in JUDGE_WRAPPER_KEYS if isinstance(node, dict) and k in node}
+        runner_keys = {k: node.pop(k) for k in RUNNER_KEYS
+                       if isinstance(node, dict) and k in node}
         judge = build_plugin(JUDGES, "judge", label, node)
-        if hasattr(judge, "attach_store"):  # e.g. CLIP judges share image embeddings
-            judge.attach_store(store)
-        if hasattr(judge, "score"):
-            built[label] = PointwiseAsPairwise(CachedPointwise(judge, store),
-                                               tie_margin=float(wrapper.get("tie_margin", 0.0)))
-        else:
-            if wrapper:
-                raise AutojudgeError(f"judge.{label}: {', '.join(wrapper)} applies only to "
-                                     f"pointwise judges")
-            built[label] = CachedPairwise(judge, store)
+        built[label] = JudgeRunner(label, judge, store,
+                                   runner_settings(label, runner_keys, hasattr(judge, "score")))
     return built
+
+
+def runner_settings(label: str, keys: Mapping[str, Any], pointwise: bool) -> Any:
+    """RunnerSettings from a judge's runner keys; a wrong key or value is one line."""
+    from autojudge.stages.runner import RunnerSettings
+
+    wrong = "swap" if pointwise and "swap" in keys else \
+        "tie_margin" if not pointwise and "tie_margin" in keys else None
+    if wrong:
+        kind = "pointwise" if pointwise else "pairwise"
+        raise AutojudgeError(f"judge.{label}.{wrong}: does not apply to a {kind} judge; "
+                             "remove it (tie_margin is for pointwise judges, swap for "
+                             "pairwise ones)")
+    margin = keys.get("tie_margin", 0.0)
+    try:
+        margin = float(margin)
+    except (TypeError, ValueError):
+        raise AutojudgeError(f"judge.{label}.tie_margin: {margin!r} is not a number; give a "
+                             f"score difference >= 0, e.g. judge.{label}.tie_margin=0.02"
+                             ) from None
+    if not margin >= 0 or margin != margin or margin == float("inf"):
+        raise AutojudgeError(f"judge.{label}.tie_margin: must be a finite number >= 0, got "
+                             f"{margin:g}; e.g. judge.{label}.tie_margin=0.02")
+    swap = keys.get("swap", True)
+    if not isinstance(swap, bool):
+        raise AutojudgeError(f"judge.{label}.swap: must be true or false, got {swap!r}")
+    return RunnerSettings(tie_margin=margin, swap=swap)
 
 
 def load_suite_from_config(suite_cfg: Any) -> Any:

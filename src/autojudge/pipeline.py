@@ -108,10 +108,8 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
             battles.extend(outcome.battles)
             skipped.extend(outcome.skipped)
             counts["judges"][label] = judge.counts.as_dict()
-    from autojudge.judges.stats import judge_run_stats
-
     for label, judge in judges.items():  # after all judges: shared-backbone counts are final
-        stats = judge_run_stats(judge)  # e.g. VLM position-bias rate, CLIP truncations
+        stats = judge.run_stats()  # e.g. VLM position-bias rate, CLIP truncations
         if stats is not None:
             judge_stats[label] = stats
     board_judges, human_summary = list(judges), None
@@ -162,21 +160,4 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
 
 def _score_rows(judges: dict[str, Any], generations: list[Any]) -> list[dict[str, Any]]:
     """Per-image scores of every pointwise judge, one row per (judge, model, prompt, seed)."""
-    from autojudge.types import JudgeItem
-
-    rows = []
-    for label, judge in judges.items():
-        scorer = getattr(judge, "scorer", None)
-        if scorer is None:
-            continue
-        for g in generations:
-            key = scorer.key(JudgeItem(g.prompt, None, g.image_sha or ""))
-            if key not in scorer.seen:
-                continue
-            _, score, stamp = scorer.seen[key]
-            rows.append({"judge": label, "model": g.model, "prompt_id": g.prompt.id,
-                         "seed": g.seed, "image_sha256": g.image_sha, "score": score.value,
-                         "raw": dict(score.raw),
-                         "failure_kind": score.failure.kind if score.failure else None,
-                         "tstamp": stamp})
-    return rows
+    return [row for judge in judges.values() for row in judge.score_rows(generations)]

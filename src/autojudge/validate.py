@@ -247,7 +247,7 @@ def validate(overrides: Sequence[str] = (), n: int = 20, families: Sequence[str]
                 result = FamilyResult(label, family, confidence=confidence)
                 triples = [t for t in build_pairs(family, n, cases, images_dir)
                            if judge.applies(t[0].prompt)]
-                verdicts = judge.compare([t[0] for t in triples]) if triples else []
+                verdicts = [tv.verdict for tv in judge.verdicts([t[0] for t in triples])]
                 for (_, better, _), v in zip(triples, verdicts):
                     result.pairs += 1
                     if v.failure is not None or v.winner is None:

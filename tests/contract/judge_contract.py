@@ -48,8 +48,40 @@ def verdict_key(v: Any) -> tuple[Any, ...]:
             v.failure.kind if v.failure else None)
 
 
+def runner_for(plugin: Any, tmp_path: Any) -> Any:
+    """The plugin as a run drives it: `stages.runner.JudgeRunner` on a fresh store, in
+    the order given (no A/B draw), swap-debiased when pairwise."""
+    from autojudge.stages.runner import JudgeRunner, RunnerSettings
+    from autojudge.store import Store
+
+    return JudgeRunner(plugin.name, plugin, Store(tmp_path / "runner-store"),
+                       RunnerSettings(orient=False))
+
+
 class _JudgeContract(PluginContract):
     """Shared by pointwise and pairwise judges."""
+
+    def runner_pairs(self, judge_inputs: list[Any]) -> list[Any]:
+        """Pairs to drive through the runner (pairwise: the samples as they are)."""
+        return list(judge_inputs)
+
+    def test_runner_caches_every_answer(self, make_plugin: Callable[..., Any],
+                                        judge_inputs: list[Any], tmp_path: Any) -> None:
+        """Through the runner: a second run on the same store computes nothing and gives
+        the same verdicts; every verdict is one of the Arena winners or a typed failure."""
+        from autojudge.types import WINNERS
+
+        pairs = self.runner_pairs(judge_inputs)
+        first = runner_for(make_plugin(), tmp_path)
+        out = [tv.verdict for tv in first.verdicts(pairs)]
+        assert len(out) == len(pairs) and first.counts.computed >= 1
+        for v in out:
+            assert (v.winner is None) == (v.failure is not None) and \
+                (v.winner is None or v.winner in WINNERS), v
+        again = runner_for(make_plugin(), tmp_path)
+        replay = [tv.verdict for tv in again.verdicts(pairs)]
+        assert again.counts.computed == 0 and again.counts.cached >= 1
+        assert [verdict_key(v) for v in replay] == [verdict_key(v) for v in out]
 
     def other_prompts(self) -> list[Any]:
         return []
@@ -79,6 +111,18 @@ class PointwiseJudgeContract(_JudgeContract):
     @pytest.fixture
     def judge_items(self) -> list[Any]:
         return self.sample_items()
+
+    @pytest.fixture
+    def judge_inputs(self, judge_items: list[Any]) -> list[Any]:
+        return judge_items
+
+    def runner_pairs(self, judge_inputs: list[Any]) -> list[Any]:
+        """Every sample item against the next one (the runner compares by score)."""
+        from autojudge.types import PairItem
+
+        return [PairItem(a.prompt, a, b) for a, b in zip(judge_inputs, judge_inputs[1:])
+                if a.prompt == b.prompt] or \
+            [PairItem(judge_inputs[0].prompt, judge_inputs[0], judge_inputs[0])]
 
     @pytest.fixture
     def outputs(self, plugin: Any, judge_items: list[Any]) -> list[Any]:
@@ -148,6 +192,10 @@ class PairwiseJudgeContract(_JudgeContract):
         return self.sample_pairs()
 
     @pytest.fixture
+    def judge_inputs(self, judge_pairs: list[Any]) -> list[Any]:
+        return judge_pairs
+
+    @pytest.fixture
     def outputs(self, plugin: Any, judge_pairs: list[Any]) -> list[Any]:
         return plugin.compare(judge_pairs)
 
@@ -200,15 +248,22 @@ class PairwiseJudgeContract(_JudgeContract):
         again = make_plugin().compare(judge_pairs)
         assert [verdict_key(v) for v in again] == [verdict_key(v) for v in outputs]
 
-    def test_verdict_flips_when_images_are_swapped(self, plugin: Any, judge_pairs: list[Any],
-                                                   outputs: list[Any]) -> None:
-        """Swapping a and b swaps the winner (ties stay ties) and the two scores."""
+    def test_through_the_runner_swapping_images_flips_the_verdict(
+            self, plugin: Any, judge_pairs: list[Any], tmp_path: Any) -> None:
+        """As a run drives it (the runner, swap-debiased): swapping a and b swaps the
+        winner (ties stay ties) and the two scores; the swapped pairs come from the
+        cache (a swap-debiased verdict answers both orders)."""
         if not self.deterministic:
             pytest.skip("plugin is not deterministic")
         from autojudge.types import PairItem
 
+        runner = runner_for(plugin, tmp_path)
+        outputs = [tv.verdict for tv in runner.verdicts(judge_pairs)]
+        computed = runner.counts.computed
         flip = {"model_a": "model_b", "model_b": "model_a"}
-        swapped = plugin.compare([PairItem(p.prompt, p.b, p.a) for p in judge_pairs])
+        swapped = [tv.verdict for tv in
+                   runner.verdicts([PairItem(p.prompt, p.b, p.a) for p in judge_pairs])]
+        assert runner.counts.computed == computed, "the swapped pairs are cached"
         decisive = 0
         for v, s in zip(outputs, swapped):
             if v.winner is None:

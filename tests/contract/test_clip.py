@@ -142,7 +142,7 @@ def test_long_prompts_are_truncated_explicitly_and_counted(tiny, backend):
     assert s_long.raw["truncated"] is True and s_long.raw["prompt_tokens"] == 102
     assert s_fits.raw["truncated"] is False and s_fits.raw["prompt_tokens"] == 77
     assert s_long.value == pytest.approx(s_fits.value, abs=1e-4)  # cut to the first 75 words
-    assert judge.truncated_prompts == 1 and judge.summarize()["truncated_prompts"] == 1
+    assert judge.truncated_prompts == 1 and judge.run_stats()["truncated_prompts"] == 1
 
 
 def test_embeddings_are_cached_in_the_store_and_reused(tiny, tmp_path):

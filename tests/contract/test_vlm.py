@@ -10,7 +10,9 @@ import pytest
 from PIL import Image
 
 from autojudge.errors import AutojudgeError
-from autojudge.judges.swap_debias import SwapDebiased, combine, summarize_verdicts
+from autojudge.judges.swap_debias import combine, summarize_verdicts
+from autojudge.stages.runner import JudgeRunner, RunnerSettings
+from autojudge.store import Store
 from autojudge.judges.vlm_preference import VLMPreferenceJudge, load_templates, parse_answer
 from autojudge.types import Failure, JudgeItem, PairItem, Prompt, Verdict
 from judge_contract import PairwiseJudgeContract
@@ -44,13 +46,20 @@ def make(server, **overrides) -> VLMPreferenceJudge:
     return VLMPreferenceJudge("vlm", VLMPreferenceJudge.Config(**params))
 
 
+def swapped(judge: VLMPreferenceJudge, tmp_path: Path):
+    """The judge as a run drives it: through the runner, both orders (swap-debiased)."""
+    runner = JudgeRunner("vlm", judge, Store(tmp_path / "store"),
+                         RunnerSettings(swap=True, orient=False))
+    return lambda pairs: [tv.verdict for tv in runner.verdicts(pairs)]
+
+
 class TestVLMContract(PairwiseJudgeContract):
     plugin_cls = VLMPreferenceJudge
     plugin_name = "vlm"
     import_module = "autojudge.judges.vlm_preference"
     forbidden_imports = PairwiseJudgeContract.forbidden_imports + ("openai", "httpx")
     fingerprint_changes = [{"criterion": "visual_quality"}, {"model": "other-model"},
-                           {"swap": False}, {"temperature": 0.7}, {"image_max_side": 256},
+                           {"temperature": 0.7}, {"image_max_side": 256},
                            {"base_url": "http://127.0.0.1:1/v1"}]
     fingerprint_invariant = [{"concurrency": 1}, {"batch_size": 1}, {"max_retries": 0},
                              {"timeout_s": 1.0}, {"api_key_env": "SOME_OTHER_VAR"},
@@ -77,10 +86,10 @@ class TestVLMContract(PairwiseJudgeContract):
         assert make_plugin(templates=str(edited)).fingerprint() != make_plugin().fingerprint()
 
 
-def test_both_orders_are_requested_and_agreement_wins(server):
+def test_both_orders_are_requested_and_agreement_wins(server, tmp_path):
     judge = make(server)
     start = len(server.requests)
-    verdict = judge.compare([PairItem(P, gray(210), gray(40))])[0]
+    verdict = swapped(judge, tmp_path)([PairItem(P, gray(210), gray(40))])[0]
     seen = server.requests[start:]
     assert sorted(tuple(round(b) for b in r["brightness"]) for r in seen) == [(40, 210), (210, 40)]
     assert all(r["auth"] == f"Bearer {SECRET}" and r["path"] == "/v1/chat/completions"
@@ -92,16 +101,17 @@ def test_both_orders_are_requested_and_agreement_wins(server):
         assert "brighter" in order["rationale"] and json.loads(order["answer"])["winner"]
 
 
-def test_position_biased_answers_become_ties_and_are_counted(server):
+def test_position_biased_answers_become_ties_and_are_counted(server, tmp_path):
     judge = make(server, model="always-first")
-    verdicts = judge.compare([PairItem(P, gray(200), gray(60)), PairItem(P, gray(10), gray(90))])
+    verdicts = swapped(judge, tmp_path)([PairItem(P, gray(200), gray(60)),
+                                         PairItem(P, gray(10), gray(90))])
     for v in verdicts:
         assert v.winner == "tie" and v.failure is None
         assert v.raw["consistent"] is False and v.raw["bias"] == "first"
         assert "inconsistent" in v.rationale
     stats = summarize_verdicts(verdicts)
     assert stats["position_bias_rate"] == 1.0 and stats["bias_slots"] == {"first": 2}
-    good = make(server).compare([PairItem(P, gray(200), gray(60))])
+    good = swapped(make(server), tmp_path / "2")([PairItem(P, gray(200), gray(60))])
     assert summarize_verdicts(verdicts + good)["position_bias_rate"] == pytest.approx(2 / 3,
                                                                                       abs=1e-3)
 
@@ -117,13 +127,13 @@ def test_bad_answers_and_server_errors_are_failures_after_bounded_retries(server
     assert verdict.winner is None and verdict.failure.kind == kind
     assert verdict.failure.retryable is retryable
     assert "\n" not in verdict.failure.message and "after 3 attempts" in verdict.failure.message
-    assert len(server.requests) - start == 2 * 3  # both orders, 1 try + 2 retries each
-    assert judge.stats["retries"] == 4 and judge.stats["failures"] == {kind: 2}
+    assert len(server.requests) - start == 3  # one order, 1 try + 2 retries
+    assert judge.stats["retries"] == 2 and judge.stats["failures"] == {kind: 1}
 
 
-def test_429_is_retried_then_succeeds(server):
+def test_429_is_retried_then_succeeds(server, tmp_path):
     judge = make(server, model="flaky-429")
-    verdict = judge.compare([PairItem(P, gray(33), gray(99))])[0]
+    verdict = swapped(judge, tmp_path)([PairItem(P, gray(33), gray(99))])[0]
     assert verdict.winner == "model_b" and verdict.failure is None
     for order in verdict.raw["orders"].values():
         assert order["attempts"] == 2 and order["errors"] == ["http_429"]
@@ -140,14 +150,19 @@ def test_answers_in_markdown_fences_parse(server):
     assert verdict.winner == "model_b"
 
 
-def test_cost_from_reported_tokens_and_prices(server):
+def test_cost_from_reported_tokens_and_prices(server, tmp_path):
     judge = make(server, price_input_per_mtok=2.0, price_output_per_mtok=10.0)
-    verdict = judge.compare([PairItem(P, gray(200), gray(60))])[0]
+    runner = JudgeRunner("vlm", judge, Store(tmp_path), RunnerSettings(orient=False))
+    verdict = runner.verdicts([PairItem(P, gray(200), gray(60))])[0].verdict
     per_call = (1000 * 2.0 + 50 * 10.0) / 1e6
+    # both orders are asked: the runner sums their costs and meters what was spent
     assert verdict.raw["cost_usd"] == pytest.approx(2 * per_call)
     assert judge.stats["cost_usd"] == pytest.approx(2 * per_call)
+    assert runner.spent_usd == pytest.approx(2 * per_call)
+    runner.verdicts([PairItem(P, gray(200), gray(60))])  # from the cache: costs nothing
+    assert runner.spent_usd == pytest.approx(2 * per_call)
     listed = make(server, model="gpt-4o-mini")  # priced by judges/vlm_prices.yaml
-    v = listed.compare([PairItem(P, gray(200), gray(60))])[0]
+    v = swapped(listed, tmp_path / "2")([PairItem(P, gray(200), gray(60))])[0]
     assert v.raw["cost_usd"] == pytest.approx(2 * (1000 * 0.15 + 50 * 0.60) / 1e6)
     unpriced = make(server, model="local-model").compare([PairItem(P, gray(200), gray(60))])[0]
     assert "cost_usd" not in unpriced.raw
@@ -180,8 +195,8 @@ def test_text_rendering_applies_only_to_prompts_with_text(server):
     assert make(server).applies(P)
 
 
-def test_without_swap_one_request_per_pair(server):
-    judge = make(server, swap=False)
+def test_the_plugin_alone_asks_one_order_per_pair(server):
+    judge = make(server)
     start = len(server.requests)
     assert judge.compare([PairItem(P, gray(200), gray(60))])[0].winner == "model_a"
     assert len(server.requests) - start == 1
@@ -208,19 +223,6 @@ def test_combine_rules():
     failed = combine(a, Verdict(None, failure=Failure("http_429", "x", True)))
     assert failed.winner is None and failed.failure.retryable
     assert failed.failure.message.startswith("b-first order")
-
-
-def test_swap_debiased_wraps_any_pairwise_judge():
-    class FirstSlot:
-        name, batch_size = "first", 4
-
-        def compare(self, pairs):
-            return [Verdict("model_a") for _ in pairs]
-
-    wrapped = SwapDebiased(FirstSlot())
-    out = wrapped.compare([PairItem(P, gray(1), gray(2))] * 3)
-    assert [v.winner for v in out] == ["tie"] * 3
-    assert wrapped.counts.position_bias_rate() == 1.0
 
 
 def test_full_run_never_writes_the_key(server, compose, tmp_path, monkeypatch):

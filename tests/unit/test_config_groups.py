@@ -11,6 +11,7 @@ from autojudge import app
 from autojudge.cli_checks import available
 from autojudge.config import CONF_DIR
 from autojudge.registry import GENERATORS, JUDGES
+from autojudge.stages.runner import RUNNER_KEYS
 
 NEEDS_PATH = {"suite": {"partiprompts", "geneval"}, "model": {"folder"}}
 
@@ -33,7 +34,7 @@ def test_every_config_file_composes(compose, tmp_path, group, name) -> None:
         registry = GENERATORS if group == "model" else JUDGES
         node = dict(plain[group][name])
         cls = registry.get(node.pop("kind"))
-        for key in app.JUDGE_WRAPPER_KEYS:
+        for key in RUNNER_KEYS:
             node.pop(key, None)
         assert set(node) == {f.name for f in dataclasses.fields(cls.Config)}, \
             f"conf/{group}/{name}.yaml should list every {cls.__name__}.Config field"

@@ -61,22 +61,23 @@ class CountingGenerator:
 
 
 class PixelJudge:
-    """A pairwise judge that decodes both images, as real judges do."""
+    """A pairwise judge that looks at both images' pixels, as real judges do."""
 
     name = "pixels"
     batch_size = 8
 
+    def fingerprint(self):
+        return {"kind": "pixels", "version": 1}
+
+    def check(self) -> None:
+        pass
+
     def applies(self, prompt) -> bool:
         return True
 
-    def compare_timed(self, pairs):
-        from autojudge.judges.adapters import TimedVerdict
-
-        out = []
-        for pair in pairs:
-            sizes = (pair.a.materialized().image.size, pair.b.materialized().image.size)
-            out.append(TimedVerdict(Verdict("tie", 0.0, 0.0, f"sizes {sizes}"), 1.0))
-        return out
+    def compare(self, pairs):
+        return [Verdict("tie", 0.0, 0.0, f"sizes {(p.a.image.size, p.b.image.size)}")
+                for p in pairs]
 
 
 def generate(root: Path, generator: CountingGenerator, label: str = "m"):
@@ -167,8 +168,10 @@ def test_judge_gets_a_typed_failure_not_a_traceback_for_a_damaged_image(tmp_path
     gens_b, _ = run_generation("b", CountingGenerator(drift=True), REQUESTS, store)
     Path(gens_a[0].image_path).write_bytes(b"\x89PNG cut")
     damaged_store = Store(tmp_path / "store")  # a new run: nothing remembered yet
-    outcome = run_judge(PixelJudge(), ["a", "b"], gens_a + gens_b,
-                        [(p, 0) for p in PROMPTS], damaged_store)
+    from autojudge.stages.runner import JudgeRunner
+
+    outcome = run_judge(JudgeRunner("pixels", PixelJudge(), damaged_store), ["a", "b"],
+                        gens_a + gens_b, [(p, 0) for p in PROMPTS], damaged_store)
     assert len(outcome.battles) == 2
     assert [row["prompt_id"] for row in outcome.skipped] == ["p0"]
     assert outcome.skipped[0]["failure_kind"] == "damaged_image"

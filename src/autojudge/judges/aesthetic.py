@@ -258,6 +258,6 @@ class AestheticJudge:
         return [Score(min(max(float(p), low), high), raw={"prediction": round(float(p), 8)})
                 for p in preds]
 
-    def summarize(self) -> dict[str, Any]:
+    def run_stats(self) -> dict[str, Any]:
         """Run-level numbers for the report: the shared backbone's encode counts."""
         return {f"backbone_{k}": v for k, v in self.backbone.counts.as_dict().items()}

@@ -1,4 +1,10 @@
-"""Judge protocols: pointwise (image -> score) and pairwise (pair -> verdict)."""
+"""Judge protocols: pointwise (image -> score) and pairwise (pair -> verdict).
+
+A plugin implements one of them and nothing more: caching, pair orientation,
+swap-debiasing, cost metering and run stats are the judge runner's
+(`autojudge.stages.runner`). Two optional hooks (`JudgeHooks`) let a plugin share a cache
+through the store and report run-level numbers; the runner is the only caller.
+"""
 from __future__ import annotations
 
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
@@ -51,3 +57,17 @@ class PairwiseJudge(Protocol):
 
     def compare(self, pairs: Sequence[PairItem]) -> list[Verdict]:
         """One Verdict per pair, in order; a failed pair gets Verdict(None, failure=...)."""
+
+
+class JudgeHooks(Protocol):
+    """Optional methods a judge plugin may define (the runner looks for each by name).
+
+    A pairwise plugin may also put `cost_usd` (float) in a verdict's raw: the runner sums
+    it over fresh verdicts, so cost budgets use what was spent.
+    """
+
+    def attach_store(self, store: Any) -> None:
+        """Receive the run's store (e.g. to share image embeddings between judges)."""
+
+    def run_stats(self) -> Mapping[str, Any]:
+        """Run-level numbers for the report (e.g. truncated prompts, cache counts)."""

@@ -134,7 +134,7 @@ class CLIPScoreJudge:
                 out[i] = Score(clip_score_value(cosines[j]), raw=raw)
         return [s for s in out if s is not None]
 
-    def summarize(self) -> dict[str, Any]:
+    def run_stats(self) -> dict[str, Any]:
         """Run-level numbers for the report."""
         return {"truncated_prompts": self.truncated_prompts,
                 **{f"backbone_{k}": v for k, v in self.backbone.counts.as_dict().items()}}

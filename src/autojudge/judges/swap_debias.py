@@ -1,14 +1,10 @@
-"""Swap-debiasing for any pairwise judge: ask both orders, keep only what survives the swap.
+"""Swap-debiasing rules for any pairwise judge: keep only what survives the swap.
 
 A pairwise judge that sees (A, B) and (B, A) should name the same image both times. When it
 does not, the judge showed a position preference, not a preference between the images: the
 battle is a "tie" and the inconsistency is recorded in the verdict's raw, so a run can
-report each judge's position-bias rate.
-
-    SwapDebiased(inner).compare(pairs)
-
-calls `inner.compare(pairs + swapped_pairs)` once (so the inner judge may run all
-2N requests concurrently), then combines each pair's two verdicts:
+report each judge's position-bias rate. The judge runner (`stages.runner`) asks both
+orders in one call to the plugin and combines each pair's two verdicts with `combine`:
 
     both orders agree         -> that winner          raw.consistent = True
     orders disagree           -> "tie"                raw.consistent = False, raw.bias =
@@ -27,12 +23,11 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
-from autojudge.types import Failure, PairItem, Prompt, Verdict
+from autojudge.types import Failure, PairItem, Verdict
 
-__all__ = ["SwapDebiased", "combine", "swap_pair", "unswap_winner", "summarize_verdicts",
-           "SwapCounts"]
+__all__ = ["combine", "swap_pair", "unswap_winner", "summarize_verdicts", "SwapCounts"]
 
 _FLIP = {"model_a": "model_b", "model_b": "model_a"}
 
@@ -123,39 +118,3 @@ def summarize_verdicts(verdicts: Sequence[Verdict]) -> dict[str, Any]:
             "inconsistent": counts.inconsistent, "failed": counts.failed,
             "position_bias_rate": counts.position_bias_rate(), "bias_slots": bias,
             "failures": failures, "cost_usd": round(cost, 6) if priced else None}
-
-
-class SwapDebiased:
-    """Wraps a pairwise judge so every pair is judged in both orders (see module doc)."""
-
-    def __init__(self, inner: Any):
-        self.inner = inner
-        self.name = inner.name
-        self.batch_size = max(1, int(inner.batch_size))
-        self.counts = SwapCounts()
-
-    def fingerprint(self) -> Mapping[str, Any]:
-        fp = dict(self.inner.fingerprint())
-        return {**fp, "params": {**dict(fp.get("params", {})), "swap_debiased": True}}
-
-    def check(self) -> None:
-        self.inner.check()
-
-    def applies(self, prompt: Prompt) -> bool:
-        return self.inner.applies(prompt)
-
-    def compare(self, pairs: Sequence[PairItem]) -> list[Verdict]:
-        if not pairs:
-            return []
-        both = self.inner.compare([*pairs, *(swap_pair(p) for p in pairs)])
-        n = len(pairs)
-        out = [combine(both[i], both[n + i]) for i in range(n)]
-        for v in out:
-            self.counts.pairs += 1
-            if v.failure is not None:
-                self.counts.failed += 1
-            elif v.raw.get("consistent"):
-                self.counts.consistent += 1
-            else:
-                self.counts.inconsistent += 1
-        return out

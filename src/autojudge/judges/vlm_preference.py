@@ -16,11 +16,11 @@ Backends:
 
 - Criteria (overall, prompt_alignment, visual_quality, text_rendering) and their rubrics
   are data: `judges/vlm_templates.yaml`.
-- Each pair is judged in both orders (`SwapDebiased`): disagreement -> "tie", recorded
-  in raw (`consistent: false`, `bias: first|second|partial`); the run reports the
-  position-bias rate.
-- The raw answer text, parsed choice, rationale, token usage, attempts and cost of both
-  orders are kept in the verdict's raw.
+- The plugin answers each pair exactly as given (A = pair.a). Swap-debiasing (both
+  orders, disagreement -> "tie", the position-bias rate) is the judge runner's job
+  (`stages.runner`, `judge.vlm.swap`), as for any pairwise judge.
+- The raw answer text, parsed choice, rationale, token usage, attempts and cost
+  (`cost_usd`, which the runner meters) are kept in the verdict's raw.
 - Unparseable answers, refusals, timeouts, connection errors, 429 and 5xx are retried
   (bounded, exponential backoff, Retry-After honoured) and then recorded as typed
   failures (`unparseable`, `refusal`, `timeout`, `http_429`, `http_5xx`...; `local_error`
@@ -51,7 +51,6 @@ from typing import Any, Mapping, Optional, Sequence
 
 from autojudge.errors import AutojudgeError
 from autojudge.extras import require
-from autojudge.judges.swap_debias import SwapDebiased, summarize_verdicts
 from autojudge.judges.vlm_prompts import (CRITERIA, PRICES, REFUSAL, TEMPLATES, load_prices,
                                           load_templates, parse_answer)
 from autojudge.types import Failure, PairItem, Prompt, Verdict, stable_hash
@@ -71,27 +70,6 @@ class _Request:
     prompt: Prompt
     first: Any
     second: Any
-
-
-class _SingleOrder:
-    """Asks the endpoint about pairs exactly as given (A = pair.a). Used inside SwapDebiased."""
-
-    def __init__(self, outer: "VLMPreferenceJudge"):
-        self.outer = outer
-        self.name = outer.name
-        self.batch_size = outer.batch_size
-
-    def fingerprint(self) -> Mapping[str, Any]:
-        return self.outer._base_fingerprint()
-
-    def check(self) -> None:
-        self.outer.check()
-
-    def applies(self, prompt: Prompt) -> bool:
-        return self.outer.applies(prompt)
-
-    def compare(self, pairs: Sequence[PairItem]) -> list[Verdict]:
-        return self.outer._ask_all(pairs)
 
 
 class VLMPreferenceJudge:
@@ -116,7 +94,6 @@ class VLMPreferenceJudge:
             criterion: overall | prompt_alignment | visual_quality | text_rendering (or any
                 criterion defined in the templates file).
             templates: templates YAML ("" = judges/vlm_templates.yaml).
-            swap: judge both orders (position-debiasing); False asks once (A = model_a).
             temperature, max_tokens, seed: sampling (seed is sent; endpoints may ignore it).
             image_max_side: images are downscaled so the longer side is at most this.
             image_format: png | jpeg (how images are encoded into data URLs).
@@ -141,7 +118,6 @@ class VLMPreferenceJudge:
         api_key_env: str = "OPENAI_API_KEY"
         criterion: str = "overall"
         templates: str = ""
-        swap: bool = True
         temperature: float = 0.0
         max_tokens: int = 300
         seed: Optional[int] = 0
@@ -185,8 +161,6 @@ class VLMPreferenceJudge:
         self._client: Any = None
         self._client_lock = threading.Lock()
         self._templates: dict[str, Any] | None = None
-        self._single = _SingleOrder(self)
-        self._debiased = SwapDebiased(self._single)
         #: calls made, retries, failures by kind, tokens and cost over this judge's lifetime
         self.stats = {"requests": 0, "retries": 0, "failures": {}, "prompt_tokens": 0,
                       "completion_tokens": 0, "cost_usd": 0.0}
@@ -234,8 +208,6 @@ class VLMPreferenceJudge:
         return {"kind": self.kind, "version": self.version, "params": params}
 
     def fingerprint(self) -> Mapping[str, Any]:
-        if self.config.swap:
-            return self._debiased.fingerprint()
         return self._base_fingerprint()
 
     def check(self) -> None:
@@ -266,25 +238,18 @@ class VLMPreferenceJudge:
     # -- judging -------------------------------------------------------------------------
 
     def compare(self, pairs: Sequence[PairItem]) -> list[Verdict]:
+        """One verdict per pair as given (A = pair.a), all requests on `concurrency`
+        threads; failures are typed, never wins."""
         if not pairs:
             return []
-        verdicts = (self._debiased if self.config.swap else self._single).compare(pairs)
-        return [self._with_cost(v) for v in verdicts]
+        return self._ask_all(pairs)
 
-    @staticmethod
-    def summarize_verdicts(verdicts: Sequence[Verdict]) -> dict[str, Any]:
-        """Position-bias rate, failures and cost of a run's verdicts (cached ones too)."""
-        return summarize_verdicts(verdicts)
-
-    def _with_cost(self, v: Verdict) -> Verdict:
-        orders = v.raw.get("orders")
-        parts = list(orders.values()) if isinstance(orders, dict) else [v.raw]
-        costs = [p.get("cost_usd") for p in parts if isinstance(p, Mapping)]
-        if not costs or all(c is None for c in costs):
-            return v
-        total = round(sum(float(c or 0.0) for c in costs), 8)
-        return Verdict(v.winner, v.score_a, v.score_b, v.rationale,
-                       {**dict(v.raw), "cost_usd": total}, v.failure)
+    def run_stats(self) -> dict[str, Any]:
+        """Calls, retries, failures and tokens of this judge's lifetime (the runner adds
+        the position-bias rate and the metered cost)."""
+        with self._stats_lock:
+            return {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.stats.items()
+                    if k != "cost_usd"}
 
     @property
     def client(self) -> Any:

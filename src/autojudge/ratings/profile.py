@@ -59,7 +59,7 @@ def _grad_hess(s: np.ndarray, i: np.ndarray, j: np.ndarray, a: np.ndarray, b: np
 
 
 def _maximise(s: np.ndarray, i: np.ndarray, j: np.ndarray, a: np.ndarray, b: np.ndarray,
-              contrast: np.ndarray | None, max_iter: int = 200) -> np.ndarray:
+              contrast: np.ndarray | None, max_iter: int = 500) -> np.ndarray:
     """Newton's method on the ridge-penalised objective, keeping a's fixed when given
     (the start must then already satisfy it: steps stay in the constraint's null space).
 
@@ -119,13 +119,16 @@ class ContrastProfile:
         self.top = -_nll(self.s_hat, i, j, self.a, self.b)
         #: the contrast at the (ridge) maximum: huge when the data separate that way
         self.estimate = float(self.contrast @ self.s_hat)
-        self._last = self.s_hat
 
     def deviance(self, value: float) -> float:
-        """2 (sup l - l_p(value)): 0 at the estimate, growing away from it (convex)."""
-        s0 = self._last + (value - self.contrast @ self._last) * self.contrast / self._norm
+        """2 (sup l - l_p(value)): 0 at the estimate, growing away from it (convex).
+
+        Every evaluation starts from the same point (the estimate moved onto the
+        constraint): under separation the constrained optimum may lie at infinity, where
+        the stopping point depends on the path, so a warm start from the previous value
+        could make the function disagree with itself and break the root bracket."""
+        s0 = self.s_hat + (value - self.estimate) * self.contrast / self._norm
         s1 = _maximise(s0, self.i, self.j, self.a, self.b, self.contrast)
-        self._last = s1
         return 2.0 * (self.top + _nll(s1, self.i, self.j, self.a, self.b))
 
     def signed_root(self, value: float) -> float:
@@ -138,7 +141,6 @@ class ContrastProfile:
         """The lower (side -1) or upper (side +1) likelihood-ratio bound at two-sided
         `confidence`, or None when none lies within `_MAX_SPAN` nats (open side)."""
         cut = z_value(confidence) ** 2  # chi2_1 quantile at `confidence`
-        self._last = self.s_hat
         near, far, width = self.estimate, None, 0.25
         while width <= _MAX_SPAN:
             trial = self.estimate + side * width
@@ -150,9 +152,11 @@ class ContrastProfile:
             return None
         from scipy.optimize import brentq  # ~0.13 s import: only when a bound is needed
 
-        self._last = self.s_hat
-        root = brentq(lambda c: self.deviance(c) - cut, min(near, far), max(near, far),
-                      xtol=1e-7)
+        try:
+            root = brentq(lambda c: self.deviance(c) - cut, min(near, far), max(near, far),
+                          xtol=1e-7)
+        except ValueError:  # numerically flat at the bracket: keep the conservative end
+            root = far
         # A bound never excludes the estimate (rounding must not put it outside).
         return min(root, self.estimate) if side < 0 else max(root, self.estimate)
 

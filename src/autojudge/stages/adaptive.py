@@ -21,12 +21,10 @@ from autojudge.types import Generation, Prompt
 
 
 def schedule_config(battles_cfg: dict[str, Any], judge: Any, rating_cfg: Any) -> ScheduleConfig:
-    """ScheduleConfig from the `battles` config section (cost from the judge if unset)."""
-    cost = battles_cfg.get("cost_per_battle_usd")
-    if cost is None:
-        inner = getattr(judge, "inner", judge)
-        cost = getattr(judge, "cost_per_battle_usd", None) or \
-            getattr(inner, "cost_per_battle_usd", None) or 0.0
+    """ScheduleConfig from the `battles` config section. Spend is measured by the judge
+    runner when the judge reports costs; `battles.cost_per_battle_usd` (default 0, no
+    limit) is the estimate for judges that report none."""
+    cost = battles_cfg.get("cost_per_battle_usd") or 0.0
     return ScheduleConfig(
         target_ci_width=float(battles_cfg.get("target_ci_width", 100.0)),
         max_battles=battles_cfg.get("max_battles"),
@@ -57,11 +55,10 @@ def run_judge_adaptive(judge: Any, models: Sequence[str], generations: Sequence[
     score: list[float] = []
     prompt: list[int] = []
     rounds = 0
-    meter = _cost_meter(judge)
-    start_cost = meter() if meter else 0.0
+    start_cost = judge.spent_usd or 0.0
     while True:
-        if meter is not None:  # the judge reports what it spent: use it, not an estimate
-            scheduler.spent_usd = meter() - start_cost
+        if judge.spent_usd is not None:  # the judge reports what it spent: use it
+            scheduler.spent_usd = judge.spent_usd - start_cost
         picks, status = scheduler.step(np.array(ia, np.int64), np.array(ib, np.int64),
                                        np.array(score), np.array(prompt, np.int64))
         if not picks:
@@ -94,15 +91,5 @@ def run_judge_adaptive(judge: Any, models: Sequence[str], generations: Sequence[
             round(float(width.max()), 2),
             "max_battles": config.max_battles, "max_cost_usd": config.max_cost_usd,
             "cost_usd": round(scheduler.spent(), 6),
-            "cost_measured": meter is not None}
+            "cost_measured": judge.spent_usd is not None}
     return outcome, info
-
-
-def _cost_meter(judge: Any):
-    """A callable returning the judge's lifetime spend in USD when the plugin keeps one
-    (the VLM judge's `stats["cost_usd"]`), else None."""
-    inner = getattr(judge, "inner", judge)
-    stats = getattr(inner, "stats", None)
-    if isinstance(stats, dict) and "cost_usd" in stats:
-        return lambda: float(stats.get("cost_usd") or 0.0)
-    return None

@@ -1,6 +1,7 @@
 """Judge stage: every pair of models on every (prompt, seed), per judge -> battle log rows.
 
-Pairs are formed in model order (model_a precedes model_b in the run's model list), so the
+Pairs are planned in model order and oriented by the judge runner (which model's image is
+in slot A is drawn per (prompt, seed, pair), `stages.runner.JudgeRunner.orient`), so the
 battle log of a re-run or a resumed run is identical row for row. A battle whose stored
 image is missing or damaged is skipped with the typed failure "damaged_image" (never counted
 as a loss: the model made the image, the disk lost it).
@@ -63,8 +64,8 @@ def run_judge(judge: Any, models: Sequence[str], generations: Sequence[Generatio
               requests: Sequence[tuple[Prompt, int]], store: Store, failed_image: str = "skip",
               advance: Advance = lambda n: None,
               plan: Sequence[tuple[Prompt, int, str, str]] | None = None) -> JudgeOutcome:
-    """Let `judge` (a cached pairwise judge with `compare_timed`) fight every pair, or only
-    the (prompt, seed, model_a, model_b) battles in `plan` (the adaptive schedule)."""
+    """Let `judge` (a `stages.runner.JudgeRunner`) fight every pair, or only the (prompt,
+    seed, model_x, model_y) battles in `plan` (the adaptive schedule)."""
     by_request: dict[tuple[str, int], dict[str, Generation]] = {}
     for g in generations:
         by_request.setdefault((g.prompt.id, g.seed), {})[g.model] = g
@@ -74,7 +75,8 @@ def run_judge(judge: Any, models: Sequence[str], generations: Sequence[Generatio
     planned = plan_pairs(models, by_request, requests, judge.applies) if plan is None else (
         (p, s, by_request[(p.id, s)][a], by_request[(p.id, s)][b]) for p, s, a, b in plan)
     damaged: dict[str, Failure | None] = {}
-    for prompt, seed, gen_a, gen_b in planned:
+    for prompt, seed, gen_x, gen_y in planned:
+        gen_a, gen_b = judge.orient(prompt.id, seed, gen_x, gen_y)
         if not (gen_a.ok and gen_b.ok):
             _failed_image_battle(outcome, judge.name, prompt, seed, gen_a, gen_b, failed_image)
             continue
@@ -86,7 +88,7 @@ def run_judge(judge: Any, models: Sequence[str], generations: Sequence[Generatio
         pairs.append(PairItem(prompt, _item(store, gen_a), _item(store, gen_b)))
         contexts.append((prompt, seed, gen_a.model, gen_b.model))
     for start, stop in _chunks_by_request(contexts, max(1, int(judge.batch_size))):
-        timed = judge.compare_timed(pairs[start:stop])
+        timed = judge.verdicts(pairs[start:stop])
         for (prompt, seed, model_a, model_b), tv in zip(contexts[start:stop], timed):
             verdict = tv.verdict
             if verdict.failure is not None or verdict.winner is None:

@@ -13,7 +13,7 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 from autojudge.generators.base import Generator
-from autojudge.judges.adapters import Counts, fingerprint_hash
+from autojudge.stages.cache import Counts, fingerprint_hash
 from autojudge.store import Store, failure_columns, now
 from autojudge.types import Failure, GenOutput, GenRequest, Generation, Prompt, stable_hash
 
