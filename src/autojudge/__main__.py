@@ -72,9 +72,10 @@ def main() -> None:
     if wants_help(args):
         print_help(CONF_DIR, args)
         return
-    from autojudge.cli_checks import check_composition, check_overrides
+    from autojudge.cli_checks import check_composition, check_overrides, check_run_dir
 
-    problem = check_overrides(args, CONF_DIR) or check_composition(args)
+    problem = check_overrides(args, CONF_DIR) or check_composition(args) or \
+        (None if any(a in ("-m", "--multirun") for a in args) else check_run_dir(args))
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)

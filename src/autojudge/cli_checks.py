@@ -9,7 +9,7 @@ import difflib
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-CHECKED_GROUPS = ("model", "judge", "suite", "logger", "experiment")
+CHECKED_GROUPS = ("model", "judge", "suite", "logger")
 
 
 def available(conf_dir: Path, group: str) -> list[str]:
@@ -48,7 +48,14 @@ def check_overrides(args: Sequence[str], conf_dir: Path) -> str | None:
         if group not in CHECKED_GROUPS or override.is_delete():
             continue
         known = sorted({name for folder in conf_dirs for name in available(folder, group)})
-        for name in _names(override.value()):
+        value = override.value()
+        if isinstance(value, (list, tuple)) and not override.is_sweep_override():
+            twice = sorted({n for n in value if isinstance(n, str) and list(value).count(n) > 1})
+            if twice:
+                return (f"{group}={override.get_value_element_as_str()} names {twice[0]} twice; "
+                        f"a {group} is chosen once (for two copies, add a second label: "
+                        f"'+{group}.{twice[0]}_2={{kind: ...}}')")
+        for name in _names(value):
             if name not in known:
                 close = difflib.get_close_matches(name, known, n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -112,7 +119,7 @@ def check_composition(args: Sequence[str]) -> str | None:
     from autojudge.config import compose
 
     try:
-        compose(overrides)
+        composed = compose(overrides)
     except (HydraException, OmegaConfBaseException) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         cause = exc.__cause__
@@ -121,4 +128,33 @@ def check_composition(args: Sequence[str]) -> str | None:
         groups = [a for a in overrides if "." not in a.split("=", 1)[0] or _is_searchpath(a)]
         hint = _known_keys_hint(full_key, groups) if full_key and "not in" in detail else ""
         return f"{first.rstrip('.')}: {detail}{hint}" if detail else first
+    from autojudge.preflight import unknown_keys
+
+    problems = unknown_keys(composed)  # e.g. a key added with '+' that nothing reads
+    if problems:
+        return f"{problems[0]}; remove it or fix its spelling"
+    return None
+
+
+def check_run_dir(args: Sequence[str], cwd: Path | None = None) -> str | None:
+    """The run folder Hydra is about to create (hydra.run.dir=..., else runs/ here) must
+    be creatable: not a file, under a folder this user can write. Hydra itself would
+    fail inside its logging setup with a traceback."""
+    import os
+
+    base = Path(cwd or Path.cwd())
+    given = [a.split("=", 1)[1] for a in args if a.lstrip("+").startswith("hydra.run.dir=")]
+    target = (base / Path(given[-1]).expanduser()) if given else base / "runs"
+    where = f"hydra.run.dir={given[-1]}" if given else f"the runs folder {target}"
+    if target.exists() and not target.is_dir():
+        return (f"{where}: {target} is a file, not a folder; give a folder for the run's "
+                "outputs, e.g. hydra.run.dir=runs/my_run")
+    probe = target
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{where}: {probe} is a file, so the run folder cannot be made under it"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return (f"{where}: {probe} is not writable by this user; choose a writable folder "
+                "with hydra.run.dir=... or fix its permissions")
     return None

@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
 
 from autojudge import resources
 
@@ -36,6 +37,12 @@ class Correction(Enum):
     none = "none"
 
 
+class Images(Enum):
+    link = "link"  # images/<model>/<prompt>_s<seed>.png link into the store
+    copy = "copy"  # copies: the run folder outlives the store
+    none = "none"
+
+
 class Preference(Enum):
     imgsys = "imgsys"  # imgsys' calculate_elo.py: 0 = model_a won, 1 = model_b, else tie
     a_score = "a_score"  # the number is model_a's score: 1 won, 0 lost, 0.5 tie
@@ -51,7 +58,7 @@ class SuiteConfig:
     """Which prompts to run: a suite file plus filters."""
 
     name: str = "starter"
-    path: str = "prompt_suites/starter.yaml"
+    path: str = MISSING  # each suite's file sets it; partiprompts/geneval need suite.path
     format: str = "auto"  # auto | autojudge | parti | geneval
     tags: List[str] = field(default_factory=list)
     exclude_tags: List[str] = field(default_factory=list)
@@ -106,6 +113,7 @@ class ReportConfig:
     terminal_tags: bool = True  # print the per-tag rating matrix
     min_battles: int = 20  # fewer battles: the model is flagged "provisional"
     write_scores: bool = True
+    images: Images = Images.link  # the run's images, browsable from the run folder
 
 
 @dataclass

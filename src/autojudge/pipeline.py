@@ -5,17 +5,21 @@ stage asks the store before it computes. Outputs are written once, atomically, a
 """
 from __future__ import annotations
 
+import logging
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from autojudge import app
+from autojudge import app, preflight
 from autojudge.errors import AutojudgeError
 from autojudge.stages.battles import count_pairs, run_judge
 from autojudge.stages.boards import BoardSpec, RunFacts, build_boards, model_stats
 from autojudge.stages.generate import expand_requests, run_generation
 from autojudge.store import Store
+
+log = logging.getLogger(__name__)
 
 
 def plain_config(cfg: Any) -> dict[str, Any]:
@@ -54,110 +58,180 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
         yield progress
 
 
-def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
-    """Run the experiment described by `cfg`, write outputs to `run_dir`, return the
-    leaderboard document."""
-    config = plain_config(cfg)
+@dataclass
+class Experiment:
+    """Everything a run works from, built and checked before any work is done."""
+
+    config: dict[str, Any]
+    suite: Any
+    generators: dict[str, Any]
+    judges: dict[str, Any]
+    store: Store
+    rating_cfg: Any
+    models: list[str]
+    requests: list[tuple[Any, int]]
+    votes: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def progress(self) -> bool:
+        return bool(self.config.get("progress", True))
+
+
+@dataclass
+class Judged:
+    """What the judge stage produced (battle log rows, skipped pairs, counts, schedules)."""
+
+    battles: list[Any] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, Any] = field(default_factory=dict)
+    schedules: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare(cfg: Any, config: dict[str, Any], store: Store) -> Experiment:
+    """Build every object and run every check (`preflight`): no image is generated and
+    no judge is asked before this returns."""
+    models, judge_labels = list(config["model"]), list(config["judge"])
+    votes = dict(config.get("human_votes") or {})
+    if votes.get("path"):
+        if "human" in judge_labels:
+            raise AutojudgeError("a judge is labelled 'human' and human_votes.path is set; "
+                                 "rename the judge (human votes are judge 'human')")
+        judge_labels.append("human")
+    preflight.check_settings(config, models, judge_labels)
+    preflight.check_models(models)
     suite = app.load_suite_from_config(cfg.suite)
     generators = app.build_generators(config["model"])
-    store = Store(config["store"]["root"])
     judges = app.build_judges(config["judge"], store)
-    rating_cfg = app.rating_config(cfg.ratings)
-    if config["battles"]["failed_image"] not in ("skip", "loss"):
-        raise AutojudgeError(f"battles.failed_image must be 'skip' or 'loss', got "
-                             f"'{config['battles']['failed_image']}'")
-    if config["battles"]["schedule"] not in ("all_pairs", "adaptive"):
-        raise AutojudgeError(f"battles.schedule must be 'all_pairs' or 'adaptive', got "
-                             f"'{config['battles']['schedule']}'")
-    votes_cfg = config.get("human_votes") or {}
-    if votes_cfg.get("path") and "human" in judges:
-        raise AutojudgeError("a judge is labelled 'human' and human_votes.path is set; "
-                             "rename the judge (human votes are judge 'human')")
+    if votes.get("path"):
+        votes["path"] = str(app.resolve_path(votes["path"], "human_votes.path"))
     for plugin in [*generators.values(), *judges.values()]:
         plugin.check()
-    models = list(generators)
     requests = suite.requests()
-    started = time.time()
-    counts: dict[str, Any] = {"generation": {"cached": 0, "computed": 0, "failed": 0},
-                              "judges": {}}
-    generations, battles, skipped = [], [], []
-    schedules: dict[str, Any] = {}
-    judge_stats: dict[str, Any] = {}
-    with progress_bar(bool(config.get("progress", True))) as progress:
-        for label, generator in generators.items():
-            task = progress.add_task(f"generate {label}", total=len(requests))
-            gens, c = run_generation(label, generator, expand_requests(requests), store,
-                                     lambda n, t=task: progress.advance(t, n))
-            generations.extend(gens)
-            for k, v in c.as_dict().items():
-                counts["generation"][k] += v
-        for label, judge in judges.items():
-            total = count_pairs(models, requests, judge.applies)
-            task = progress.add_task(f"judge {label}", total=total)
-            if config["battles"]["schedule"] == "adaptive":
-                from autojudge.stages.adaptive import run_judge_adaptive, schedule_config
+    notes = preflight.check_applicability(judges, suite.prompts)
+    notes += preflight.check_folders(generators, expand_requests(requests))
+    return Experiment(config, suite, generators, judges, store, app.rating_config(cfg.ratings),
+                      models, requests, votes, notes)
 
-                outcome, schedules[label] = run_judge_adaptive(
-                    judge, models, generations, requests, store,
-                    config["battles"]["failed_image"], lambda n, t=task: progress.advance(t, n),
-                    schedule_config(config["battles"], judge, rating_cfg))
-            else:
-                outcome = run_judge(judge, models, generations, requests, store,
-                                    config["battles"]["failed_image"],
-                                    lambda n, t=task: progress.advance(t, n))
-            battles.extend(outcome.battles)
-            skipped.extend(outcome.skipped)
-            counts["judges"][label] = judge.counts.as_dict()
-    for label, judge in judges.items():  # after all judges: shared-backbone counts are final
-        stats = judge.run_stats()  # e.g. VLM position-bias rate, CLIP truncations
-        if stats is not None:
-            judge_stats[label] = stats
-    board_judges, human_summary = list(judges), None
-    if votes_cfg.get("path"):
+
+def generate_all(exp: Experiment, progress: Any) -> tuple[list[Any], dict[str, int]]:
+    """Every model's image for every request (from the store where possible)."""
+    counts = {"cached": 0, "computed": 0, "failed": 0}
+    generations: list[Any] = []
+    for label, generator in exp.generators.items():
+        started = time.time()
+        task = progress.add_task(f"generate {label}", total=len(exp.requests))
+        gens, c = run_generation(label, generator, expand_requests(exp.requests), exp.store,
+                                 lambda n, t=task: progress.advance(t, n))
+        generations.extend(gens)
+        for k, v in c.as_dict().items():
+            counts[k] += v
+        log.info("generate %s: %d images (%d from the store, %d new, %d failed) in %.1f s",
+                 label, len(gens), c.cached, c.computed, c.failed, time.time() - started)
+    return generations, counts
+
+
+def judge_all(exp: Experiment, generations: list[Any], progress: Any) -> Judged:
+    """Every judge's battles over the generations (all pairs, or the adaptive schedule)."""
+    out = Judged()
+    battles_cfg = exp.config["battles"]
+    for label, judge in exp.judges.items():
+        started = time.time()
+        task = progress.add_task(f"judge {label}",
+                                 total=count_pairs(exp.models, exp.requests, judge.applies))
+        advance = lambda n, t=task: progress.advance(t, n)  # noqa: E731
+        if battles_cfg["schedule"] == "adaptive":
+            from autojudge.stages.adaptive import run_judge_adaptive, schedule_config
+
+            outcome, out.schedules[label] = run_judge_adaptive(
+                judge, exp.models, generations, exp.requests, exp.store,
+                battles_cfg["failed_image"], advance,
+                schedule_config(battles_cfg, judge, exp.rating_cfg))
+        else:
+            outcome = run_judge(judge, exp.models, generations, exp.requests, exp.store,
+                                battles_cfg["failed_image"], advance)
+        out.battles.extend(outcome.battles)
+        out.skipped.extend(outcome.skipped)
+        out.counts[label] = judge.counts.as_dict()
+        log.info("judge %s: %d battles, %d skipped; %s in %.1f s", label,
+                 len(outcome.battles), len(outcome.skipped), judge.counts.as_dict(),
+                 time.time() - started)
+    return out
+
+
+def rate(exp: Experiment, generations: list[Any], judged: Judged
+         ) -> tuple[dict[str, Any], list[Any]]:
+    """Boards, agreement and the leaderboard document (human votes joined here).
+
+    Returns:
+        (the leaderboard document, every battle rated, human votes included)."""
+    from autojudge.report.files import leaderboard_document
+    from autojudge.stages.agreement import compute_agreement
+
+    judge_stats = {label: stats for label, judge in exp.judges.items()
+                   if (stats := judge.run_stats()) is not None}  # after all judges ran
+    battles, board_judges, human_summary = list(judged.battles), list(exp.judges), None
+    if exp.votes.get("path"):
         from autojudge.human_votes import load_human_votes
 
         votes, human_summary = load_human_votes(
-            app.resolve_path(votes_cfg["path"], "human_votes.path"), suite.prompts, models,
-            votes_cfg.get("models") or {}, str(votes_cfg.get("preference", "imgsys")))
+            exp.votes["path"], exp.suite.prompts, exp.models, exp.votes.get("models") or {},
+            str(exp.votes.get("preference", "imgsys")))
         battles.extend(votes)
         board_judges.append("human")
+    config, rating_cfg = exp.config, exp.rating_cfg
     spec = BoardSpec(rating_cfg, int(config["report"]["per_tag_min_prompts"]),
                      int(config["report"].get("min_battles", 0)),
                      str(config["ratings"].get("overall_weighting", "equal")),
                      bool(config["ratings"].get("overall_includes_human", False)))
-    applicable = {label: sum(1 for p, _ in requests if judge.applies(p))
-                  for label, judge in judges.items()}
-    boards = build_boards(battles, models, board_judges, spec,
-                          RunFacts(generations, skipped, applicable))
-    from autojudge.stages.agreement import compute_agreement
-
+    applicable = {label: sum(1 for p, _ in exp.requests if judge.applies(p))
+                  for label, judge in exp.judges.items()}
+    boards = build_boards(battles, exp.models, board_judges, spec,
+                          RunFacts(generations, judged.skipped, applicable))
     agreement = compute_agreement(battles, boards, board_judges, rating_cfg)
-    run_info = {"name": config["name"], "suite": suite.name, "suite_path": suite.source,
-                "models": models, "judges": list(judges), "n_prompts": len(suite.prompts),
-                "n_requests": len(requests), "seeds": sorted({s for _, s in requests}),
-                "n_battles": len(battles), "n_skipped": len(skipped),
+    run_info = {"name": config["name"], "suite": exp.suite.name,
+                "suite_path": exp.suite.source, "models": exp.models,
+                "judges": list(exp.judges), "n_prompts": len(exp.suite.prompts),
+                "n_requests": len(exp.requests),
+                "seeds": sorted({s for _, s in exp.requests}), "n_battles": len(battles),
+                "n_skipped": len(judged.skipped),
                 "ratings": {"bootstrap_rounds": rating_cfg.bootstrap_rounds,
                             "seed": rating_cfg.seed, "confidence": rating_cfg.confidence,
                             "prior": rating_cfg.prior, "anchor": rating_cfg.anchor,
                             "cluster": "prompt_id"},
-                "schedule": config["battles"]["schedule"], "schedules": schedules,
-                "human_votes": human_summary,
-                "judge_stats": judge_stats,
-                "cache": counts, "wall_s": round(time.time() - started, 3),
-                "store": str(store.root)}
-    from autojudge.report.files import leaderboard_document, write_run_files
+                "schedule": config["battles"]["schedule"], "schedules": judged.schedules,
+                "human_votes": human_summary, "judge_stats": judge_stats,
+                "notes": exp.notes, "store": str(exp.store.root)}
+    return leaderboard_document(run_info, boards, model_stats(generations, exp.models),
+                                agreement), battles
 
-    document = leaderboard_document(run_info, boards, model_stats(generations, models),
-                                    agreement)
-    scores = _score_rows(judges, generations) if config["report"]["write_scores"] else []
-    write_run_files(run_dir, document, battles, generations, scores, skipped)
+
+def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
+    """Run the experiment described by `cfg`, write outputs to `run_dir`, return the
+    leaderboard document."""
+    from autojudge.report.files import write_run_files
     from autojudge.report.wandb_log import log_to_wandb
 
-    log_to_wandb(config["logger"], run_dir, config, document)
-    store.close()
+    config = plain_config(cfg)
+    with Store(config["store"]["root"]) as store:
+        exp = prepare(cfg, config, store)
+        for note in exp.notes:
+            log.info("pre-flight: %s", note)
+            if exp.progress:
+                print(f"note: {note}")
+        started = time.time()
+        with progress_bar(exp.progress) as progress:
+            generations, gen_counts = generate_all(exp, progress)
+            judged = judge_all(exp, generations, progress)
+        document, battles = rate(exp, generations, judged)
+        document["run"]["cache"] = {"generation": gen_counts, "judges": judged.counts}
+        document["run"]["wall_s"] = round(time.time() - started, 3)
+        scores = [row for judge in exp.judges.values()
+                  for row in judge.score_rows(generations)] \
+            if config["report"]["write_scores"] else []
+        write_run_files(run_dir, document, battles, generations, scores, judged.skipped,
+                        images=str(config["report"].get("images", "link")))
+        log.info("wrote %s (%d battles, %d boards)", run_dir, len(battles),
+                 len(document["boards"]))
+        log_to_wandb(config["logger"], run_dir, config, document)
     return document
-
-
-def _score_rows(judges: dict[str, Any], generations: list[Any]) -> list[dict[str, Any]]:
-    """Per-image scores of every pointwise judge, one row per (judge, model, prompt, seed)."""
-    return [row for judge in judges.values() for row in judge.score_rows(generations)]

@@ -24,9 +24,10 @@ import json
 import math
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from autojudge.errors import AutojudgeError
 from autojudge.resources import JUDGES_DIR
@@ -220,7 +221,8 @@ def families_for(node: dict[str, Any]) -> tuple[str, ...]:
 
 def validate(overrides: Sequence[str] = (), n: int = 20, families: Sequence[str] | None = None,
              images: str | None = None, store_root: str | None = None,
-             confidence: float = 0.95, cases_path: Path = CASES) -> list[dict[str, Any]]:
+             confidence: float = 0.95, cases_path: Path = CASES,
+             show_progress: bool = False) -> list[dict[str, Any]]:
     """Run every chosen judge on its validation families; one result row per (judge, family)."""
     import yaml
 
@@ -242,27 +244,61 @@ def validate(overrides: Sequence[str] = (), n: int = 20, families: Sequence[str]
         for judge in judges.values():
             judge.check()
         rows = []
-        for label, judge in judges.items():
-            for family in (families or families_for(config["judge"][label])):
-                result = FamilyResult(label, family, confidence=confidence)
-                triples = [t for t in build_pairs(family, n, cases, images_dir)
-                           if judge.applies(t[0].prompt)]
-                verdicts = [tv.verdict for tv in judge.verdicts([t[0] for t in triples])]
-                for (_, better, _), v in zip(triples, verdicts):
-                    result.pairs += 1
-                    if v.failure is not None or v.winner is None:
-                        result.failed += 1
-                        kind = v.failure.kind if v.failure else "no_winner"
-                        result.failures[kind] = result.failures.get(kind, 0) + 1
-                    elif v.winner == better:
-                        result.correct += 1
-                    elif v.winner.startswith("tie"):
-                        result.ties += 1
-                    else:
-                        result.wrong += 1
-                rows.append(result.as_dict())
+        with _progress(show_progress) as progress:
+            for label, judge in judges.items():
+                for family in (families or families_for(config["judge"][label])):
+                    triples = [t for t in build_pairs(family, n, cases, images_dir)
+                               if judge.applies(t[0].prompt)]
+                    task = progress.add_task(f"validate {label}/{family}", total=len(triples))
+                    verdicts = []
+                    for start in range(0, len(triples), 8):  # small steps: visible progress
+                        chunk = [t[0] for t in triples[start:start + 8]]
+                        verdicts += [tv.verdict for tv in judge.verdicts(chunk)]
+                        progress.advance(task, len(chunk))
+                    rows.append(_tally(label, family, triples, verdicts, confidence))
         store.close()
     return rows
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    """Progress on stderr (stdout may be JSON); a silent stand-in when disabled."""
+    if not enabled:
+        class Silent:
+            def add_task(self, *args: Any, **kwargs: Any) -> int:
+                return 0
+
+            def advance(self, *args: Any, **kwargs: Any) -> None:
+                pass
+
+        yield Silent()
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True)) as progress:
+        yield progress
+
+
+def _tally(label: str, family: str, triples: list, verdicts: list, confidence: float
+           ) -> dict[str, Any]:
+    """One row: how many controlled pairs the judge got right, tied, wrong or failed."""
+    result = FamilyResult(label, family, confidence=confidence)
+    for (_, better, _), v in zip(triples, verdicts):
+        result.pairs += 1
+        if v.failure is not None or v.winner is None:
+            result.failed += 1
+            kind = v.failure.kind if v.failure else "no_winner"
+            result.failures[kind] = result.failures.get(kind, 0) + 1
+        elif v.winner == better:
+            result.correct += 1
+        elif v.winner.startswith("tie"):
+            result.ties += 1
+        else:
+            result.wrong += 1
+    return result.as_dict()
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -292,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--confidence", type=float, default=0.95)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--out", help="also write the JSON result to this file")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars (they go to stderr)")
     args, overrides = parser.parse_known_args(argv)
     bad = [o for o in overrides if o.startswith("-")]
     if bad:
@@ -299,7 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         rows = validate(overrides, n=args.n, families=args.family, images=args.images,
-                        store_root=args.store, confidence=args.confidence)
+                        store_root=args.store, confidence=args.confidence,
+                        show_progress=not args.no_progress)
     except AutojudgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -101,18 +101,24 @@ def test_overall_board_pools_judges_and_tag_boards_exist(compose, store_root, tm
 
 
 def test_failed_images_never_win(compose, store_root, tmp_path) -> None:
+    from autojudge import app
+
     folder = tmp_path / "imgs"
     folder.mkdir()
-    (folder / "unrelated.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     cfg = compose([f"store.root={store_root}", *SMALL, "model=[blank,folder]",
                    f"model.folder.path={folder}"])
+    for prompt in app.load_suite_from_config(cfg.suite).prompts:  # a file per prompt, none
+        (folder / f"{prompt.id}.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")  # decodes
     doc = pipeline.run(cfg, tmp_path / "run")
     stats = {m["model"]: m for m in doc["models"]}
     assert stats["folder"]["failed"] == 8 and stats["folder"]["images"] == 0
     rows = {r["model"]: r for r in board(doc, "ocr")["models"]}
     assert rows["blank"]["wins"] == 0 and rows["folder"]["wins"] == 0
+    # no battles, no rating, and the board says why
+    assert rows["folder"]["rating"] is None and rows["folder"]["rank"] is None
+    assert rows["folder"]["unrated_reason"] == "all 8 images failed (corrupt_image x8)"
     skipped = (tmp_path / "run" / "skipped.jsonl").read_text().splitlines()
-    assert len(skipped) == 8 and "missing_file" in skipped[0]
+    assert len(skipped) == 8 and "corrupt_image" in skipped[0]
     loss = pipeline.run(compose([f"store.root={store_root}", *SMALL, "model=[blank,folder]",
                                  f"model.folder.path={folder}", "battles.failed_image=loss"]),
                         tmp_path / "run_loss")

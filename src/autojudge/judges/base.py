@@ -71,3 +71,7 @@ class JudgeHooks(Protocol):
 
     def run_stats(self) -> Mapping[str, Any]:
         """Run-level numbers for the report (e.g. truncated prompts, cache counts)."""
+
+    #: what `applies` needs, in words, e.g. "prompts with expected_text"; the pre-flight
+    #: check names it when a judge applies to none of the selected prompts
+    needs: str

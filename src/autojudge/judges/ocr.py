@@ -143,6 +143,8 @@ class OCRJudge:
     """
 
     kind = "ocr"
+    #: what `applies` needs, for the pre-flight message when no prompt qualifies
+    needs = "prompts with expected_text (the text an image should render)"
     version = 1
     score_range = (0.0, 1.0)
 

@@ -74,6 +74,7 @@ class PreservationJudge:
     """Pointwise: how unchanged the region outside the mask stays (see module docstring)."""
 
     kind = "preservation"
+    needs = "editing prompts with an init_image (e.g. suite=editing)"
     version = 1
     score_range = (0.0, 1.0)
 

@@ -230,6 +230,13 @@ class VLMPreferenceJudge:
                 f"are read from the environment only), or set judge.{self.name}.api_key_env='' "
                 f"for a local server without a key")
 
+    @property
+    def needs(self) -> str:
+        """What `applies` needs (the pre-flight message when no prompt qualifies)."""
+        if self.config.criterion == "text_rendering":
+            return "prompts with expected_text for criterion text_rendering"
+        return "prompts with text"
+
     def applies(self, prompt: Prompt) -> bool:
         if self.config.criterion == "text_rendering":
             return bool(prompt.expected_text and prompt.expected_text.strip())

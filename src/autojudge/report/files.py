@@ -8,6 +8,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import re
+import shutil
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -89,17 +92,55 @@ def generation_rows(generations: Sequence[Generation]) -> list[dict[str, Any]]:
     return [{
         "model": g.model, "prompt_id": g.prompt.id, "seed": g.seed, "status":
         "ok" if g.ok else "failed", "image_sha256": g.image_sha, "image_path": g.image_path,
+        "image": f"images/{re.sub(r'[^A-Za-z0-9._-]+', '_', g.model)}/{image_name(g)}"
+        if g.ok else None,
         "latency_s": g.latency_s, "cost_usd": g.cost_usd, "cached": g.cached,
         "failure_kind": g.failure.kind if g.failure else None,
         "failure_message": g.failure.message if g.failure else None, "meta": dict(g.meta),
     } for g in generations]
 
 
+IMAGE_MODES = ("link", "copy", "none")
+
+
+def image_name(generation: Generation) -> str:
+    """`<prompt_id>_s<seed>.<ext>`, with characters a file name cannot hold replaced."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", generation.prompt.id).strip("._") or "prompt"
+    ext = Path(generation.image_path or "").suffix or ".png"
+    return f"{safe}_s{generation.seed}{ext}"
+
+
+def place_images(run_dir: Path, generations: Sequence[Generation], mode: str = "link") -> int:
+    """Make the run's images browsable from the run folder: images/<model>/<prompt>_s<seed>
+    as symbolic links into the store ("link"), as copies ("copy", for a folder that must
+    outlive the store), or not at all ("none"). Returns how many were placed."""
+    if mode not in IMAGE_MODES:
+        raise ValueError(f"images mode must be one of {IMAGE_MODES}, got {mode!r}")
+    if mode == "none":
+        return 0
+    placed = 0
+    for g in generations:
+        if not g.ok or not g.image_path or not Path(g.image_path).is_file():
+            continue
+        dest = run_dir / "images" / re.sub(r"[^A-Za-z0-9._-]+", "_", g.model) / image_name(g)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.is_symlink() or dest.exists():
+            dest.unlink()
+        if mode == "link":
+            os.symlink(os.path.abspath(g.image_path), dest)
+        else:
+            shutil.copyfile(g.image_path, dest)
+        placed += 1
+    return placed
+
+
 def write_run_files(run_dir: Path, document: Mapping[str, Any], battles: Sequence[Battle],
                     generations: Sequence[Generation], scores: Sequence[Mapping[str, Any]],
-                    skipped: Sequence[Mapping[str, Any]]) -> dict[str, Path]:
+                    skipped: Sequence[Mapping[str, Any]], images: str = "link"
+                    ) -> dict[str, Path]:
     """Write every table of a finished run; leaderboard.json last, as the completion mark."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    place_images(run_dir, generations, images)
     paths = {name: run_dir / name for name in (
         "battles.jsonl", "generations.jsonl", "scores.jsonl", "skipped.jsonl",
         "leaderboard.csv", "models.csv", "leaderboard.json")}

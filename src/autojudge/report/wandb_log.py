@@ -35,8 +35,11 @@ def log_to_wandb(logger_cfg: Mapping[str, Any], run_dir: Path, config: Mapping[s
         return None
     wandb_dir = (run_dir / "wandb").resolve()
     wandb_dir.mkdir(parents=True, exist_ok=True)
-    for var in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
-        os.environ[var] = str(wandb_dir)
+    # WANDB_DIR is the folder W&B puts its own "wandb/" into; its caches, staging and
+    # core logs go to <run>/wandb/.staging, never under the home folder.
+    os.environ["WANDB_DIR"] = str(run_dir.resolve())
+    for var in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
+        os.environ[var] = str(wandb_dir / ".staging")
     os.environ.setdefault("WANDB_SILENT", "true")
     try:
         import wandb
@@ -45,7 +48,8 @@ def log_to_wandb(logger_cfg: Mapping[str, Any], run_dir: Path, config: Mapping[s
                              "or run with logger=none") from exc
     run = wandb.init(project=logger_cfg.get("project", "autojudge"),
                      entity=logger_cfg.get("entity"), mode=logger_cfg.get("mode", "offline"),
-                     name=document["run"].get("name"), dir=str(wandb_dir),
+                     # W&B adds "wandb/" itself: the run lands in <run>/wandb/offline-run-*
+                     name=document["run"].get("name"), dir=str(run_dir.resolve()),
                      config=redact(dict(config)), tags=list(logger_cfg.get("tags") or []),
                      reinit="finish_previous")
     try:
@@ -74,3 +78,16 @@ def log_to_wandb(logger_cfg: Mapping[str, Any], run_dir: Path, config: Mapping[s
         return str(run.dir)
     finally:
         run.finish()
+        _drop_empty_dirs(wandb_dir / ".staging")
+
+
+def _drop_empty_dirs(root: Path) -> None:
+    """Remove staging folders W&B left empty (deepest first); files are kept."""
+    if not root.is_dir():
+        return
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()),
+                         key=lambda p: len(p.parts), reverse=True):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # not empty

@@ -1,0 +1,187 @@
+"""Checks before any work: a run that cannot produce an answer fails before the first image
+is generated or paid for, with one line saying what is wrong, where, and what to do.
+
+- every key of the composed config exists in the schema (also keys added with `+`);
+- every setting of `ratings`, `gate`, `battles`, `human_votes`, `report`, `suite` is in
+  range, and names that must exist do (an anchor or gate model among the run's models, a
+  gated judge among its judges);
+- at least two distinct models;
+- every judge applies to at least one selected prompt (partial applicability is reported
+  up front, e.g. "ocr applies to 28 of 94 prompts");
+- a folder model has an image for at least one request.
+
+Example:
+    >>> unknown_keys({"ratings": {"bootstrap_round": 5}})
+    ["unknown key 'ratings.bootstrap_round' (did you mean 'ratings.bootstrap_rounds'?)"]
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import typing
+from typing import Any, Callable, Mapping, Sequence
+
+from autojudge.errors import AutojudgeError
+
+# Maps whose keys are labels or plugin parameters, validated by the plugins themselves.
+_FREE_MAPS = {"model", "judge", "human_votes.models"}
+
+
+def unknown_keys(config: Mapping[str, Any]) -> list[str]:
+    """Keys of a plain (or OmegaConf) config that the schema (`config.AutojudgeConfig`)
+    does not know, each as a one-line message with the closest known key."""
+    from omegaconf import OmegaConf
+
+    from autojudge.config import AutojudgeConfig
+
+    if OmegaConf.is_config(config):
+        config = OmegaConf.to_container(config, resolve=False)
+    problems: list[str] = []
+    _walk(dict(config), AutojudgeConfig, "", problems)
+    return problems
+
+
+def _walk(node: Mapping[str, Any], schema: type, prefix: str, problems: list[str]) -> None:
+    hints = typing.get_type_hints(schema)
+    names = [f.name for f in dataclasses.fields(schema)]
+    for key, value in node.items():
+        path = f"{prefix}{key}"
+        if key not in hints:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            problems.append(f"unknown key '{path}'{hint}")
+            continue
+        sub = hints[key]
+        if path not in _FREE_MAPS and dataclasses.is_dataclass(sub) and isinstance(value, Mapping):
+            _walk(value, sub, f"{path}.", problems)
+
+
+def _num(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+# (config path, test on the value, what it must be); None values are allowed where the
+# schema makes them optional and the test says so.
+_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("ratings.bootstrap_rounds", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
+    ("ratings.confidence", lambda v: (_num(v) or 0) > 0 and _num(v) < 1, "between 0 and 1"),
+    ("ratings.prior", lambda v: v is None or (_num(v) is not None and 1e-6 <= _num(v) <= 1e6),
+     "between 1e-6 and 1e6 (or null for the default 0.1)"),
+    ("gate.confidence", lambda v: (_num(v) or 0) > 0 and _num(v) < 1, "between 0 and 1"),
+    ("gate.margin", lambda v: _num(v) is not None and _num(v) >= 0, "a number of Elo points >= 0"),
+    ("gate.min_prompts", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+    ("gate.bootstrap_rounds", lambda v: v is None or (isinstance(v, int) and v >= 200),
+     "an integer >= 200 (or null: ratings.bootstrap_rounds, at least 200)"),
+    ("battles.target_ci_width", lambda v: (_num(v) or 0) > 0, "a width in Elo points > 0"),
+    ("battles.max_battles", lambda v: v is None or (isinstance(v, int) and v >= 1),
+     "an integer >= 1 or null"),
+    ("battles.max_cost_usd", lambda v: v is None or (_num(v) is not None and _num(v) >= 0),
+     "a dollar amount >= 0 or null"),
+    ("battles.cost_per_battle_usd",
+     lambda v: v is None or (_num(v) is not None and _num(v) >= 0), "a dollar amount >= 0 or null"),
+    ("battles.batch", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+    ("battles.bootstrap_rounds", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+    ("report.per_tag_min_prompts", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+    ("report.min_battles", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
+    ("suite.limit", lambda v: v is None or (isinstance(v, int) and v >= 1),
+     "an integer >= 1 or null"),
+    ("suite.seeds", lambda v: v is None or (len(v) >= 1 and len(set(v)) == len(v)),
+     "a non-empty list of distinct integers or null"),
+]
+
+
+def _get(config: Mapping[str, Any], path: str) -> Any:
+    node: Any = config
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node
+
+
+def check_settings(config: Mapping[str, Any], models: Sequence[str],
+                   judges: Sequence[str]) -> None:
+    """Range and reference checks of the run's settings (see the module docstring)."""
+    problems = unknown_keys(config)
+    if problems:
+        raise AutojudgeError(f"{problems[0]}; remove it or fix its spelling")
+    for path, ok, must in _RULES:
+        value = _get(config, path)
+        if isinstance(value, bool) or not ok(value):
+            raise AutojudgeError(f"{path}={value!r}: must be {must}")
+    anchor = _get(config, "ratings.anchor")
+    if anchor is not None and anchor not in models:
+        raise AutojudgeError(f"ratings.anchor={anchor!r}: not a model of this run; choose one "
+                             f"of {', '.join(models)}")
+    _check_gate(config, models, judges)
+    mapped = _get(config, "human_votes.models") or {}
+    for name, label in mapped.items():
+        if label not in models:
+            raise AutojudgeError(f"human_votes.models.{name}={label!r}: not a model of this "
+                                 f"run; map vote names onto {', '.join(models)}")
+
+
+def _check_gate(config: Mapping[str, Any], models: Sequence[str], judges: Sequence[str]) -> None:
+    gate = _get(config, "gate") or {}
+    base, cand = gate.get("baseline"), gate.get("candidate")
+    if not base and not cand:
+        return
+    if not base or not cand:
+        missing = "gate.baseline" if not base else "gate.candidate"
+        raise AutojudgeError(f"{missing} is not set; a gate needs both gate.baseline and "
+                             "gate.candidate (or neither)")
+    for key, name in (("gate.baseline", base), ("gate.candidate", cand)):
+        if name not in models:
+            close = difflib.get_close_matches(str(name), list(models), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise AutojudgeError(f"{key}={name!r}: not a model of this run{hint}; models: "
+                                 f"{', '.join(models)}")
+    if base == cand:
+        raise AutojudgeError("gate.baseline and gate.candidate name the same model; name two")
+    for judge in gate.get("judges") or []:
+        if judge not in judges:
+            raise AutojudgeError(f"gate.judges: {judge!r} is not a judge of this run; judges: "
+                                 f"{', '.join(judges)}")
+
+
+def check_models(models: Sequence[str]) -> None:
+    """At least two distinct models: a board of one model compares nothing."""
+    if len(models) < 2:
+        shown = ", ".join(models) or "none"
+        raise AutojudgeError(f"a run compares models and this one has {len(models)} ({shown}); "
+                             "choose at least two, e.g. model=[typeset,blank]")
+
+
+def check_folders(generators: Mapping[str, Any], requests: Sequence[Any]) -> list[str]:
+    """Folder models: refuse one with no image for any request; report partial cover."""
+    notes = []
+    for label, gen in generators.items():
+        match = getattr(gen, "matching_requests", None)
+        if not callable(match):
+            continue
+        found = match(requests)
+        if found.matched == 0:
+            raise AutojudgeError(found.summary(label))
+        if found.matched < found.requests:
+            notes.append(found.summary(label))
+    return notes
+
+
+def check_applicability(judges: Mapping[str, Any], prompts: Sequence[Any]) -> list[str]:
+    """Refuse a judge that applies to none of the selected prompts (naming what it needs
+    and a fix); one line per judge that applies to only some of them."""
+    notes = []
+    for label, judge in judges.items():
+        n = sum(1 for p in prompts if judge.applies(p))
+        if n == 0:
+            needs = getattr(judge.plugin, "needs", "prompts its applies() accepts")
+            raise AutojudgeError(
+                f"judge {label} applies to none of the {len(prompts)} selected prompts: it "
+                f"needs {needs}; select such prompts (e.g. suite.tags=[text_rendering] on "
+                f"the starter suite) or choose another judge (e.g. judge=[clip])")
+        if n < len(prompts):
+            notes.append(f"{label} applies to {n} of {len(prompts)} prompts")
+    return notes

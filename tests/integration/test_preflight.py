@@ -1,0 +1,130 @@
+"""Refuse before spending: runs that cannot produce an answer fail before the first image
+is generated, with one line. Every case here exited 0 (or crashed) after generating."""
+from __future__ import annotations
+
+import pytest
+
+from autojudge import pipeline
+from autojudge.cli_checks import check_composition, check_overrides
+from autojudge.config import CONF_DIR
+from autojudge.errors import AutojudgeError
+from autojudge.registry import GENERATORS
+from helpers import REPO, assert_one_line_error, run_cli
+
+SHARED_DATA = REPO.parent / "shared" / "data"  # real suites for tests (not copied here)
+
+
+class ExplodingGenerator:
+    """A generator that must never be asked: every refusal happens before generation."""
+
+    kind = "explode_test"
+    cacheable = True
+    batch_size = 4
+    calls = 0
+
+    def __init__(self, name: str = "boom"):
+        self.name = name
+
+    def fingerprint(self):
+        return {"kind": self.kind, "version": 1}
+
+    def check(self) -> None:
+        pass
+
+    def generate(self, requests):
+        type(self).calls += 1
+        raise AssertionError("generated before the pre-flight checks refused the run")
+
+
+GENERATORS.register("explode_test")(ExplodingGenerator)
+
+
+def refused(compose, tmp_path, *overrides: str) -> str:
+    ExplodingGenerator.calls = 0
+    base = ["logger=none", "progress=false", f"store.root={tmp_path / 'store'}",
+            "model=[typeset]", "+model.boom={kind: explode_test}"]
+    with pytest.raises(AutojudgeError) as info:
+        pipeline.run(compose([*base, *overrides]), tmp_path / "run")
+    assert ExplodingGenerator.calls == 0
+    assert not (tmp_path / "run" / "leaderboard.json").exists()
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    (["suite=geneval", f"suite.path={SHARED_DATA / 'geneval_evaluation_metadata.jsonl'}"],
+     "judge ocr applies to none of the 553 selected prompts: it needs prompts with "
+     "expected_text"),
+    (["suite=partiprompts", f"suite.path={SHARED_DATA / 'PartiPrompts.tsv'}",
+      "suite.limit=40"], "judge ocr applies to none of the 40"),
+    (["ratings.bootstrap_rounds=-5"], "ratings.bootstrap_rounds=-5: must be an integer >= 0"),
+    (["ratings.confidence=1.5"], "ratings.confidence=1.5: must be between 0 and 1"),
+    (["ratings.prior=-1"], "ratings.prior=-1.0: must be between 1e-6"),
+    (["ratings.anchor=nosuch"], "ratings.anchor='nosuch': not a model of this run"),
+    (["gate.baseline=typeset", "gate.candidate=nosuch"], "gate.candidate='nosuch': not a model"),
+    (["gate.baseline=typeset"], "gate.candidate is not set"),
+    (["gate.baseline=typeset", "gate.candidate=boom", "gate.bootstrap_rounds=5"],
+     "gate.bootstrap_rounds=5: must be an integer >= 200"),
+    (["battles.max_battles=0"], "battles.max_battles=0: must be an integer >= 1"),
+    (["+ratings.bootstrap_round=5"], "unknown key 'ratings.bootstrap_round' (did you mean "
+                                     "'ratings.bootstrap_rounds'?)"),
+    (["+suite.limt=3"], "unknown key 'suite.limt' (did you mean 'suite.limit'?)"),
+    (["judge.ocr.tie_margin=-1"], "judge.ocr.tie_margin: must be a finite number >= 0"),
+    (["judge.ocr.tie_margin=abc"], "judge.ocr.tie_margin: 'abc' is not a number"),
+    (["+human_votes.models.X=nosuch", "human_votes.path=votes.csv"],
+     "human_votes.models.X='nosuch': not a model of this run"),
+])
+def test_refused_before_any_generation(compose, tmp_path, overrides, needle) -> None:
+    assert needle in refused(compose, tmp_path, *overrides)
+
+
+def test_one_model_is_refused(compose, tmp_path) -> None:
+    ExplodingGenerator.calls = 0
+    with pytest.raises(AutojudgeError, match="this one has 1 \\(boom\\); choose at least two"):
+        pipeline.run(compose(["logger=none", f"store.root={tmp_path}", "model=[]",
+                              "+model.boom={kind: explode_test}"]), tmp_path / "run")
+    assert ExplodingGenerator.calls == 0
+
+
+def test_folder_whose_files_match_no_prompt_is_refused(compose, tmp_path) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for k in range(3):
+        (folder / f"img_{k:03d}.png").write_bytes(b"\x89PNG not read")
+    message = refused(compose, tmp_path, "+model.folder={kind: folder, path: " + str(folder)
+                      + "}")
+    assert "0 of 94 prompts have an image" in message and "img_000.png" in message
+
+
+def test_suite_that_needs_a_path_says_so(compose, tmp_path) -> None:
+    with pytest.raises(AutojudgeError, match="suite.path' is required"):
+        pipeline.run(compose(["suite=partiprompts", "logger=none"]), tmp_path / "run")
+
+
+def test_duplicate_model_is_refused_on_the_command_line() -> None:
+    problem = check_overrides(["model=[typeset,typeset]"], CONF_DIR)
+    assert problem is not None and "names typeset twice" in problem
+    assert check_composition(["+ratings.bootstrap_round=5"]).startswith(
+        "unknown key 'ratings.bootstrap_round'")
+
+
+def test_partial_applicability_is_reported_up_front(tmp_path) -> None:
+    proc = run_cli(["autojudge", "logger=none", "suite.limit=30", f"store.root={tmp_path}",
+                    f"hydra.run.dir={tmp_path / 'run'}", "ratings.bootstrap_rounds=50"])
+    assert proc.returncode == 0, proc.stderr
+    first = proc.stdout.index("note: ocr applies to")
+    assert first < proc.stdout.index("judge: ocr")  # before the results, not after
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["model=[typeset,typeset]"], "names typeset twice"),
+    (["suite=geneval", f"suite.path={SHARED_DATA / 'geneval_evaluation_metadata.jsonl'}"],
+     "applies to none"),
+    (["+suite.limt=3"], "unknown key 'suite.limt'"),
+])
+def test_cli_refusals_are_one_line_exit_2(tmp_path, args, needle) -> None:
+    proc = run_cli(["autojudge", *args, "logger=none", f"store.root={tmp_path}",
+                    f"hydra.run.dir={tmp_path / 'run'}"])
+    assert proc.returncode == 2
+    assert_one_line_error(proc, needle)

@@ -1,0 +1,62 @@
+"""A run folder a person can browse: images reachable from it, normal file modes, a log
+that says what happened, W&B once under <run>/wandb/, and a run dir that cannot be made
+refused in one line."""
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from helpers import assert_one_line_error, run_cli
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("folder")
+    proc = run_cli(["autojudge", "suite.tags=[text_rendering]", "suite.limit=4",
+                    "ratings.bootstrap_rounds=50", "logger=wandb", f"store.root={root / 's'}",
+                    f"hydra.run.dir={root / 'run'}"], env={"WANDB_MODE": "offline"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return root / "run"
+
+
+def test_images_are_reachable_from_the_run_folder(cli_run: Path) -> None:
+    images = sorted((cli_run / "images").glob("*/*.png"))
+    assert len(images) == 3 * 4  # 3 models x 4 prompts, seed 0
+    assert {p.parent.name for p in images} == {"typeset", "blank", "noise"}
+    for path in images:
+        assert path.name.endswith("_s0.png") and path.is_symlink()
+        assert path.resolve().is_file() and path.read_bytes()[:4] == b"\x89PNG"
+    import json
+
+    rows = [json.loads(x) for x in (cli_run / "generations.jsonl").read_text().splitlines()]
+    assert all((cli_run / r["image"]).is_file() for r in rows)
+
+
+def test_output_files_have_normal_modes(cli_run: Path) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("leaderboard.json", "leaderboard.csv", "models.csv", "battles.jsonl"):
+        mode = stat.S_IMODE((cli_run / name).stat().st_mode)
+        assert mode == 0o666 & ~umask, (name, oct(mode))
+
+
+def test_main_log_tells_the_stages(cli_run: Path) -> None:
+    log = (cli_run / "__main__.log").read_text()
+    for needle in ("generate typeset: 4 images", "judge ocr:", "wrote "):
+        assert needle in log, log
+
+
+def test_wandb_lands_once_under_the_run_folder(cli_run: Path) -> None:
+    offline = list((cli_run / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1 and not (cli_run / "wandb" / "wandb").exists()
+
+
+def test_run_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    target = tmp_path / "taken"
+    target.write_text("not a folder")
+    proc = run_cli(["autojudge", f"hydra.run.dir={target}", "logger=none"])
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "is a file, not a folder")
