@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from autojudge import app, preflight
 from autojudge.errors import AutojudgeError
+from autojudge.progress import progress_bar
 from autojudge.stages.battles import count_pairs, run_judge
 from autojudge.stages.boards import BoardSpec, RunFacts, build_boards, model_stats
 from autojudge.stages.generate import expand_requests, run_generation
@@ -36,26 +36,6 @@ def plain_config(cfg: Any) -> dict[str, Any]:
                              f"e.g. {key}=...") from None
     except InterpolationResolutionError as exc:
         raise AutojudgeError(f"config: {str(exc).splitlines()[0]}") from None
-
-
-@contextmanager
-def progress_bar(enabled: bool) -> Iterator[Any]:
-    """A rich progress bar (or a silent stand-in) shared by generation and judging."""
-    if not enabled:
-        class Silent:
-            def add_task(self, *args: Any, **kwargs: Any) -> int:
-                return 0
-
-            def advance(self, *args: Any, **kwargs: Any) -> None:
-                pass
-
-        yield Silent()
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), transient=False) as progress:
-        yield progress
 
 
 @dataclass

@@ -24,12 +24,12 @@ import json
 import math
 import sys
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from autojudge.errors import AutojudgeError
+from autojudge.progress import progress_bar
 from autojudge.resources import JUDGES_DIR
 from autojudge.types import JudgeItem, PairItem, Prompt
 
@@ -244,7 +244,7 @@ def validate(overrides: Sequence[str] = (), n: int = 20, families: Sequence[str]
         for judge in judges.values():
             judge.check()
         rows = []
-        with _progress(show_progress) as progress:
+        with progress_bar(show_progress, stderr=True) as progress:
             for label, judge in judges.items():
                 for family in (families or families_for(config["judge"][label])):
                     triples = [t for t in build_pairs(family, n, cases, images_dir)
@@ -258,28 +258,6 @@ def validate(overrides: Sequence[str] = (), n: int = 20, families: Sequence[str]
                     rows.append(_tally(label, family, triples, verdicts, confidence))
         store.close()
     return rows
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
-    """Progress on stderr (stdout may be JSON); a silent stand-in when disabled."""
-    if not enabled:
-        class Silent:
-            def add_task(self, *args: Any, **kwargs: Any) -> int:
-                return 0
-
-            def advance(self, *args: Any, **kwargs: Any) -> None:
-                pass
-
-        yield Silent()
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True)) as progress:
-        yield progress
 
 
 def _tally(label: str, family: str, triples: list, verdicts: list, confidence: float
