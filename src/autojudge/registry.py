@@ -57,7 +57,8 @@ class Registry:
         except ImportError as exc:
             raise AutojudgeError(
                 f"{self.kind} '{name}' needs a package that is not installed ({exc}); "
-                f"install it, e.g. pip install -e '.[all]'"
+                "install the extra that provides it (the README's Extras table), e.g. "
+                "pip install 'autojudge[all]'"
             ) from exc
         self._loaded[name] = getattr(module, attr)
         return self._loaded[name]

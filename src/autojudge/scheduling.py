@@ -44,12 +44,13 @@ from scipy.special import expit
 
 from autojudge.errors import AutojudgeError
 from autojudge.ratings.bootstrap import bootstrap_strengths, percentile_interval
-from autojudge.ratings.bradley_terry import (DEFAULT_PRIOR, Battles, aggregate_matchups,
-                                             fit_strengths)
+from autojudge.ratings.bradley_terry import (DEFAULT_PRIOR, ELO_PER_NAT, Battles,
+                                             aggregate_matchups, fit_strengths)
 from autojudge.ratings.simulate import all_pairs
+from autojudge.ratings.structure import battle_graph
 
 STOP_REASONS = ("target_ci_width", "max_battles", "max_cost_usd", "exhausted")
-_TO_ELO = 400.0 / math.log(10.0)
+_TO_ELO = ELO_PER_NAT
 _Z95 = 1.959964  # the width scale only: the median ratio absorbs any other level
 
 
@@ -156,7 +157,7 @@ class AdaptiveScheduler:
         cfg = self.config
         battles = Battles(tuple(range(self.m)), np.asarray(ia, np.int64),
                           np.asarray(ib, np.int64), np.asarray(score, np.float64))
-        to_elo = 400.0 / math.log(10.0)
+        to_elo = ELO_PER_NAT
         mu = aggregate_matchups(battles)
         s = fit_strengths(mu[0].i, mu[0].j, mu[0].eff_i, mu[0].eff_j, self.m, cfg.prior)
         width = np.full(self.m, np.inf)
@@ -168,7 +169,13 @@ class AdaptiveScheduler:
             boot = (boot - boot.mean(axis=1, keepdims=True)) * to_elo
             low, high = percentile_interval(boot, cfg.confidence)
             width = high - low
-            width[_separated(battles, self.m)] = np.inf  # prior-made precision: not done
+            # prior-made precision (a separated model) or no common scale (models not yet
+            # linked by battles): such a width says nothing, so the CI is not done
+            graph = battle_graph(battles, mu[0])
+            if not graph.connected or (graph.component < 0).any():
+                width[:] = np.inf
+            else:
+                width[[graph.separated(k) for k in range(self.m)]] = np.inf
         status = Status(len(battles.ia), width, (s - s.mean()) * to_elo + 1000.0)
         status.n_prompts = int(len(np.unique(prompt))) if len(battles.ia) else 0
         status.reason = self._stop_reason(status)
@@ -292,15 +299,6 @@ def _inflation(ci_width: np.ndarray, model_var: np.ndarray) -> np.ndarray:
     ok = np.isfinite(ratio) & (ratio > 0)
     g = float(np.median(ratio[ok])) if ok.any() else 1.0
     return np.where(ok, np.abs(ratio) * g, g * g)
-
-
-def _separated(battles: Battles, m: int) -> np.ndarray:
-    """Models that never won or never lost a decisive battle (or have no battles)."""
-    wins = np.bincount(battles.ia[battles.score == 1.0], minlength=m) \
-        + np.bincount(battles.ib[battles.score == 0.0], minlength=m)
-    losses = np.bincount(battles.ia[battles.score == 0.0], minlength=m) \
-        + np.bincount(battles.ib[battles.score == 1.0], minlength=m)
-    return (wins == 0) | (losses == 0)
 
 
 def simulate_schedule(score_table: np.ndarray, n_models: int, n_prompts: int, seeds: int,

@@ -42,6 +42,8 @@ from autojudge.errors import AutojudgeError
 DEFAULT_PRIOR = 0.1
 
 _SCORES = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5}
+# Elo points per natural-log strength unit on the Arena scale (base 10, scale 400).
+ELO_PER_NAT = 400.0 / math.log(10.0)
 
 
 def as_list(values: Any) -> list[Any]:

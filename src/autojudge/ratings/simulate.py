@@ -27,10 +27,10 @@ from typing import Any, Sequence
 import numpy as np
 from scipy.special import expit
 
-from autojudge.ratings.bradley_terry import (DEFAULT_PRIOR, Battles, fit_strengths,
+from autojudge.ratings.bradley_terry import (DEFAULT_PRIOR, ELO_PER_NAT, Battles, fit_strengths,
                                              strengths_to_ratings)
 
-NATS = math.log(10.0) / 400.0  # Elo points -> natural-log strength
+NATS = 1.0 / ELO_PER_NAT  # Elo points -> natural-log strength
 
 
 @dataclass(frozen=True)
