@@ -114,6 +114,9 @@ class ReportConfig:
     min_battles: int = 20  # fewer battles: the model is flagged "provisional"
     write_scores: bool = True
     images: Images = Images.link  # the run's images, browsable from the run folder
+    html: bool = True  # report.html + plots/*.png at the end of every run
+    thumbnail_px: int = 160  # longest side of the images embedded in report.html
+    max_prompts: int = 100  # per-prompt image grids shown (bounds the file's size)
 
 
 @dataclass
@@ -123,6 +126,11 @@ class LoggerConfig:
     entity: Optional[str] = None
     mode: str = "offline"  # offline | online | disabled
     tags: List[str] = field(default_factory=list)
+    group: Optional[str] = None  # None: a multirun groups its jobs under the sweep folder
+    max_images: int = 200  # distinct images logged (battle table + prompt grids)
+    image_px: int = 256  # longest side of a logged image (0: as generated)
+    max_battle_rows: int = 2000  # rows of the battle table
+    artifact: bool = True  # the run folder's outputs as a versioned artifact
 
 
 @dataclass
@@ -140,6 +148,23 @@ class GateConfig:
     min_prompts: int = 10
     correction: Correction = Correction.holm  # family-wise error of REGRESSION claims
     bootstrap_rounds: Optional[int] = None  # None: ratings.bootstrap_rounds (>= 200)
+
+
+@dataclass
+class SweepConfig:
+    """The objective a sweep optimises (autojudge.sweeps, docs/sweeps.md): off unless
+    `reference` names a model; higher is better."""
+
+    # model label -> {param: [values]}: the model becomes one variant per combination
+    # (also written as a `sweep` key inside the model's own node)
+    variants: Dict[str, Any] = field(default_factory=dict)
+    reference: Optional[str] = None  # fixed model every job is measured against
+    target: Optional[str] = None  # the tuned model (None: the one model besides reference)
+    objective: str = "rating"  # rating (Elo diff) | win_rate (head-to-head) | score
+    judge: str = "all"  # whose board or battles
+    tag: Optional[str] = None  # a per-tag board / battles with this tag only
+    cost_weight: float = 0.0  # objective -= cost_weight x $/image of the target
+    max_cost_per_image_usd: Optional[float] = None  # above it: -inf (out of budget)
 
 
 @dataclass
@@ -164,13 +189,51 @@ class AutojudgeConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     human_votes: HumanVotesConfig = field(default_factory=HumanVotesConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     progress: bool = True
 
 
 def register_configs() -> None:
-    """Make the schemas available to the defaults list (`- base_config`, `- suite/base`)."""
+    """Make the schemas available to the defaults list: `- base_config`, and one schema
+    per built-in plugin kind (`- /schema/model/fal@flux_schnell` in a model file), so a
+    config file holds only what differs from its plugin's `Config` defaults and every
+    value is type-checked when Hydra composes."""
     store = ConfigStore.instance()
     store.store(name="base_config", node=AutojudgeConfig)
+    from autojudge.registry import GENERATORS, JUDGES
+
+    for group, registry in (("model", GENERATORS), ("judge", JUDGES)):
+        for kind in registry.builtin_names():
+            schema = plugin_schema(kind, registry.get(kind), judge=group == "judge")
+            if schema is not None:
+                store.store(group=f"schema/{group}", name=kind, node=schema)
+
+
+def plugin_schema(kind: str, cls: Any, judge: bool = False) -> Any:
+    """A structured config for one plugin kind: `kind`, every `Config` field with its
+    default, and for judges the runner's keys (`tie_margin` for pointwise judges, `swap`
+    for pairwise ones). None for a plugin without a `Config` dataclass."""
+    import dataclasses
+    import typing
+
+    config_cls = getattr(cls, "Config", None)
+    if config_cls is None or not dataclasses.is_dataclass(config_cls):
+        return None
+    hints = typing.get_type_hints(config_cls)
+    fields: list[tuple[str, Any, Any]] = [("kind", str, field(default=kind))]
+    for f in dataclasses.fields(config_cls):
+        if f.default is not dataclasses.MISSING:
+            default = field(default=f.default)
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = field(default_factory=f.default_factory)  # type: ignore[misc]
+        else:
+            default = field(default=MISSING)
+        fields.append((f.name, hints[f.name], default))
+    if judge and callable(getattr(cls, "score", None)):
+        fields.append(("tie_margin", float, field(default=0.0)))
+    elif judge:
+        fields.append(("swap", bool, field(default=True)))
+    return dataclasses.make_dataclass(f"{cls.__name__}Schema", fields)
 
 
 # The shipped Hydra config folder (inside the installed package, or the checkout's conf/).

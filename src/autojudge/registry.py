@@ -28,6 +28,7 @@ class Registry:
         self.kind = kind
         self.entry_point_group = entry_point_group
         self._lazy: dict[str, str] = dict(builtins)
+        self._builtins = tuple(builtins)
         self._loaded: dict[str, Any] = {}
         self._entry_points_read = False
 
@@ -39,6 +40,10 @@ class Registry:
             return cls
 
         return add
+
+    def builtin_names(self) -> list[str]:
+        """The kinds autojudge ships (entry-point plugins excluded)."""
+        return sorted(self._builtins)
 
     def names(self) -> list[str]:
         self._read_entry_points()
