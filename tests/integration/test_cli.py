@@ -73,6 +73,10 @@ def test_folder_without_path(tmp_path, store_root) -> None:
 def test_help_answers_without_heavy_imports() -> None:
     proc = run_cli(["autojudge", "--help"])
     assert proc.returncode == 0 and "model:" in proc.stdout
+    assert "powered by Hydra" not in proc.stdout  # autojudge's page, not Hydra's generic one
+    for needle in ("typeset", "judge:", "ocr", "suite:", "partiprompts", "autojudge.rate",
+                   "autojudge.gate", "autojudge.validate", "autojudge.store", "--cfg job"):
+        assert needle in proc.stdout, needle
     code = ("import sys, autojudge.__main__, autojudge.pipeline, autojudge.app, "
             "autojudge.judges.ocr, autojudge.generators.baselines; "
             "heavy = {'torch', 'wandb', 'onnxruntime', 'rapidocr'} & set(sys.modules); "
