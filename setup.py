@@ -36,5 +36,7 @@ PACKAGES = resource_packages()
 setup(
     packages=[*find_packages("src"), *PACKAGES],
     package_dir={"": "src", **RESOURCES},
-    package_data={"autojudge": ["py.typed"], **{name: DATA for name in PACKAGES}},
+    package_data={"autojudge": ["py.typed"],
+                  "autojudge.arena": ["static/*.html", "static/*.js", "static/*.css"],
+                  **{name: DATA for name in PACKAGES}},
 )

@@ -18,7 +18,7 @@ register_configs()
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def _experiment(cfg: DictConfig) -> None:
+def _experiment(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     from autojudge.errors import AutojudgeError
@@ -26,6 +26,7 @@ def _experiment(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         _check_logger(cfg)
+        _check_sweeper(cfg)
         from autojudge import pipeline
         from autojudge.report.terminal import print_report
 
@@ -39,6 +40,9 @@ def _experiment(cfg: DictConfig) -> None:
             result = run_gate(run_dir, settings_from_config(gate_cfg, cfg.ratings))
             if result.exit_code:
                 sys.exit(result.exit_code)  # after every output is written
+        from autojudge.sweeps import task_return
+
+        return task_return(document)  # the sweep objective: what Hydra's sweepers read
     except AutojudgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -46,6 +50,18 @@ def _experiment(cfg: DictConfig) -> None:
         print("interrupted: finished work is in the store; run the same command to resume",
               file=sys.stderr)
         sys.exit(130)
+
+
+def _check_sweeper(cfg: DictConfig) -> None:
+    """hydra/sweeper=optuna without an objective, or minimising it: one line, no work."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from autojudge.sweeps import check_sweeper
+
+    sweep = cfg.get("sweep")
+    check_sweeper(HydraConfig.get().sweeper,
+                  {"sweep": OmegaConf.to_container(sweep, resolve=True) if sweep else {}})
 
 
 def _check_logger(cfg: DictConfig) -> None:

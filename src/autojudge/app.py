@@ -74,6 +74,16 @@ def build_plugin(registry: Registry, group: str, label: str, node: Any) -> Any:
     return cls(label, config) if config is not None else cls(label)
 
 
+def expand_model_variants(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's `model` map with sweep variants expanded: a model whose node has a
+    `sweep` key (or that `sweep.variants` names) becomes one model per combination of
+    values, e.g. `sd15[guidance_scale=5]` (autojudge.sweeps)."""
+    from autojudge.sweeps import expand_variants
+
+    return expand_variants(config.get("model") or {},
+                           (config.get("sweep") or {}).get("variants"))
+
+
 def build_generators(models: Mapping[str, Any]) -> dict[str, Any]:
     """label -> generator, in config order."""
     if not models:
@@ -86,7 +96,7 @@ def build_judges(judges: Mapping[str, Any], store: Any) -> dict[str, Any]:
 
     The runner keys of a judge's config (`tie_margin` for pointwise judges, `swap` for
     pairwise ones) configure the runner; the rest is the plugin's own `Config`."""
-    from autojudge.stages.runner import RUNNER_KEYS, JudgeRunner, RunnerSettings
+    from autojudge.stages.runner import RUNNER_KEYS, JudgeRunner
 
     if not judges:
         raise AutojudgeError("no judges chosen; pick some, e.g. judge=[ocr]")

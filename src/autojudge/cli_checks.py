@@ -9,7 +9,19 @@ import difflib
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-CHECKED_GROUPS = ("model", "judge", "suite", "logger")
+CHECKED_GROUPS = ("model", "judge", "suite", "logger", "executor")
+
+#: Hydra plugins a user selects by name: (group, option prefix) -> (plugin module, install)
+HYDRA_PLUGINS = {
+    ("hydra/sweeper", "optuna"): ("hydra_plugins.hydra_optuna_sweeper",
+                                  "pip install 'autojudge[sweep]'"),
+    ("hydra/launcher", "submitit"): ("hydra_plugins.hydra_submitit_launcher",
+                                     "pip install hydra-submitit-launcher"),
+    ("hydra/launcher", "ray"): ("hydra_plugins.hydra_ray_launcher",
+                                "pip install hydra-ray-launcher"),
+    ("hydra/launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher",
+                                   "pip install hydra-joblib-launcher"),
+}
 
 
 def available(conf_dir: Path, group: str) -> list[str]:
@@ -45,6 +57,9 @@ def check_overrides(args: Sequence[str], conf_dir: Path) -> str | None:
         return None  # a pkg:// search path: let Hydra look there itself
     for override in parsed:
         group = override.key_or_group
+        plugin = _missing_hydra_plugin(group, override.value())
+        if plugin:
+            return plugin
         if group not in CHECKED_GROUPS or override.is_delete():
             continue
         known = sorted({name for folder in conf_dirs for name in available(folder, group)})
@@ -61,6 +76,18 @@ def check_overrides(args: Sequence[str], conf_dir: Path) -> str | None:
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 return (f"unknown {group} '{name}'{hint}; available: {', '.join(known)} "
                         f"(add conf/{group}/{name}.yaml to define it)")
+    return None
+
+
+def _missing_hydra_plugin(group: str, value: Any) -> str | None:
+    """`hydra/sweeper=optuna` (or a launcher) whose Hydra plugin is not installed: Hydra
+    would only say that the option is not among 'basic'."""
+    from autojudge.extras import missing_modules
+
+    for name in _names(value) if group.startswith("hydra/") else ():
+        for (plugin_group, prefix), (module, install) in HYDRA_PLUGINS.items():
+            if group == plugin_group and name.startswith(prefix) and missing_modules([module]):
+                return f"{group}={name} needs a Hydra plugin that is not installed: {install}"
     return None
 
 

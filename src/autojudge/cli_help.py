@@ -31,7 +31,10 @@ COMMANDS = """\
   python -m autojudge.rate FILE [--bootstrap N] [--json]        rate any battle log
   python -m autojudge.gate RUN_DIR --baseline A --candidate B   release gate (exit 1: worse)
   python -m autojudge.validate judge=[ocr]                      judge accuracy on known pairs
-  python -m autojudge.store check|repair [--root PATH]          check / mend the image store"""
+  python -m autojudge.store check|repair [--root PATH]          check / mend the image store
+  python -m autojudge.report RUN_DIR                            rebuild report.html, plots/
+  python -m autojudge.compare RUN_DIR... [--out DIR]            one board over runs / a sweep
+  python -m autojudge.arena RUN_DIR                             people vote; live human board"""
 
 EXTRAS = """\
   The core runs the default experiment, rate, gate and validate judge=[ocr]. Others:
@@ -41,6 +44,9 @@ EXTRAS = """\
     [vlm]        judge vlm on an OpenAI-compatible endpoint
     [vlm-local]  judge vlm with backend=transformers (torch)
     [all]        all of the above
+    [arena]      python -m autojudge.arena (starlette, uvicorn, sse-starlette)
+    [ray]        executor=ray: generation and judging on a Ray cluster
+    [sweep]      hydra/sweeper=optuna
   e.g. pip install 'autojudge[clip,fal]'"""
 
 HYDRA_FLAGS = """\
@@ -145,7 +151,8 @@ def help_page(conf_dir: Path, args: Sequence[str] = (), argv0: str | None = None
         *_examples(prog),
         "",
         "Other commands (each takes --help; also installed as autojudge-rate, autojudge-gate,",
-        "autojudge-validate, autojudge-store):",
+        "autojudge-validate, autojudge-store, autojudge-report, autojudge-compare,",
+        "autojudge-arena):",
         COMMANDS,
         "",
         "Extras (optional capabilities):",

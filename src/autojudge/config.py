@@ -105,6 +105,9 @@ class RatingsConfig:
 @dataclass
 class StoreConfig:
     root: str = "~/.cache/autojudge"
+    # where the images live: None = <root>/blobs (or what the store's index recorded);
+    # a shared path or fsspec URL (s3://bucket/prefix) lets Ray workers read/write them
+    blobs: Optional[str] = None
 
 
 @dataclass
@@ -124,7 +127,7 @@ class LoggerConfig:
     kind: str = "none"  # none | wandb
     project: str = "autojudge"
     entity: Optional[str] = None
-    mode: str = "offline"  # offline | online | disabled
+    mode: str = "offline"  # offline | online | disabled | auto (online when logged in)
     tags: List[str] = field(default_factory=list)
     group: Optional[str] = None  # None: a multirun groups its jobs under the sweep folder
     max_images: int = 200  # distinct images logged (battle table + prompt grids)
@@ -177,6 +180,32 @@ class HumanVotesConfig:
 
 
 @dataclass
+class ExecutorConfig:
+    """Where generation and judging run (conf/executor/*.yaml, autojudge.executors):
+    "local" (this process) or "ray" (actor pools; the driver alone writes the store).
+    Every key but `kind` is read by the Ray executor only."""
+
+    kind: str = "local"
+    address: Optional[str] = None  # null: start a local Ray; auto; host:6379; ray://host:10001
+    num_cpus: Optional[int] = None  # the local Ray's CPUs (null: all)
+    num_gpus: Optional[int] = None  # the local Ray's GPUs (null: all)
+    # label -> {num_cpus, num_gpus, actors, max_in_flight} per worker
+    resources: Dict[str, Any] = field(default_factory=dict)
+    kind_resources: Dict[str, Any] = field(default_factory=dict)  # plugin kind -> the same
+    default_num_cpus: float = 1.0  # per worker, for labels not in `resources`
+    default_num_gpus: float = 0.0
+    max_in_flight: int = 2  # batches queued per worker (backpressure)
+    window: int = 64  # judge batches handed to the pool per runner call
+    max_restarts: int = 3  # Ray restarts of a dead worker
+    max_task_retries: int = 3  # Ray retries of a dead worker's batches
+    transfer: str = "auto"  # auto | bytes (object store) | shared (store.blobs)
+    local_kinds: List[str] = field(default_factory=lambda: ["folder"])  # run on the driver
+    runtime_env: Dict[str, Any] = field(default_factory=dict)  # passed to ray.init
+    start_timeout_s: float = 600.0
+    log_to_driver: bool = False  # workers' stdout/stderr on this console
+
+
+@dataclass
 class AutojudgeConfig:
     name: str = "run"
     model: Dict[str, Any] = field(default_factory=dict)
@@ -190,6 +219,7 @@ class AutojudgeConfig:
     gate: GateConfig = field(default_factory=GateConfig)
     human_votes: HumanVotesConfig = field(default_factory=HumanVotesConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     progress: bool = True
 
 

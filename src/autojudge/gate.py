@@ -312,7 +312,7 @@ def _verdict(checks: list[dict[str, Any]], s: GateSettings) -> GateResult:
 def run_gate(run_dir: str | Path, settings: GateSettings, *, write: bool = True,
              out: Any = None) -> GateResult:
     """Read the run, decide, print one line per check and the verdict, write gate.json."""
-    from autojudge.store import atomic_write_text
+    from autojudge.files import atomic_write_text
 
     out = out or sys.stdout
     run_dir = Path(run_dir)

@@ -52,10 +52,20 @@ class Experiment:
     requests: list[tuple[Any, int]]
     votes: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # where batches run (autojudge.executors); None: here. Only this process writes the store.
+    executor: Any = None
 
     @property
     def progress(self) -> bool:
         return bool(self.config.get("progress", True))
+
+    def runs_on(self) -> Any:
+        """The executor, the local one when none was built."""
+        if self.executor is None:
+            from autojudge.executors.local import LocalExecutor
+
+            self.executor = LocalExecutor()
+        return self.executor
 
 
 @dataclass
@@ -80,6 +90,7 @@ def prepare(cfg: Any, config: dict[str, Any], store: Store) -> Experiment:
         judge_labels.append("human")
     preflight.check_settings(config, models, judge_labels)
     preflight.check_models(models)
+    store.use_blobs((config.get("store") or {}).get("blobs"))  # shared storage, if set
     suite = app.load_suite_from_config(cfg.suite)
     generators = app.build_generators(config["model"])
     judges = app.build_judges(config["judge"], store)
@@ -90,8 +101,13 @@ def prepare(cfg: Any, config: dict[str, Any], store: Store) -> Experiment:
     requests = suite.requests()
     notes = preflight.check_applicability(judges, suite.prompts)
     notes += preflight.check_folders(generators, expand_requests(requests))
+    from autojudge.executors import build_executor
+
+    executor = build_executor(config, store)
+    for label, runner in judges.items():  # the runners stay here; their plugin calls go out
+        runner.compute = executor.judge_compute(label, runner.plugin)
     return Experiment(config, suite, generators, judges, store, app.rating_config(cfg.ratings),
-                      models, requests, votes, notes)
+                      models, requests, votes, notes, executor)
 
 
 def generate_all(exp: Experiment, progress: Any) -> tuple[list[Any], dict[str, int]]:
@@ -102,7 +118,9 @@ def generate_all(exp: Experiment, progress: Any) -> tuple[list[Any], dict[str, i
         started = time.time()
         task = progress.add_task(f"generate {label}", total=len(exp.requests))
         gens, c = run_generation(label, generator, expand_requests(exp.requests), exp.store,
-                                 lambda n, t=task: progress.advance(t, n))
+                                 lambda n, t=task: progress.advance(t, n),
+                                 exp.runs_on().generation_dispatch(label, generator))
+        exp.runs_on().release("model", label)  # frees its workers' GPUs for the next model
         generations.extend(gens)
         for k, v in c.as_dict().items():
             counts[k] += v
@@ -130,6 +148,7 @@ def judge_all(exp: Experiment, generations: list[Any], progress: Any) -> Judged:
         else:
             outcome = run_judge(judge, exp.models, generations, exp.requests, exp.store,
                                 battles_cfg["failed_image"], advance)
+        exp.runs_on().release("judge", label)
         out.battles.extend(outcome.battles)
         out.skipped.extend(outcome.skipped)
         out.counts[label] = judge.counts.as_dict()
@@ -189,10 +208,15 @@ def rate(exp: Experiment, generations: list[Any], judged: Judged
 def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
     """Run the experiment described by `cfg`, write outputs to `run_dir`, return the
     leaderboard document."""
+    from autojudge import sweeps
     from autojudge.report.files import write_run_files
+    from autojudge.report.html import write_report_files
     from autojudge.report.wandb_log import log_to_wandb
+    from autojudge.stage_progress import StageProgress
 
     config = plain_config(cfg)
+    config["model"] = app.expand_model_variants(config)  # sweep variants -> models
+    sweeps.check_objective(config)
     with Store(config["store"]["root"]) as store:
         exp = prepare(cfg, config, store)
         for note in exp.notes:
@@ -200,17 +224,23 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
             if exp.progress:
                 print(f"note: {note}")
         started = time.time()
-        with progress_bar(exp.progress) as progress:
-            generations, gen_counts = generate_all(exp, progress)
-            judged = judge_all(exp, generations, progress)
+        try:
+            with progress_bar(exp.progress) as bar:
+                progress = StageProgress(bar, exp)  # store vs new counts and an ETA per stage
+                generations, gen_counts = generate_all(exp, progress)
+                judged = judge_all(exp, generations, progress)
+        finally:
+            exp.runs_on().close()  # no worker keeps a GPU; a Ray this run started stops
         document, battles = rate(exp, generations, judged)
         document["run"]["cache"] = {"generation": gen_counts, "judges": judged.counts}
         document["run"]["wall_s"] = round(time.time() - started, 3)
+        document["run"]["objective"] = sweeps.compute_objective(config, document, battles)
         scores = [row for judge in exp.judges.values()
                   for row in judge.score_rows(generations)] \
             if config["report"]["write_scores"] else []
         write_run_files(run_dir, document, battles, generations, scores, judged.skipped,
                         images=str(config["report"].get("images", "link")))
+        write_report_files(run_dir, config, exp.suite.prompts)  # report.html, config.json
         log.info("wrote %s (%d battles, %d boards)", run_dir, len(battles),
                  len(document["boards"]))
         log_to_wandb(config["logger"], run_dir, config, document)

@@ -26,11 +26,12 @@ def progress_bar(enabled: bool, stderr: bool = False) -> Iterator[Any]:
         yield Silent()
         return
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from autojudge.stage_progress import EtaColumn  # rich's ETA unless a stage gives one
 
     with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), EtaColumn(),
                   console=Console(stderr=True) if stderr else None,
                   transient=False) as progress:
         yield progress

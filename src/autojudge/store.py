@@ -15,6 +15,14 @@ index, an unwritable folder or a root that is a file fails when the Store is ope
 one AutojudgeError line that names the path and what to do (`python -m autojudge.store
 check|repair`, see autojudge.store_cli).
 
+Shared storage: the blobs may live outside `root` (`Store(root, blobs="s3://bucket/p")`,
+a path on a shared file system, or any fsspec URL; see autojudge.blobs) so that workers
+on other machines read and write images, while the index stays with the one driver
+that writes rows. The index records where its blobs are, so a later `Store(root)` finds
+them without being told. A blob a worker wrote is adopted by the driver (`adopt_blob`)
+only if it is there with the size the worker hashed, before the row naming it is
+committed; it is hashed again when it changes, as any blob is.
+
 Example:
     >>> store = Store(tmp_path)                                      # doctest: +SKIP
     >>> sha, path = store.put_blob(png_bytes)                        # doctest: +SKIP
@@ -28,7 +36,6 @@ import os
 import shlex
 import sqlite3
 import sys
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -37,6 +44,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from autojudge.errors import AutojudgeError
+from autojudge.files import image_extension
 from autojudge.types import Failure
 
 SCHEMA_VERSION = 1
@@ -67,47 +75,6 @@ _UPSERT = (
     "INSERT INTO {table} ({cols}) VALUES ({marks}) ON CONFLICT(key) DO UPDATE SET {sets} "
     "WHERE {table}.retryable = 1"
 )
-
-_IMAGE_MAGIC = ((b"\x89PNG", "png"), (b"\xff\xd8", "jpg"), (b"RIFF", "webp"), (b"GIF8", "gif"))
-
-
-def image_extension(data: bytes) -> str:
-    """File extension for encoded image bytes, from their magic number."""
-    for magic, ext in _IMAGE_MAGIC:
-        if data.startswith(magic):
-            return ext
-    return "bin"
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so readers see either the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp makes the file 0600; outputs get the mode any new file gets (umask).
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
 
 @dataclass(frozen=True)
 class StoredRow:
@@ -197,11 +164,12 @@ def check_root(root: Path) -> None:
 class Store:
     """The on-disk cache shared by every run that points at the same root."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, blobs: str | None = None):
         self.root = Path(root).expanduser()
         self._lock = threading.RLock()
-        # path -> (size, mtime_ns) of a blob this Store hashed and found good
-        self._verified: dict[str, tuple[int, int]] = {}
+        # blob location -> signature (size, mtime/ETag) of a blob this Store hashed and
+        # found good (or wrote itself)
+        self._verified: dict[str, Any] = {}
         check_root(self.root)
         try:
             self._db = self._open_index()
@@ -210,6 +178,8 @@ class Store:
         except OSError as exc:
             raise AutojudgeError(f"cannot open the store at {self.root} ({exc}); point "
                                  f"store.root at a writable folder") from None
+        self.blobs: Any = None
+        self.use_blobs(blobs)
 
     def _open_index(self) -> sqlite3.Connection:
         # Switching a fresh database to WAL and creating its tables takes locks that SQLite
@@ -267,8 +237,42 @@ class Store:
 
     # -- blobs ---------------------------------------------------------------------------
 
+    def use_blobs(self, location: str | None) -> None:
+        """Keep images at `location` (a path or fsspec URL; None: wherever this store's
+        index says, by default `<root>/blobs`). The choice is recorded in the index, so
+        every later `Store(root)` (compare, arena, a resumed run) finds the images."""
+        from autojudge.blobs import normalized_location, open_blobs
+
+        with self._index_op():
+            row = self._db.execute("SELECT value FROM meta WHERE key='blobs'").fetchone()
+        recorded = row[0] if row else None
+        wanted = normalized_location(location) if location else None
+        if wanted and recorded and wanted != recorded:
+            raise AutojudgeError(
+                f"store {self.root} keeps its images at {recorded} (recorded in its index), "
+                f"not {wanted}; drop store.blobs, set store.blobs={recorded}, or use "
+                f"another store.root")
+        if wanted and not recorded:
+            with self._index_op():
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('blobs', ?)", (wanted,))
+        self.blobs = open_blobs(wanted or recorded, self.root)
+
+    @property
+    def blobs_location(self) -> str:
+        """Where this store's images are (a folder or a URL), for workers to open."""
+        return self.blobs.location
+
     def blob_path(self, sha: str, ext: str) -> Path:
-        return self.root / "blobs" / sha[:2] / f"{sha}.{ext}"
+        """The file of a blob in a local (or mounted) blobs folder; a URL store has no
+        file paths: use `blob_location`."""
+        if not self.blobs.local:
+            raise ValueError(f"store {self.root} keeps images at {self.blobs.location}: "
+                             f"use blob_location()")
+        return self.blobs.path(sha, ext)
+
+    def blob_location(self, sha: str, ext: str) -> str:
+        """Where a blob is: a file path, or a URL when the blobs are behind fsspec."""
+        return self.blobs.where(sha, ext)
 
     def put_blob(self, data: bytes) -> tuple[str, str]:
         """Store encoded image bytes; returns (sha256, extension). Idempotent.
@@ -278,47 +282,56 @@ class Store:
         sha = hashlib.sha256(data).hexdigest()
         ext = image_extension(data)
         if self.verified_blob(sha, ext) is None:
-            path = self.blob_path(sha, ext)
+            where = self.blob_location(sha, ext)
             try:
-                atomic_write_bytes(path, data)
-                st = path.stat()
+                self._verified[where] = self.blobs.write(sha, ext, data)
             except OSError as exc:
                 raise AutojudgeError(
-                    f"cannot write image {path} ({exc.strerror or exc}); make "
-                    f"{shlex.quote(str(self.root))} writable (chmod -R u+w) or point "
-                    f"store.root at another folder") from None
-            self._verified[str(path)] = (st.st_size, st.st_mtime_ns)
+                    f"cannot write image {where} ({getattr(exc, 'strerror', None) or exc}); "
+                    f"make {shlex.quote(self.blobs.location)} writable (chmod -R u+w) or "
+                    f"point store.root (store.blobs) at another folder") from None
         return sha, ext
+
+    def adopt_blob(self, sha: str, ext: str, size: int) -> str | None:
+        """A blob a worker wrote straight to shared storage: its location if it is there
+        with the size the worker hashed (then trusted like a blob this Store wrote), else
+        None (the caller records a retryable failure, never a row naming a missing
+        image)."""
+        signature = self.blobs.signature(sha, ext)
+        if signature is None or signature[0] != size:
+            return None
+        where = self.blob_location(sha, ext)
+        self._verified[where] = signature
+        return where
 
     def read_blob(self, sha: str, ext: str) -> bytes | None:
         """The blob's bytes, or None if it is missing or does not match its hash."""
-        return self._read_verified(self.blob_path(sha, ext), sha)
+        return self._read_verified(sha, ext)
 
-    def verified_blob(self, sha: str, ext: str) -> Path | None:
-        """The blob's path if its file hashes to `sha`, else None (missing or damaged).
+    def verified_blob(self, sha: str, ext: str) -> Path | str | None:
+        """The blob's path (a URL string for fsspec blobs) if its bytes hash to `sha`,
+        else None (missing or damaged).
 
-        Each file is hashed once per Store; later calls cost one stat() unless the file's
-        size or mtime changed since (then it is hashed again)."""
-        path = self.blob_path(sha, ext)
-        try:
-            st = path.stat()
-        except OSError:
+        Each blob is hashed once per Store; later calls cost one stat() unless the file's
+        size or mtime (an object's ETag) changed since (then it is hashed again)."""
+        signature = self.blobs.signature(sha, ext)
+        if signature is None:
             return None
-        if self._verified.get(str(path)) == (st.st_size, st.st_mtime_ns):
-            return path
-        return path if self._read_verified(path, sha) is not None else None
+        found = self.blobs.path(sha, ext) if self.blobs.local else self.blob_location(sha, ext)
+        if self._verified.get(self.blob_location(sha, ext)) == signature:
+            return found
+        return found if self._read_verified(sha, ext) is not None else None
 
-    def _read_verified(self, path: Path, sha: str) -> bytes | None:
-        try:
-            with open(path, "rb") as handle:
-                st = os.fstat(handle.fileno())  # of the bytes read, not of a later rename
-                data = handle.read()
-        except OSError:
+    def _read_verified(self, sha: str, ext: str) -> bytes | None:
+        where = self.blob_location(sha, ext)
+        got = self.blobs.read(sha, ext)
+        if got is None:
             return None
+        data, signature = got
         if hashlib.sha256(data).hexdigest() != sha:
-            self._verified.pop(str(path), None)
+            self._verified.pop(where, None)
             return None
-        self._verified[str(path)] = (st.st_size, st.st_mtime_ns)
+        self._verified[where] = signature
         return data
 
     # -- rows ----------------------------------------------------------------------------

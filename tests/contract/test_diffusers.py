@@ -2,7 +2,6 @@
 LoRA, fine-tuned checkpoints), plus a checkpoint sweep through the whole pipeline."""
 from __future__ import annotations
 
-import hashlib
 import io
 import time
 
@@ -14,7 +13,7 @@ from autojudge.errors import AutojudgeError
 from autojudge.generators.diffusers_local import DiffusersGenerator
 from autojudge.registry import GENERATORS
 from autojudge.types import GenRequest, Prompt
-from generator_contract import GeneratorContract, output_key
+from generator_contract import GeneratorContract
 
 CAT = Prompt(id="cat", text="a cat")
 DOG = Prompt(id="dog", text="a dog")

@@ -27,7 +27,10 @@ SOURCES = ("pyproject.toml", "setup.py", "README.md", "src", *SHIPPED)
 SCRIPTS = {"autojudge": "autojudge.__main__:main", "autojudge-rate": "autojudge.rate:main",
            "autojudge-gate": "autojudge.gate:main",
            "autojudge-validate": "autojudge.validate:main",
-           "autojudge-store": "autojudge.store_cli:main"}
+           "autojudge-store": "autojudge.store_cli:main",
+           "autojudge-report": "autojudge.report.__main__:main",
+           "autojudge-compare": "autojudge.compare:main",
+           "autojudge-arena": "autojudge.arena.__main__:main"}
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "dist")
 
 
@@ -147,3 +150,17 @@ def test_unpacked_wheel_runs_from_an_unrelated_folder(wheel: Path, tmp_path: Pat
                "hydra.run.dir=runs/packaged")
     assert proc.returncode == 0, proc.stderr
     assert (elsewhere / "runs" / "packaged" / "leaderboard.json").is_file()
+
+
+def test_wheel_ships_the_arena_pages_and_extras(wheel: Path, names: set[str]) -> None:
+    """An installed autojudge serves the arena's pages (HTML, JS, CSS: package data, not
+    modules) and declares the extras the optional commands name in their errors."""
+    static = REPO / "src" / "autojudge" / "arena" / "static"
+    pages = sorted(p.name for p in static.iterdir() if p.is_file())
+    assert {"vote.html", "leaderboard.html", "vote.js", "board.js", "arena.css"} <= set(pages)
+    missing = [p for p in pages if f"autojudge/arena/static/{p}" not in names]
+    assert not missing, f"arena pages missing from the wheel (setup.py package_data): {missing}"
+    with zipfile.ZipFile(wheel) as archive:
+        meta = archive.read(next(n for n in names if n.endswith("METADATA"))).decode()
+    for extra in ("arena", "ray", "sweep", "clip", "diffusers", "fal", "vlm", "all", "test"):
+        assert f"Provides-Extra: {extra}" in meta

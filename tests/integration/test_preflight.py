@@ -108,6 +108,22 @@ def test_duplicate_model_is_refused_on_the_command_line() -> None:
         "unknown key 'ratings.bootstrap_round'")
 
 
+def test_unknown_executor_and_missing_hydra_plugins_are_one_line(monkeypatch) -> None:
+    problem = check_overrides(["executor=rya"], CONF_DIR)
+    assert problem is not None and problem.startswith("unknown executor 'rya' (did you mean "
+                                                      "'ray'?); available: local, ray")
+    # a sweeper or launcher whose Hydra plugin is absent names the pip command
+    from autojudge import extras
+
+    monkeypatch.setattr(extras, "find_spec", lambda name: None)
+    assert check_overrides(["hydra/sweeper=optuna"], CONF_DIR) == (
+        "hydra/sweeper=optuna needs a Hydra plugin that is not installed: "
+        "pip install 'autojudge[sweep]'")
+    assert "pip install hydra-submitit-launcher" in check_overrides(
+        ["hydra/launcher=submitit_slurm"], CONF_DIR)
+    assert check_overrides(["hydra/launcher=basic"], CONF_DIR) is None
+
+
 def test_partial_applicability_is_reported_up_front(tmp_path) -> None:
     proc = run_cli(["autojudge", "logger=none", "suite.limit=30", f"store.root={tmp_path}",
                     f"hydra.run.dir={tmp_path / 'run'}", "ratings.bootstrap_rounds=50"])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO
+from helpers import REPO, rows_in
 
 ARGS = ["suite.tags=[text_rendering]", "suite.limit=8", "ratings.bootstrap_rounds=100",
         "logger=none", "progress=false"]
@@ -23,14 +23,6 @@ def start(store: Path, run_dir: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "autojudge", f"store.root={store}", f"hydra.run.dir={run_dir}",
          *ARGS], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def rows_in(store: Path, table: str) -> int:
-    try:
-        with sqlite3.connect(store / "index.sqlite", timeout=1) as db:
-            return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-    except sqlite3.Error:
-        return 0
 
 
 def comparable(run_dir: Path) -> tuple[list[dict], list[dict]]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 from scipy.special import expit

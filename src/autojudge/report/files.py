@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from autojudge.store import atomic_write_text
+from autojudge.files import atomic_write_text
 from autojudge.types import Battle, Generation
 
 LEADERBOARD_SCHEMA = 1

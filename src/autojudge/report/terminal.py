@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from autojudge.report.files import win_rate
@@ -40,7 +41,8 @@ def board_title(board: Mapping[str, Any]) -> str:
 def rating_cells(row: Mapping[str, Any], show_group: bool) -> list[str]:
     """Rank, model, rating and CI cells of one board row (shared with `autojudge.rate`)."""
     rated = row.get("rating") is not None
-    model = row["model"] + (" ~" if row.get("provisional") else "")
+    # model labels are data: "sd15[guidance_scale=5]" is not rich markup
+    model = escape(row["model"]) + (" ~" if row.get("provisional") else "")
     if show_group and rated:
         model += f" [g{row['component'] + 1}]"
     rating = (_fmt(row["rating"]) + ("*" if row.get("separated") else " ")) if rated \
@@ -53,7 +55,7 @@ def rating_cells(row: Mapping[str, Any], show_group: bool) -> list[str]:
 def board_table(board: Mapping[str, Any], stats: Mapping[str, Mapping[str, Any]],
                 confidence: float) -> Table:
     """The headline table of one board: rating with CI next to latency and cost."""
-    table = Table(title=board_title(board), title_justify="left")
+    table = Table(title=escape(board_title(board)), title_justify="left")
     for name, justify in (("rank", "right"), ("model", "left"), ("rating", "right"),
                           (f"{confidence:.0%} CI", "right"), ("elo", "right"),
                           ("battles", "right"), ("win rate", "right"), ("W/L/T", "right"),
@@ -102,7 +104,7 @@ def agreement_table(rows: Sequence[Mapping[str, Any]], confidence: float) -> Tab
                          no_wrap=True)
     for r in rows:
         ci = "-" if r.get("ci_low") is None else f"{r['ci_low']:.0%} .. {r['ci_high']:.0%}"
-        table.add_row(r["judge_a"], r["judge_b"], str(r["n_shared"]),
+        table.add_row(escape(r["judge_a"]), escape(r["judge_b"]), str(r["n_shared"]),
                       _fmt(r.get("agreement"), ".0%"), ci,
                       _fmt(r.get("decisive_agreement"), ".0%"), _fmt(r.get("kappa"), ".2f"),
                       _fmt(r.get("kendall_tau"), ".2f"), _fmt(r.get("spearman"), ".2f"))
@@ -114,15 +116,15 @@ def tag_matrix(boards: Sequence[Mapping[str, Any]], judge: str) -> Table | None:
     tagged = [b for b in boards if b["judge"] == judge and b["tag"]]
     if not tagged:
         return None
-    table = Table(title=f"judge: {judge} by tag (BT rating)", title_justify="left")
+    table = Table(title=escape(f"judge: {judge} by tag (BT rating)"), title_justify="left")
     table.add_column("model")
     for board in tagged:
-        table.add_column(f"{board['tag']} ({board['n_prompts']})", justify="right")
+        table.add_column(escape(f"{board['tag']} ({board['n_prompts']})"), justify="right")
     models = [row["model"] for row in next(b for b in boards if b["judge"] == judge)["models"]
               if row.get("rating") is not None]
     by_tag = [{row["model"]: row for row in b["models"]} for b in tagged]
     for model in models:
-        table.add_row(model, *(_fmt(rows.get(model, {}).get("rating"), ".0f")
+        table.add_row(escape(model), *(_fmt(rows.get(model, {}).get("rating"), ".0f")
                                + ("*" if rows.get(model, {}).get("separated") else "")
                                for rows in by_tag))
     return table
@@ -197,9 +199,9 @@ def print_report(document: Mapping[str, Any], run_dir: str, confidence: float,
     for board in headline:
         console.print(board_table(board, stats, confidence))
         if board["judge"] == "all" and board.get("definition"):
-            console.print(f"judge all: {board['definition']['text']}")
+            console.print(f"judge all: {board['definition']['text']}", markup=False)
     for note in footnotes(headline):
-        console.print(note)
+        console.print(note, markup=False)
     if document.get("agreement"):
         console.print(agreement_table(document["agreement"], confidence))
     if show_tags:
@@ -209,8 +211,12 @@ def print_report(document: Mapping[str, Any], run_dir: str, confidence: float,
                 console.print(matrix)
     run = document["run"]
     for line in judge_stats_lines(run.get("judge_stats") or {}):
-        console.print(line)
+        console.print(line, markup=False)
     for line in hosted_lines(document["models"]):
-        console.print(line)
-    console.print(cache_line(run.get("cache", {})))
-    console.print(f"wrote {run_dir}/leaderboard.json, leaderboard.csv, battles.jsonl")
+        console.print(line, markup=False)
+    console.print(cache_line(run.get("cache", {})), markup=False)
+    from pathlib import Path
+
+    extra = ", report.html" if (Path(run_dir) / "report.html").is_file() else ""
+    console.print(f"wrote {run_dir}/leaderboard.json, leaderboard.csv, battles.jsonl{extra}",
+                  markup=False)

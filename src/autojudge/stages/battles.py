@@ -29,24 +29,41 @@ class JudgeOutcome:
     skipped: list[dict[str, Any]] = field(default_factory=list)
 
 
-def image_loader(store: Store, generation: Generation) -> Callable[[], Any]:
-    """Decode a stored image only when a judge actually needs its pixels.
+class BlobLoader:
+    """A stored image, decoded only when a judge actually needs its pixels.
 
-    The loader raises DamagedBlobError (one line, with the fix) rather than decode bytes
-    that do not hash to the image's name; run_judge checks every image first, so this is
-    reached only when a file is damaged while the judge runs."""
+    Calling it returns the decoded image; an executor that ships images elsewhere reads
+    `sha`/`ext` (or `read_bytes()`) instead, so a worker decodes exactly the same bytes.
+    It raises DamagedBlobError (one line, with the fix) rather than use bytes that do not
+    hash to the image's name; run_judge checks every image first, so this is reached
+    only when a file is damaged while the judge runs."""
 
-    def load() -> Any:
-        from PIL import Image
+    def __init__(self, store: Store, generation: Generation):
+        self.store, self.generation = store, generation
+        self.sha, self.ext = str(generation.image_sha), _ext(generation)
 
-        data = store.read_blob(generation.image_sha, _ext(generation))
+    def read_bytes(self) -> bytes:
+        data = self.store.read_blob(self.sha, self.ext)
         if data is None:
-            raise DamagedBlobError(_damaged(store, generation).message)
-        image = Image.open(io.BytesIO(data))
-        image.load()
-        return image
+            raise DamagedBlobError(_damaged(self.store, self.generation).message)
+        return data
 
-    return load
+    def __call__(self) -> Any:
+        return decode_image(self.read_bytes())
+
+
+def decode_image(data: bytes) -> Any:
+    """Encoded image bytes -> a loaded PIL image (the one decoding every judge sees)."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def image_loader(store: Store, generation: Generation) -> Callable[[], Any]:
+    """A `BlobLoader` for `generation`'s stored image."""
+    return BlobLoader(store, generation)
 
 
 def plan_pairs(models: Sequence[str], by_request: dict[tuple[str, int], dict[str, Generation]],
@@ -87,7 +104,9 @@ def run_judge(judge: Any, models: Sequence[str], generations: Sequence[Generatio
             continue
         pairs.append(PairItem(prompt, _item(store, gen_a), _item(store, gen_b)))
         contexts.append((prompt, seed, gen_a.model, gen_b.model))
-    for start, stop in _chunks_by_request(contexts, max(1, int(judge.batch_size))):
+    # An executor with several workers wants several batches in flight per call.
+    per_call = max(1, int(judge.batch_size) * int(getattr(judge, "parallelism", 1)))
+    for start, stop in _chunks_by_request(contexts, per_call):
         timed = judge.verdicts(pairs[start:stop])
         for (prompt, seed, model_a, model_b), tv in zip(contexts[start:stop], timed):
             verdict = tv.verdict

@@ -4,13 +4,19 @@ Each request is keyed by (generator fingerprint, prompt content, seed). A reques
 key is in the store is not sent again; new results are committed batch by batch, so a
 killed run keeps every finished batch. A stored image is trusted only after the store has
 hashed it: a missing or damaged one is generated again, and its row and file replaced.
+
+The stage is three pieces so an executor (autojudge.executors) can run the middle one
+elsewhere: `plan_generation` (which requests the store lacks), a dispatch that turns
+batches of requests into outputs (here, in this process; on Ray, in workers), and
+`commit_outputs` (blobs, then rows, on the driver only).
 """
 from __future__ import annotations
 
 import json
 import logging
 import time
-from typing import Any, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from autojudge.generators.base import Generator
 from autojudge.stages.cache import Counts, fingerprint_hash
@@ -25,17 +31,54 @@ def generation_key(fp_hash: str, request: GenRequest) -> str:
     return stable_hash([fp_hash, request.key_payload()])
 
 
-def run_generation(
-    label: str,
-    generator: Generator,
-    requests: Sequence[GenRequest],
-    store: Store,
-    advance: Advance = lambda n: None,
-) -> tuple[list[Generation], Counts]:
-    """Generate (or fetch from the store) one image per request for model `label`.
+@dataclass(frozen=True)
+class StoredOutput:
+    """A generator's output whose image a worker already wrote to shared storage: the
+    driver adopts the blob (`Store.adopt_blob`) instead of receiving its bytes."""
 
-    Returns the generations in request order and counts of cached vs computed.
+    output: GenOutput  # its `image` is None: the bytes stayed on the worker's side
+    sha: str
+    ext: str
+    size: int
+
+
+#: batches of requests in, (batch number, one output per request) out, in any order
+Dispatch = Callable[[list[list[GenRequest]]], Iterable[tuple[int, Sequence[Any]]]]
+
+
+@dataclass
+class GenerationPlan:
+    """What one model's generation needs: keys, what the store already had, what is left.
+
+    Attributes:
+        missing: request indices still to generate, in request order.
+        results: request index -> Generation (from the store, then as batches commit).
     """
+
+    label: str
+    requests: Sequence[GenRequest]
+    keys: list[str]
+    fp_hash: str
+    cacheable: bool
+    batch_size: int
+    missing: list[int]
+    results: dict[int, Generation] = field(default_factory=dict)
+    counts: Counts = field(default_factory=Counts)
+
+    def batches(self) -> list[list[int]]:
+        """The missing request indices in generator-sized batches, in request order."""
+        size = self.batch_size
+        return [self.missing[i:i + size] for i in range(0, len(self.missing), size)]
+
+    def generations(self) -> list[Generation]:
+        return [self.results[i] for i in range(len(self.requests))]
+
+
+def plan_generation(label: str, generator: Generator, requests: Sequence[GenRequest],
+                    store: Store) -> GenerationPlan:
+    """Ask the store first: every request whose image is stored (and hashes to its name)
+    is answered from it; the rest are `missing`. Rows naming a missing or damaged image
+    are forgotten, so the new image can take their place."""
     fingerprint = dict(generator.fingerprint())
     fp_hash = fingerprint_hash(fingerprint)
     store.remember_fingerprint(fp_hash, fingerprint)
@@ -56,24 +99,61 @@ def run_generation(
         log.warning("%d stored image(s) of model %s were missing or damaged in %s; "
                     "generating them again", len(stale), label, store.root)
         store.forget("generations", stale)
-    counts = Counts(cached=len(results))
-    advance(len(results))
     missing = [i for i in range(len(requests)) if i not in results]
-    batch_size = max(1, int(getattr(generator, "batch_size", 1)))
-    for start in range(0, len(missing), batch_size):
-        batch = missing[start:start + batch_size]
-        outputs = _generate_batch(generator, [requests[i] for i in batch])
-        rows = []
-        for i, output in zip(batch, outputs):
-            generation, row = _store_output(label, requests[i], keys[i], fp_hash, output, store)
-            results[i] = generation
-            counts.computed += 1
-            counts.failed += not generation.ok
-            if generator.cacheable:
-                rows.append(row)
-        store.put_many("generations", rows)
-        advance(len(batch))
-    return [results[i] for i in range(len(requests))], counts
+    return GenerationPlan(label, requests, keys, fp_hash, bool(generator.cacheable),
+                          max(1, int(getattr(generator, "batch_size", 1))), missing,
+                          results, Counts(cached=len(results)))
+
+
+def commit_outputs(plan: GenerationPlan, store: Store, indices: Sequence[int],
+                   outputs: Sequence[GenOutput | StoredOutput]) -> None:
+    """Store one batch's outputs: blobs first, then the batch's rows in one transaction
+    (so a crash never leaves a row naming a missing image, nor half a batch)."""
+    rows = []
+    for i, output in zip(indices, outputs):
+        generation, row = _store_output(plan.label, plan.requests[i], plan.keys[i],
+                                        plan.fp_hash, output, store)
+        plan.results[i] = generation
+        plan.counts.computed += 1
+        plan.counts.failed += not generation.ok
+        if plan.cacheable:
+            rows.append(row)
+    store.put_many("generations", rows)
+
+
+def local_dispatch(generator: Generator) -> Dispatch:
+    """Batches generated one after another in this process (the local executor)."""
+
+    def dispatch(batches: list[list[GenRequest]]) -> Iterator[tuple[int, list[GenOutput]]]:
+        for number, batch in enumerate(batches):
+            yield number, _generate_batch(generator, batch)
+
+    return dispatch
+
+
+def run_generation(
+    label: str,
+    generator: Generator,
+    requests: Sequence[GenRequest],
+    store: Store,
+    advance: Advance = lambda n: None,
+    dispatch: Dispatch | None = None,
+) -> tuple[list[Generation], Counts]:
+    """Generate (or fetch from the store) one image per request for model `label`.
+
+    `dispatch` runs the missing batches (default: here, one after another); whatever
+    runs them, each batch is committed on this process as it comes back.
+
+    Returns the generations in request order and counts of cached vs computed.
+    """
+    plan = plan_generation(label, generator, requests, store)
+    advance(plan.counts.cached)
+    batches = plan.batches()
+    run = dispatch or local_dispatch(generator)
+    for number, outputs in run([[requests[i] for i in batch] for batch in batches]):
+        commit_outputs(plan, store, batches[number], outputs)
+        advance(len(batches[number]))
+    return plan.generations(), plan.counts
 
 
 # After this many single-request retries in a row fail exactly as the whole batch did,
@@ -153,14 +233,24 @@ def _one_by_one(generator: Generator, requests: list[GenRequest],
 
 
 def _store_output(label: str, request: GenRequest, key: str, fp_hash: str,
-                  output: GenOutput, store: Store) -> tuple[Generation, dict[str, Any]]:
+                  output: GenOutput | StoredOutput, store: Store
+                  ) -> tuple[Generation, dict[str, Any]]:
     sha = ext = path = None
+    written = output if isinstance(output, StoredOutput) else None
+    output = written.output if written else output
     failure = output.failure
-    if failure is None and output.image is None:
+    if failure is None and output.image is None and written is None:
         failure = Failure("generator_error", "no image and no failure returned")
-    if failure is None:
+    if failure is None and written is not None:
+        path = store.adopt_blob(written.sha, written.ext, written.size)
+        if path is None:  # retryable: a later run asks again
+            failure = Failure("worker_blob_missing", f"a worker wrote image {written.sha} "
+                              f"to {store.blobs_location}, but it is not there", True)
+        else:
+            sha, ext = written.sha, written.ext
+    elif failure is None:
         sha, ext = store.put_blob(output.image)
-        path = str(store.blob_path(sha, ext))
+        path = store.blob_location(sha, ext)
     row = {"key": key, "fingerprint": fp_hash, "image_sha": sha, "image_ext": ext,
            "latency_s": float(output.latency_s), "cost_usd": float(output.cost_usd),
            **failure_columns(failure), "meta": json.dumps(dict(output.meta), default=str),

@@ -25,6 +25,11 @@ for every plugin, built-in or third-party:
 Optional plugin hooks (declared in `judges.base.JudgeHooks`): `attach_store(store)` and
 `run_stats()`. Nothing else reaches into a plugin.
 
+Where the plugin's `score` / `compare` run is pluggable (`compute`): by default here,
+batch after batch (`executors.local.LocalCompute`); with `executor=ray`, in an actor
+pool (`executors.ray`). The runner stays on the driver either way, so caching,
+orientation, swap and cost are the same, and every result is committed here.
+
 Example:
     >>> runner = JudgeRunner("ocr", plugin, store, RunnerSettings(tie_margin=0.02))  # doctest: +SKIP
     >>> a, b = runner.orient("sign-1", 0, gen_x, gen_y)                               # doctest: +SKIP
@@ -33,8 +38,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
+from autojudge.executors.local import LocalCompute
 from autojudge.judges.swap_debias import combine, summarize_verdicts, swap_pair, unswap_winner
 from autojudge.stages.cache import (Counts, TimedVerdict, fingerprint_hash, score_from_row,
                                     score_key, score_row, verdict_from_row, verdict_key,
@@ -64,7 +70,7 @@ class JudgeRunner:
     """Drives one judge plugin: see the module docstring for what it owns."""
 
     def __init__(self, label: str, plugin: Any, store: Store,
-                 settings: RunnerSettings = RunnerSettings()):
+                 settings: RunnerSettings = RunnerSettings(), compute: Any = None):
         if settings.tie_margin < 0:
             raise ValueError("tie_margin must be >= 0")
         self.name = label
@@ -74,6 +80,8 @@ class JudgeRunner:
         self.pointwise = callable(getattr(plugin, "score", None))
         self.batch_size = max(1, int(plugin.batch_size))
         self.counts = Counts()
+        #: runs the plugin's batches (`executors.local.LocalCompute` protocol); settable
+        self.compute = compute if compute is not None else LocalCompute(plugin)
         attach = getattr(plugin, "attach_store", None)
         if callable(attach):  # e.g. CLIP judges share image embeddings through the store
             attach(store)
@@ -92,6 +100,11 @@ class JudgeRunner:
         if self.pointwise or not self.settings.swap:
             return fp
         return {**fp, "params": {**dict(fp.get("params", {})), "swap_debiased": True}}
+
+    @property
+    def parallelism(self) -> int:
+        """How many batches `compute` runs at once (callers size their calls by it)."""
+        return max(1, int(getattr(self.compute, "parallelism", 1)))
 
     def check(self) -> None:
         self.plugin.check()
@@ -144,9 +157,10 @@ class JudgeRunner:
                 score, stamp = score_from_row(found[key])
                 self._scores[key] = (item, score, stamp)
         missing = [(k, it) for k, it in todo if k not in found]
-        for start in range(0, len(missing), self.batch_size):
-            batch = missing[start:start + self.batch_size]
-            scores = self.plugin.score([it.materialized() for _, it in batch])
+        batches = [missing[start:start + self.batch_size]
+                   for start in range(0, len(missing), self.batch_size)]
+        for number, scores in self.compute.map_score([[it for _, it in b] for b in batches]):
+            batch = batches[number]  # batches may come back in any order
             stamp = now()
             self.store.put_many("scores", [score_row(k, self._fp, it, s, stamp)
                                            for (k, it), s in zip(batch, scores)])
@@ -184,11 +198,10 @@ class JudgeRunner:
         missing = [i for i, k in enumerate(keys) if k not in out]
         self.counts.cached += len(set(keys) - {keys[i] for i in missing})
         todo = list({keys[i]: i for i in missing}.values())
-        for start in range(0, len(todo), self.batch_size):
-            batch = todo[start:start + self.batch_size]
-            ready = [PairItem(pairs[i].prompt, pairs[i].a.materialized(),
-                              pairs[i].b.materialized()) for i in batch]
-            fresh = self._ask(ready)
+        batches = [todo[start:start + self.batch_size]
+                   for start in range(0, len(todo), self.batch_size)]
+        for number, fresh in self._ask([[pairs[i] for i in b] for b in batches]):
+            batch = batches[number]  # batches may come back in any order
             stamp = now()
             self.store.put_many("verdicts", [verdict_row(keys[i], self._fp, pairs[i], v, stamp)
                                              for i, v in zip(batch, fresh)])
@@ -201,14 +214,16 @@ class JudgeRunner:
         self._verdicts.update(zip(keys, result))
         return result
 
-    def _ask(self, pairs: list[PairItem]) -> list[Verdict]:
-        """The plugin's verdicts; with swap, both orders in ONE call (so a plugin may run
-        all 2N requests concurrently), combined per pair."""
+    def _ask(self, batches: list[list[PairItem]]) -> Iterator[tuple[int, list[Verdict]]]:
+        """(batch number, the plugin's verdicts) per batch; with swap, both orders in ONE
+        call (so a plugin may run all 2N requests concurrently), combined per pair."""
         if not self.settings.swap:
-            return list(self.plugin.compare(pairs))
-        both = self.plugin.compare([*pairs, *(swap_pair(p) for p in pairs)])
-        n = len(pairs)
-        return [with_cost(combine(both[i], both[n + i])) for i in range(n)]
+            yield from self.compute.map_compare(batches)
+            return
+        calls = [[*pairs, *(swap_pair(p) for p in pairs)] for pairs in batches]
+        for number, both in self.compute.map_compare(calls):
+            n = len(batches[number])
+            yield number, [with_cost(combine(both[i], both[n + i])) for i in range(n)]
 
     def _meter(self, v: Verdict) -> None:
         cost = v.raw.get("cost_usd") if isinstance(v.raw, Mapping) else None
@@ -229,7 +244,8 @@ class JudgeRunner:
         swap-debiased judge (over every verdict of the run, cached ones too) and the
         plugin's `run_stats()` hook (e.g. CLIP truncations and embedding-cache counts)."""
         stats: dict[str, Any] = {}
-        hook = getattr(self.plugin, "run_stats", None)
+        # A remote compute sums its workers' plugin stats; the local one asks the plugin.
+        hook = getattr(self.compute, "run_stats", None)
         if callable(hook):
             stats.update(hook() or {})
         if not self.pointwise and self.settings.swap and self._verdicts:

@@ -1,0 +1,12 @@
+"""The arena: people vote on a run's image pairs in a browser; the human board updates
+live and every automated judge is checked against the votes.
+
+    python -m autojudge.arena RUN_DIR [RUN_DIR...]     # serve (see __main__ for flags)
+    python -m autojudge.arena RUN_DIR --export votes.jsonl
+
+Modules: `runs` (what is served, read from finished runs), `pairs` (which pair next),
+`tokens` (sessions, single-use signed pair tokens, rate limits), `store` (append-only
+SQLite votes, export as a battle log), `images` (checked, metadata-free image bytes),
+`live` (online Elo, background Bradley-Terry refits, SSE fan-out), `app` (the Starlette
+app and routes). Importing this package does not import the web stack.
+"""

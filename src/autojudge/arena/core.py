@@ -1,0 +1,275 @@
+"""The arena's state and logic behind every route, without HTTP: runs, sampler, tokens,
+votes, live board. `autojudge.arena.app` puts it on the web.
+
+Example:
+    >>> arena = Arena(ArenaConfig(runs=["runs/demo"]))               # doctest: +SKIP
+    >>> pair = arena.pair(session_id, tag=None)                       # doctest: +SKIP
+    >>> await arena.vote(session_id, {"token": pair["token"], "choice": "left"})  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from autojudge.arena.images import ImageCache, ImageUnavailable
+from autojudge.arena.live import Broadcaster, LiveRatings, judge_constants
+from autojudge.arena.pairs import Sampler
+from autojudge.arena.runs import ArenaRuns, load_runs
+from autojudge.arena.store import (CHOICES, Vote, VoteStore, VoteWriter,
+                                   default_votes_path)
+from autojudge.arena.tokens import Keys, Refusal, TokenBook
+from autojudge.report.terminal import format_ci
+
+
+@dataclass
+class ArenaConfig:
+    """How to serve the arena (the CLI flags of `python -m autojudge.arena`).
+
+    Attributes:
+        runs: run folders or sweep folders.
+        tags: serve only prompts with any of these tags (`--tag`).
+        sampling: "undervoted" or "adaptive" (`autojudge.arena.pairs`).
+        read_only: publish the leaderboard; no voting.
+        votes_path: the votes database; None: `default_votes_path(runs)`.
+        token_ttl_s: seconds a pair token stays valid.
+        votes_per_minute: per-session vote rate limit (0: none); `burst` votes at once.
+        refit_interval_s: least seconds between BT refits.
+        push_interval_s: least seconds between two live pushes (votes are coalesced).
+        bootstrap_rounds: bootstrap rounds of the human board and agreement CIs (None:
+            the run's setting).
+        workers: "process" or "thread" for refits.
+        secret: HMAC key (None: random per server start).
+        clock: time source (tests pass a fake one).
+        seed: seed of the pair sampler's tie-breaks (None: random).
+    """
+
+    runs: Sequence[str | Path]
+    tags: Sequence[str] = ()
+    sampling: str = "undervoted"
+    read_only: bool = False
+    votes_path: str | Path | None = None
+    token_ttl_s: float = 900.0
+    votes_per_minute: float = 120.0
+    burst: float = 10.0
+    refit_interval_s: float = 2.0
+    push_interval_s: float = 0.1
+    bootstrap_rounds: int | None = None
+    workers: str = "process"
+    secret: bytes | None = None
+    clock: Callable[[], float] = time.time
+    seed: int | None = None
+
+
+class Arena:
+    """The arena's state and the logic behind every route (no HTTP in here)."""
+
+    def __init__(self, config: ArenaConfig):
+        self.config = config
+        self.runs: ArenaRuns = load_runs(config.runs, config.tags)
+        self.store = VoteStore(config.votes_path or default_votes_path(config.runs))
+        self.writer: VoteWriter | None = None  # started with the server (start())
+        self.sampler = Sampler(self.runs.pairs, {k: v.tags for k, v in self.runs.prompts.items()},
+                               self.runs.models, config.sampling, config.seed)
+        self.tokens = TokenBook(Keys(config.secret), config.token_ttl_s,
+                                config.votes_per_minute, config.burst, clock=config.clock,
+                                on_pending=self.sampler.on_pending)
+        self.images = ImageCache()
+        self.tags = self.runs.tags()
+        self.broadcaster = Broadcaster()
+        self.rating = self._rating_settings()
+        adaptive = self.sampler.adaptive_pool() if config.sampling == "adaptive" else None
+        self.live = LiveRatings(judge_constants(self.runs.models, self.runs.judge_battles,
+                                                self.runs.judge_boards, self.rating, adaptive),
+                                config.refit_interval_s, config.workers)
+        self._load_votes()
+        self._push_handle: asyncio.TimerHandle | None = None
+        self._last_push = 0.0
+        self._cache: tuple[Any, str] | None = None
+
+    def _rating_settings(self) -> dict[str, Any]:
+        r = self.runs.rating
+        rounds = self.config.bootstrap_rounds
+        return {"bootstrap_rounds": int(r.get("bootstrap_rounds", 1000) if rounds is None
+                                        else rounds),
+                "seed": int(r.get("seed", 0)), "confidence": float(r.get("confidence", 0.95)),
+                **({"prior": float(r["prior"])} if r.get("prior") is not None else {})}
+
+    def _load_votes(self) -> None:
+        """Votes from earlier sessions of this arena count again: on the board when both
+        models are still served, in the sampler's counts when their pair is."""
+        models = set(self.runs.models)
+        for row in self.store.rows():
+            if not {row["model_left"], row["model_right"]} <= models:
+                continue
+            pair = self.sampler.find(row["prompt_id"], row["seed"], row["model_left"],
+                                     row["model_right"])
+            if pair is not None:
+                self.sampler.record_vote(pair)
+            self.live.add(row["model_left"], row["model_right"], row["winner"],
+                          row["prompt_id"], row["seed"])
+
+    # -- lifecycle ------------------------------------------------------------------
+    async def start(self) -> None:
+        self.writer = VoteWriter(self.store)
+        self.live.on_change = self._changed
+        self.live.on_picks = self.sampler.set_queue
+        await self.live.start()
+
+    async def stop(self) -> None:
+        await self.live.stop()
+        writer, self.writer = self.writer, None  # votes from now on: 503, try again
+        if writer is not None:
+            writer.close()  # after the votes already handed over are stored
+        self.store.close()
+
+    def _changed(self, kind: str) -> None:
+        """Coalesce pushes: at most one per push_interval_s, the newest state."""
+        if self._push_handle is not None or not len(self.broadcaster):
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self._last_push + self.config.push_interval_s - loop.time())
+        self._push_handle = loop.call_later(delay, self._push)
+
+    def _push(self) -> None:
+        self._push_handle = None
+        self._last_push = asyncio.get_running_loop().time()
+        self.broadcaster.publish(self.leaderboard_json())
+
+    # -- voting ---------------------------------------------------------------------
+    def _check_writable(self) -> None:
+        if self.config.read_only:
+            raise Refusal(403, "this arena is read-only: voting is off")
+
+    def pair(self, sid: str, tag: str | None) -> dict[str, Any]:
+        """Issue the next pair for session `sid`."""
+        self._check_writable()
+        if tag is not None and tag not in self.tags:
+            raise Refusal(404, f"no pairs with tag {tag!r}; tags: {', '.join(self.tags[:40])}")
+        self.tokens.allow_pair(sid)
+        index = self.sampler.choose(self.tokens.session(sid).seen, tag)
+        if index is None:
+            raise Refusal(404, f"no pairs with tag {tag!r}")
+        pair = self.sampler.pairs[index]
+        swapped = secrets.randbelow(2) == 1  # random sides: position bias averages out
+        token = self.tokens.issue(sid, index, swapped)
+        prompt = self.runs.prompts[pair.prompt_id]
+        return {"token": token, "prompt": prompt.text, "tags": list(prompt.tags),
+                "left": {"image_url": f"/img/{token}/left"},
+                "right": {"image_url": f"/img/{token}/right"},
+                "expires_in": self.config.token_ttl_s}
+
+    def image(self, sid: str | None, token: str, side: str) -> tuple[bytes, str]:
+        """The image on `side` of a pair issued to `sid` (Refusal 404 otherwise)."""
+        self._check_writable()
+        try:
+            issue = self.tokens.lookup(token, sid)
+        except Refusal:
+            raise Refusal(404, "no such image for this session") from None
+        if side not in ("left", "right"):
+            raise Refusal(404, "no such image; the side is left or right")
+        pair = self.sampler.pairs[issue.pair]
+        refs = (pair.image_y, pair.image_x) if issue.swapped else (pair.image_x, pair.image_y)
+        try:
+            return self.images.get(refs[0] if side == "left" else refs[1])
+        except ImageUnavailable as exc:
+            raise Refusal(410, f"{exc}; vote on another pair") from None
+
+    async def vote(self, sid: str | None, body: Any) -> dict[str, Any]:
+        """Count one vote; Refusal (4xx, nothing changed) for anything else."""
+        self._check_writable()
+        if not isinstance(body, dict) or not isinstance(body.get("token"), str):
+            raise Refusal(400, 'send JSON {"token": ..., "choice": "left|right|tie|bothbad"}')
+        choice = body.get("choice")
+        if choice not in CHOICES:
+            raise Refusal(400, f"choice must be one of {', '.join(CHOICES)}")
+        self.tokens.lookup(body["token"], sid)  # refuse bad tokens before the rate limit
+        self.tokens.allow_vote(sid)
+        if self.writer is None:
+            raise Refusal(503, "the arena is starting or stopping; try again")
+        issue = self.tokens.redeem(body["token"], sid)
+        pair = self.sampler.pairs[issue.pair]
+        left, right = (pair.model_y, pair.model_x) if issue.swapped else (pair.model_x,
+                                                                          pair.model_y)
+        images = (pair.image_y, pair.image_x) if issue.swapped else (pair.image_x,
+                                                                     pair.image_y)
+        prompt = self.runs.prompts[pair.prompt_id]
+        vote = Vote(self.config.clock(), issue.session, body["token"], issue.issued,
+                    pair.prompt_id, prompt.text, pair.seed, prompt.tags, left, right,
+                    images[0].sha, images[1].sha, choice)
+
+        def settled(result: Any) -> None:
+            """Runs in the loop when the commit ends (even if the voter hung up)."""
+            if isinstance(result, BaseException):
+                if not isinstance(result, sqlite3.IntegrityError):
+                    self.tokens.unredeem(body["token"])  # not stored: the token stays good
+                return
+            self.tokens.stored(body["token"])
+            self.sampler.record_vote(issue.pair)
+            self.live.add(left, right, vote.winner, pair.prompt_id, pair.seed)
+
+        try:
+            await self.writer.append(vote, settled)
+        except sqlite3.IntegrityError:
+            raise Refusal(409, "this pair was already voted on; fetch a new one") from None
+        except sqlite3.Error as exc:
+            raise Refusal(503, f"the vote could not be stored ({exc}); try again") from None
+        rows = {r["model"]: r for r in self.live.rows()}
+        return {"left": left, "right": right, "choice": choice, "winner": vote.winner,
+                "ratings": {"left": _reveal(rows[left]), "right": _reveal(rows[right])},
+                "n_votes": self.live.n_votes}
+
+    # -- leaderboard ----------------------------------------------------------------
+    def leaderboard(self) -> dict[str, Any]:
+        """The boards in leaderboard.json's schema, human board first, plus `live`."""
+        live = self.live
+        boards = [_display_board(live.human_board()),
+                  *(_display_board(b) for b in self.runs.judge_boards)]
+        return {"schema": 1,
+                "run": {"arena": {"sampling": self.config.sampling,
+                                  "read_only": self.config.read_only,
+                                  "tags": list(self.config.tags),
+                                  "n_pairs": len(self.runs.pairs)},
+                        "runs": self.runs.runs, "models": self.runs.models,
+                        "ratings": self.rating},
+                "boards": boards, "models": self.runs.model_stats,
+                "agreement": [_display_agreement(a) for a in live.agreement],
+                "live": {"n_votes": live.n_votes, "refit_n_votes": live.refit_n_votes,
+                         "refit_at": live.refit_at, "refit_seconds": live.refit_seconds,
+                         "refit_error": live.refit_error, "time": time.time()}}
+
+    def leaderboard_json(self) -> str:
+        key = (self.live.n_votes, self.live.refit_at)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, json.dumps(self.leaderboard(), allow_nan=False))
+        return self._cache[1]
+
+
+def _reveal(row: dict[str, Any]) -> dict[str, Any]:
+    keys = ("model", "rating", "ci_low", "ci_high", "rank", "elo", "battles")
+    return {**{k: row.get(k) for k in keys}, **_texts(row)}
+
+
+def _texts(row: dict[str, Any]) -> dict[str, str]:
+    """How a row shows: "unrated", and the CI with open sides (`format_ci`)."""
+    rated = row.get("rating") is not None
+    return {"rating_text": f"{row['rating']:.0f}" if rated else "unrated",
+            "ci_text": format_ci(row.get("ci_low"), row.get("ci_high"),
+                                 rated and row.get("ci_method") is not None)}
+
+
+def _display_board(board: dict[str, Any]) -> dict[str, Any]:
+    return {**board, "models": [{**r, **_texts(r)} for r in board["models"]]}
+
+
+def _display_agreement(row: dict[str, Any]) -> dict[str, Any]:
+    low, high = row.get("ci_low"), row.get("ci_high")
+    return {**row, "ci_text": "-" if low is None or high is None
+            else f"{low:.0%} .. {high:.0%}"}
+
+

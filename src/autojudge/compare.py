@@ -1,0 +1,297 @@
+"""`python -m autojudge.compare RUN_DIR... [--out DIR]`: pool finished runs into one board.
+
+A multirun's sweep folder counts as its jobs. The pooled run has every distinct model of
+every job (autojudge.compare_jobs: equal config = same model; a label used by different
+configs gets distinct labels such as `typeset[max_font_size=24]`), and every judge fights
+every pair of models on every (prompt, seed) they share. Nothing is generated: the images
+are the runs' own, from the store. Pointwise judges' scores are read from the store's
+cache (keyed by judge fingerprint, image and prompt), so pooling a sweep judged by OCR
+or CLIP judges nothing; a pairwise judge judges (and caches) only the pairs no run met.
+The output folder holds the same files as a run (leaderboard.json/csv, battles.jsonl,
+generations.jsonl, scores.jsonl, models.csv, images/, report.html, plots/) and can
+itself be pooled again.
+
+Exit 0, or 2 with one `error:` line (bad folder, different stores or judge settings).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+from typing import Any, Sequence
+
+from autojudge.compare_jobs import Job, load_job, pool_judges, pool_models, shared_store
+from autojudge.errors import AutojudgeError
+from autojudge.types import Failure, Generation, Prompt
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """Settings of one pooling (None: the first job's own setting)."""
+
+    out: Path
+    bootstrap_rounds: int | None = None
+    seed: int | None = None
+    store: str | None = None
+    logger: str = "none"
+    report: bool = True
+    progress: bool = True
+
+
+def pooled_prompts(jobs: Sequence[Job]) -> tuple[dict[str, Prompt], list[tuple[Prompt, int]]]:
+    """Every job's (prompt, seed) requests, pooled in order; one line when two jobs hold
+    different prompts under one id (their cached scores would not be comparable)."""
+    from omegaconf import OmegaConf
+
+    from autojudge import app
+
+    prompts: dict[str, Prompt] = {}
+    requests: dict[tuple[str, int], tuple[Prompt, int]] = {}
+    for job in jobs:
+        suite = app.load_suite_from_config(OmegaConf.create(job.config["suite"]))
+        for prompt, seed in suite.requests():
+            known = prompts.setdefault(prompt.id, prompt)
+            if known.content() != prompt.content():
+                raise AutojudgeError(f"prompt {prompt.id!r} differs between the pooled runs "
+                                     f"({job.run_dir}); pool runs of the same suite")
+            requests.setdefault((prompt.id, seed), (known, seed))
+    return prompts, list(requests.values())
+
+
+def pooled_generations(jobs: Sequence[Job], mapping: dict[tuple[int, str], str],
+                       prompts: dict[str, Prompt]) -> list[Generation]:
+    """One generation per (pooled model, prompt, seed), from the first job that has it."""
+    seen: dict[tuple[str, str, int], Generation] = {}
+    for i, job in enumerate(jobs):
+        for row in job.generations:
+            model = mapping.get((i, row["model"]))
+            prompt = prompts.get(row["prompt_id"])
+            if model is None or prompt is None:
+                continue
+            key = (model, prompt.id, int(row["seed"]))
+            if key in seen:
+                continue
+            failure = Failure(str(row.get("failure_kind")), str(row.get("failure_message")
+                                                                 or "")) \
+                if row.get("status") != "ok" else None
+            seen[key] = Generation(model, prompt, int(row["seed"]), row.get("image_sha256"),
+                                   row.get("image_path"), float(row.get("latency_s") or 0),
+                                   float(row.get("cost_usd") or 0), failure, cached=True,
+                                   meta=dict(row.get("meta") or {}))
+    return list(seen.values())
+
+
+def battle_plan(models: Sequence[str], generations: Sequence[Generation],
+                requests: Sequence[tuple[Prompt, int]], applies: Any
+                ) -> list[tuple[Prompt, int, str, str]]:
+    """Every pair of models that both have an image of a (prompt, seed) the judge takes."""
+    have: dict[tuple[str, int], set[str]] = {}
+    for g in generations:
+        have.setdefault((g.prompt.id, g.seed), set()).add(g.model)
+    plan = []
+    for prompt, seed in requests:
+        if not applies(prompt):
+            continue
+        present = [m for m in models if m in have.get((prompt.id, seed), set())]
+        plan.extend((prompt, seed, a, b) for a, b in combinations(present, 2))
+    return plan
+
+
+def _rating_config(config: dict[str, Any], options: CompareOptions) -> Any:
+    from omegaconf import OmegaConf
+
+    from autojudge import app
+
+    ratings = dict(config.get("ratings") or {})
+    if options.bootstrap_rounds is not None:
+        ratings["bootstrap_rounds"] = options.bootstrap_rounds
+    if options.seed is not None:
+        ratings["seed"] = options.seed
+    ratings.setdefault("prior", None)
+    ratings.setdefault("anchor", None)
+    return app.rating_config(OmegaConf.create(ratings))
+
+
+def _judge_all(judges: dict[str, Any], models: Sequence[str], generations: Sequence[Any],
+               requests: Sequence[tuple[Prompt, int]], store: Any, failed_image: str,
+               show: bool) -> tuple[list[Any], list[dict[str, Any]]]:
+    from types import SimpleNamespace
+
+    from autojudge.progress import progress_bar
+    from autojudge.stage_progress import StageProgress
+    from autojudge.stages.battles import run_judge
+
+    battles, skipped = [], []
+    with progress_bar(show, stderr=True) as bar:
+        progress = StageProgress(bar, SimpleNamespace(judges=judges))
+        for label, judge in judges.items():
+            plan = battle_plan(models, generations, requests, judge.applies)
+            task = progress.add_task(f"judge {label}", total=len(plan))
+            outcome = run_judge(judge, models, generations, requests, store, failed_image,
+                                lambda n, t=task: progress.advance(t, n), plan=plan)
+            battles.extend(outcome.battles)
+            skipped.extend(outcome.skipped)
+    return battles, skipped
+
+
+def compare(paths: Sequence[Path], options: CompareOptions) -> dict[str, Any]:
+    """Pool the runs at `paths` (see the module docstring); returns the leaderboard
+    document written to `options.out`."""
+    from autojudge import app
+    from autojudge.sweep_jobs import find_jobs
+
+    started = time.time()
+    jobs = [load_job(p) for p in find_jobs(paths)]
+    first = jobs[0].config
+    nodes, mapping = pool_models(jobs)
+    models = list(nodes)
+    if len(models) < 2:
+        raise AutojudgeError(f"the runs hold one distinct model ({models[0]}): nothing to "
+                             "compare; give runs whose models differ")
+    judge_nodes = pool_judges(jobs)
+    prompts, requests = pooled_prompts(jobs)
+    generations = pooled_generations(jobs, mapping, prompts)
+    from autojudge.store import Store
+
+    with Store(Path(shared_store(jobs, options.store)).expanduser()) as store:
+        judges = app.build_judges(judge_nodes, store)
+        failed_image = str((first.get("battles") or {}).get("failed_image", "skip"))
+        battles, skipped = _judge_all(judges, models, generations, requests, store,
+                                      failed_image, options.progress)
+        document = _document(jobs, nodes, mapping, judges, generations, battles, skipped,
+                             prompts, requests, _rating_config(first, options), store)
+        document["run"]["wall_s"] = round(time.time() - started, 3)
+        _write(options, jobs, nodes, document, battles, generations, skipped, judges, prompts)
+    return document
+
+
+def _document(jobs: Sequence[Job], nodes: dict[str, Any], mapping: dict[tuple[int, str], str],
+              judges: dict[str, Any], generations: Sequence[Generation], battles: Sequence[Any],
+              skipped: Sequence[dict[str, Any]], prompts: dict[str, Prompt],
+              requests: Sequence[tuple[Prompt, int]], rating_cfg: Any, store: Any
+              ) -> dict[str, Any]:
+    from autojudge.report.files import leaderboard_document
+    from autojudge.stages.agreement import compute_agreement
+    from autojudge.stages.boards import BoardSpec, RunFacts, build_boards, model_stats
+
+    config, models = jobs[0].config, list(nodes)
+    report, ratings = config.get("report") or {}, config.get("ratings") or {}
+    spec = BoardSpec(rating_cfg, int(report.get("per_tag_min_prompts", 5)),
+                     int(report.get("min_battles", 0)),
+                     str(ratings.get("overall_weighting", "equal")), False)
+    applicable = {label: sum(1 for p, _ in requests if j.applies(p))
+                  for label, j in judges.items()}
+    boards = build_boards(battles, models, list(judges), spec,
+                          RunFacts(generations, skipped, applicable))
+    agreement = compute_agreement(battles, boards, list(judges), rating_cfg)
+    sources = [{"run_dir": str(job.run_dir), "swept": job.swept,
+                "models": {label: mapping[(i, label)] for label in job.models}}
+               for i, job in enumerate(jobs)]
+    failed = sum(1 for g in generations if not g.ok)
+    run = {"name": "compare", "suite": jobs[0].document["run"].get("suite"),
+           "suite_path": jobs[0].document["run"].get("suite_path"), "models": models,
+           "judges": list(judges), "n_prompts": len(prompts), "n_requests": len(requests),
+           "seeds": sorted({s for _, s in requests}), "n_battles": len(battles),
+           "n_skipped": len(skipped),
+           "ratings": {"bootstrap_rounds": rating_cfg.bootstrap_rounds,
+                       "seed": rating_cfg.seed, "confidence": rating_cfg.confidence,
+                       "prior": rating_cfg.prior, "anchor": rating_cfg.anchor,
+                       "cluster": "prompt_id"},
+           "schedule": "all_pairs", "schedules": {}, "human_votes": None,
+           "judge_stats": {label: s for label, j in judges.items()
+                           if (s := j.run_stats()) is not None},
+           "notes": [f"pooled {len(jobs)} runs by autojudge.compare"],
+           "store": str(store.root), "compare": {"sources": sources},
+           "cache": {"generation": {"cached": len(generations) - failed, "computed": 0,
+                                    "failed": failed},
+                     "judges": {label: j.counts.as_dict() for label, j in judges.items()}}}
+    return leaderboard_document(run, boards, model_stats(generations, models), agreement)
+
+
+def _write(options: CompareOptions, jobs: Sequence[Job], nodes: dict[str, Any],
+           document: dict[str, Any], battles: Sequence[Any], generations: Sequence[Any],
+           skipped: Sequence[dict[str, Any]], judges: dict[str, Any],
+           prompts: dict[str, Prompt]) -> None:
+    from autojudge.report.files import write_run_files
+    from autojudge.report.html import write_report_files
+
+    out = options.out
+    scores = [row for j in judges.values() for row in j.score_rows(generations)]
+    write_run_files(out, document, battles, generations, scores, skipped, images="link")
+    config = {**jobs[0].config, "name": "compare", "model": nodes,
+              "report": {**(jobs[0].config.get("report") or {}), "html": options.report}}
+    write_report_files(out, config, list(prompts.values()))
+    if options.logger == "wandb":
+        from autojudge.report.wandb_log import log_to_wandb
+
+        logger = {**(jobs[0].config.get("logger") or {}), "kind": "wandb"}
+        log_to_wandb(logger, out, config, document)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        print(f"error: {message}; see python -m autojudge.compare --help", file=sys.stderr)
+        sys.exit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m autojudge.compare", description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path,
+                        help="finished run folders, or a multirun's sweep folder")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: SWEEP_DIR/compare for one sweep folder)")
+    parser.add_argument("--bootstrap", type=int, default=None,
+                        help="bootstrap rounds (default: the first run's)")
+    parser.add_argument("--seed", type=int, default=None, help="bootstrap seed")
+    parser.add_argument("--store", default=None, help="the store the runs used (default: "
+                                                       "the one their leaderboard.json names)")
+    parser.add_argument("--logger", choices=("none", "wandb"), default="none",
+                        help="also log the pooled board to W&B (offline by default)")
+    parser.add_argument("--no-report", action="store_true", help="skip report.html")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def _out_dir(runs: Sequence[Path], out: Path | None) -> Path:
+    from autojudge.sweep_jobs import is_run
+
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            raise AutojudgeError(f"--out {out} is a file; give a folder for the pooled run")
+        return out
+    if len(runs) == 1 and runs[0].is_dir() and not is_run(runs[0]):
+        return runs[0] / "compare"
+    raise AutojudgeError("--out DIR is needed when pooling several folders (or one run); "
+                         "e.g. --out runs/compare_sweep")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.bootstrap is not None and args.bootstrap < 0:
+        print("error: --bootstrap must be >= 0", file=sys.stderr)
+        return 2
+    from autojudge.report.terminal import print_report
+
+    try:
+        from autojudge.sweep_jobs import find_jobs
+
+        find_jobs(args.runs)  # a missing or unfinished folder is named before --out is asked
+        out = _out_dir(args.runs, args.out)
+        options = CompareOptions(out, args.bootstrap, args.seed, args.store, args.logger,
+                                 not args.no_report, not args.quiet)
+        document = compare(args.runs, options)
+    except AutojudgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print_report(document, str(out), float(document["run"]["ratings"]["confidence"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""The finished runs `autojudge.compare` pools: their configs, images and model labels.
+
+Two jobs' models are the same model when their config nodes are equal (same generator,
+same settings: same cached images), whatever the jobs were; models that share a label
+but differ get distinct labels, from the job's swept overrides where they name the
+model (`typeset[max_font_size=24]` from `model.typeset.max_font_size=24`), else from
+the settings that differ, else from the job folder's name.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from autojudge.errors import AutojudgeError
+from autojudge.report.rundata import CONFIG_FILE, read_jsonl
+from autojudge.sweep_jobs import swept_params
+from autojudge.sweeps import expand_variants, variant_label
+
+
+@dataclass
+class Job:
+    """One finished run to pool.
+
+    Attributes:
+        run_dir: its folder.
+        config: the resolved config it ran with (config.json, else .hydra/config.yaml).
+        document: its leaderboard.json.
+        generations: rows of its generations.jsonl.
+        swept: its values of the swept parameters ({} outside a sweep).
+    """
+
+    run_dir: Path
+    config: dict[str, Any]
+    document: dict[str, Any]
+    generations: list[dict[str, Any]]
+    swept: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def models(self) -> dict[str, Any]:
+        return dict(self.config.get("model") or {})
+
+
+def load_job(run_dir: Path) -> Job:
+    """Read one finished run (one line naming the file for anything missing)."""
+    board = run_dir / "leaderboard.json"
+    try:
+        document = json.loads(board.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise AutojudgeError(f"{board}: unreadable ({exc}); run that job again") from None
+    generations = read_jsonl(run_dir / "generations.jsonl")
+    if not generations:
+        raise AutojudgeError(f"{run_dir} has no generations.jsonl rows: nothing to pool; "
+                             "run that job again")
+    return Job(run_dir, job_config(run_dir), document, generations, swept_params(run_dir))
+
+
+def job_config(run_dir: Path) -> dict[str, Any]:
+    """The config a run used: config.json (written by every run), else Hydra's
+    .hydra/config.yaml, resolved and with sweep variants expanded."""
+    path = run_dir / CONFIG_FILE
+    if path.is_file():
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise AutojudgeError(f"{path}: unreadable ({exc}); run that job again") from None
+    hydra = run_dir / ".hydra" / "config.yaml"
+    if not hydra.is_file():
+        raise AutojudgeError(f"{run_dir} has neither config.json nor .hydra/config.yaml, so "
+                             "its models and judges are unknown; run that job again")
+    from omegaconf import OmegaConf
+
+    try:
+        config = OmegaConf.to_container(OmegaConf.load(hydra), resolve=True)
+    except Exception as exc:  # an interpolation that no longer resolves, say
+        raise AutojudgeError(f"{hydra}: cannot be resolved ({str(exc).splitlines()[0]}); "
+                             "run that job again") from None
+    config["model"] = expand_variants(config.get("model") or {},
+                                      (config.get("sweep") or {}).get("variants"))
+    return config
+
+
+def canonical(node: Any) -> str:
+    return json.dumps(node, sort_keys=True, default=str)
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(node, Mapping):
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        out.update(flatten(value, f"{prefix}{key}.") if isinstance(value, Mapping)
+                   else {f"{prefix}{key}": value})
+    return out
+
+
+def pool_models(jobs: Sequence[Job]) -> tuple[dict[str, Any], dict[tuple[int, str], str]]:
+    """(pooled label -> config node in pooled order, (job index, job label) -> pooled
+    label). Variants of one label sit together, in job order."""
+    by_label: dict[str, dict[str, list[int]]] = {}
+    nodes: dict[str, Any] = {}
+    for i, job in enumerate(jobs):
+        for label, node in job.models.items():
+            key = canonical(node)
+            by_label.setdefault(label, {}).setdefault(key, []).append(i)
+            nodes[key] = node
+    pooled: dict[str, Any] = {}
+    mapping: dict[tuple[int, str], str] = {}
+    # node -> (pooled label, jobs): equal configs from different jobs are one model however
+    # they were labelled (an A/A copy inside one job stays two models, as in its run)
+    named: dict[str, tuple[str, set[int]]] = {}
+    for label, variants in by_label.items():
+        names = _variant_names(label, variants, nodes, jobs)
+        for key, job_indices in variants.items():
+            name, seen = named.get(key, (names[key], set()))
+            if seen & set(job_indices):
+                name = names[key]
+            named[key] = (name, seen | set(job_indices))
+            pooled.setdefault(name, nodes[key])
+            for i in job_indices:
+                mapping[(i, label)] = name
+    return pooled, mapping
+
+
+def _variant_names(label: str, variants: Mapping[str, list[int]], nodes: Mapping[str, Any],
+                   jobs: Sequence[Job]) -> dict[str, str]:
+    if len(variants) == 1:
+        return {key: label for key in variants}
+    prefix = f"model.{label}."
+    names: dict[str, str] = {}
+    for key, job_indices in variants.items():
+        swept = jobs[job_indices[0]].swept
+        params = [(k[len(prefix):], v) for k, v in swept.items() if k.startswith(prefix)]
+        names[key] = variant_label(label, params) if params else ""
+    if "" in names.values() or len(set(names.values())) < len(names):
+        flat = {key: flatten(nodes[key]) for key in variants}
+        keys = sorted({k for f in flat.values() for k in f})
+        differ = [k for k in keys if len({canonical(f.get(k)) for f in flat.values()}) > 1]
+        names = {key: variant_label(label, [(k, flat[key].get(k)) for k in differ])
+                 for key in variants}
+    if len(set(names.values())) < len(names):
+        names = {key: f"{names[key]}@{jobs[variants[key][0]].run_dir.name}" for key in variants}
+    return names
+
+
+def pool_judges(jobs: Sequence[Job]) -> dict[str, Any]:
+    """judge label -> config node; one line when jobs judged with different settings."""
+    judges: dict[str, tuple[Any, Path]] = {}
+    for job in jobs:
+        for label, node in (job.config.get("judge") or {}).items():
+            if label not in judges:
+                judges[label] = (node, job.run_dir)
+                continue
+            first, where = judges[label]
+            if canonical(first) != canonical(node):
+                a, b = flatten(first), flatten(node)
+                diff = next(k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+                raise AutojudgeError(
+                    f"judge {label} is set up differently in {where} and {job.run_dir} "
+                    f"({diff}: {a.get(diff)!r} vs {b.get(diff)!r}); compare pools runs "
+                    "judged the same way: pool those jobs separately")
+    return {label: node for label, (node, _) in judges.items()}
+
+
+def shared_store(jobs: Sequence[Job], given: str | None) -> str:
+    """The one store every job used (or `given`); one line when they differ."""
+    if given:
+        return given
+    roots = {str(job.document.get("run", {}).get("store") or "") for job in jobs}
+    roots.discard("")
+    if len(roots) != 1:
+        raise AutojudgeError("the runs used different stores (" + ", ".join(sorted(roots))
+                             + "); compare reads every image and score from one store: "
+                             "pass --store PATH" if roots else
+                             "the runs do not say which store they used; pass --store PATH")
+    return roots.pop()

@@ -1,0 +1,310 @@
+"""report.html: one self-contained page per run (and per `compare`), plus plots/*.png.
+
+Built only from the run folder's files (autojudge.report.rundata), so the pipeline, the
+`compare` tool and `python -m autojudge.report RUN_DIR` make the same page. Charts are
+matplotlib PNGs (also written to plots/ for papers); images are small base64 JPEG
+thumbnails; all text goes through Jinja2 autoescaping.
+
+Example:
+    >>> build_report("runs/2026-01-01_starter")          # doctest: +SKIP
+    PosixPath('runs/2026-01-01_starter/report.html')
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from autojudge.report import analysis, figures
+from autojudge.report.redact import redact
+from autojudge.report.rundata import CONFIG_FILE, RunData, iter_headline_boards, load_run
+from autojudge.report.template import CSS, TEMPLATE
+from autojudge.report.terminal import board_title, cache_line, footnotes
+from autojudge.files import atomic_write_bytes, atomic_write_text
+
+REPORT_FILE = "report.html"
+PLOTS_DIR = "plots"
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """How the page is built.
+
+    Attributes:
+        thumbnail_px: longest side of an embedded image.
+        max_prompts: prompt/seed rows with image grids (the rest are counted, not shown).
+        plots: also write plots/*.png beside the page.
+        cache_dir: matplotlib's font cache (the store root), unless MPLCONFIGDIR is set.
+    """
+
+    thumbnail_px: int = 160
+    max_prompts: int = 100
+    plots: bool = True
+    cache_dir: str | None = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None, **overrides: Any) -> "ReportOptions":
+        report = (config or {}).get("report") or {}
+        store = ((config or {}).get("store") or {}).get("root")
+        values = {"thumbnail_px": int(report.get("thumbnail_px", 160)),
+                  "max_prompts": int(report.get("max_prompts", 100)),
+                  "cache_dir": str(Path(store).expanduser()) if store else None}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._") or "x"
+
+
+def data_uri(png: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64," + base64.b64encode(png).decode("ascii")
+
+
+def thumbnail(path: str | Path, px: int) -> str | None:
+    """A JPEG data URI of the image at `path`, longest side `px` (None if unreadable)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.thumbnail((px, px))
+            rgb = image.convert("RGB")
+    except Exception:  # a missing or damaged image shows as a placeholder, never a crash
+        return None
+    buffer = io.BytesIO()
+    rgb.save(buffer, format="JPEG", quality=82, optimize=True)
+    return data_uri(buffer.getvalue(), "image/jpeg")
+
+
+class _Charts:
+    """Draws each chart once: PNG bytes for plots/ and a data URI for the page."""
+
+    def __init__(self, plt: Any):
+        self.plt = plt
+        self.files: dict[str, bytes] = {}
+
+    def add(self, name: str, fig: Any) -> str:
+        png = figures.png_bytes(fig)
+        self.files[f"{safe_name(name)}.png"] = png
+        return data_uri(png)
+
+
+def _unit(value: Any, spec: str, prefix: str = "", suffix: str = "") -> str:
+    return "-" if value is None else f"{prefix}{format(value, spec)}{suffix}"
+
+
+def _board_context(board: Mapping[str, Any], stats: Mapping[str, Any], charts: _Charts,
+                   confidence: float) -> dict[str, Any]:
+    title = board_title(board)
+    chart = charts.add(f"leaderboard_{board['judge']}",
+                       figures.leaderboard_figure(charts.plt, board, title, confidence))
+    multi = board.get("connected") is False
+    rows = []
+    for r in analysis.board_rows(board, stats):
+        rows.append({**r, "group": f"g{int(r['component']) + 1}"
+                     if multi and r.get("rating") is not None and r.get("component") is not None
+                     else None,
+                     "win_rate_text": analysis.fmt_number(r["win_rate"], ".1%"),
+                     "p50_text": _unit(r["latency_p50_s"], ".3f", suffix="s"),
+                     "p95_text": _unit(r["latency_p95_s"], ".3f", suffix="s"),
+                     "cost_text": _unit(r["cost_per_image_usd"], ".4f", prefix="$"),
+                     "failed_text": analysis.fmt_number(r["failure_rate"], ".0%")})
+    definition = (board.get("definition") or {}).get("text")
+    return {"judge": board["judge"], "title": title, "chart": chart, "rows": rows,
+            "connected": board.get("connected", True) is not False,
+            "n_components": board.get("n_components"), "definition": definition,
+            "notes": footnotes([board])}
+
+
+def _tradeoff_context(board: Mapping[str, Any], stats: Mapping[str, Any],
+                      charts: _Charts) -> dict[str, Any]:
+    rows = analysis.board_rows(board, stats)
+    out: dict[str, Any] = {"judge": board["judge"], "title": f"judge {board['judge']}"}
+    for key, xkey, label in (("latency", "latency_p50_s", "latency p50 (s)"),
+                             ("cost", "cost_per_image_usd", "$ per image")):
+        points = {r["model"]: (r["rating"], float(r[xkey])) for r in rows
+                  if r.get("rating") is not None and r.get(xkey) is not None}
+        front = analysis.pareto_front(points)
+        out[f"front_{key}"] = front
+        out[key] = charts.add(f"quality_vs_{key}_{board['judge']}", figures.tradeoff_figure(
+            charts.plt, rows, xkey, label, front, f"judge {board['judge']}: rating vs {label}"))
+    return out
+
+
+def _agreement_context(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    pct = lambda v: analysis.fmt_number(v, ".0%")  # noqa: E731
+    num = lambda v: analysis.fmt_number(v, ".2f")  # noqa: E731
+    return [{"judge_a": r["judge_a"], "judge_b": r["judge_b"], "n_shared": r.get("n_shared"),
+             "agree": pct(r.get("agreement")),
+             "ci": "-" if r.get("ci_low") is None else f"{pct(r['ci_low'])} .. {pct(r['ci_high'])}",
+             "decisive": pct(r.get("decisive_agreement")), "kappa": num(r.get("kappa")),
+             "tau": num(r.get("kendall_tau")), "rho": num(r.get("spearman"))} for r in rows]
+
+
+def _prompt_context(data: RunData, options: ReportOptions) -> tuple[list[dict[str, Any]], int]:
+    """Image grids for the first `max_prompts` (prompt, seed) rows."""
+    order = analysis.prompt_order(data.generations)
+    cells = analysis.judge_cells(data.judges, data.scores, data.battles)
+    by_key = {(g["model"], g["prompt_id"], int(g["seed"])): g for g in data.generations}
+    shown = order[:max(0, options.max_prompts)]
+    wanted = {g["image_sha256"]: g for pid, seed in shown for m in data.models
+              if (g := by_key.get((m, pid, seed))) and g.get("status") == "ok"}
+    thumbs = _thumbnails(data.run_dir, wanted, options.thumbnail_px)
+    out = []
+    for pid, seed in shown:
+        prompt = data.prompts.get(pid) or {"id": pid, "text": "", "tags": []}
+        out.append({"id": pid, "seed": seed, "text": prompt.get("text") or "",
+                    "expected_text": prompt.get("expected_text"),
+                    "tags": list(prompt.get("tags") or []),
+                    "cells": [_cell(m, by_key.get((m, pid, seed)),
+                                    cells.get((m, pid, seed), []), thumbs)
+                              for m in data.models]})
+    return out, len(order)
+
+
+def _thumbnails(run_dir: Path, generations: Mapping[str, Mapping[str, Any]],
+                px: int) -> dict[str, str | None]:
+    """sha -> data URI, decoded in threads (Pillow releases the GIL while it decodes,
+    resizes and encodes, so this scales with cores)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(g: Mapping[str, Any]) -> str | None:
+        candidates = [g.get("image_path"), run_dir / g["image"] if g.get("image") else None]
+        return next((uri for p in candidates if p and (uri := thumbnail(p, px))), None)
+
+    shas = list(generations)
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 1)) as pool:
+        return dict(zip(shas, pool.map(one, (generations[s] for s in shas))))
+
+
+def _cell(model: str, g: Mapping[str, Any] | None, lines: list[str],
+          thumbs: Mapping[str, str | None]) -> dict[str, Any]:
+    if g is None:
+        return {"model": model, "src": None, "missing": "not generated", "lines": lines}
+    if g.get("status") != "ok":
+        return {"model": model, "src": None, "lines": lines,
+                "missing": f"failed: {g.get('failure_kind')}"}
+    src = thumbs.get(g.get("image_sha256") or "")
+    return {"model": model, "src": src, "lines": lines,
+            "missing": None if src else "image not found (store cleaned?)"}
+
+
+def _objective_text(run: Mapping[str, Any]) -> dict[str, Any] | None:
+    record = run.get("objective")
+    if not record:
+        return None
+    value = record.get("value")
+    text = f"{value:.4g}" if isinstance(value, (int, float)) else \
+        f"none ({record.get('reason')})"
+    return {**record, "text": text}
+
+
+def render_report(data: RunData, options: ReportOptions = ReportOptions()
+                  ) -> tuple[str, dict[str, bytes]]:
+    """(the page's HTML, plots/ file name -> PNG bytes)."""
+    import jinja2
+    from markupsafe import Markup
+
+    document, run = data.document, data.document["run"]
+    confidence = float((run.get("ratings") or {}).get("confidence", 0.95))
+    stats = {m["model"]: m for m in document.get("models", [])}
+    headline = list(iter_headline_boards(document))
+    with figures.pyplot(options.cache_dir) as plt:
+        charts = _Charts(plt)
+        boards = [_board_context(b, stats, charts, confidence) for b in headline]
+        heatmaps = []
+        for board in headline:
+            models, tags, cells = analysis.tag_matrix(document["boards"], board["judge"])
+            if tags:
+                heatmaps.append({"judge": board["judge"], "chart": charts.add(
+                    f"tags_{board['judge']}", figures.tag_heatmap_figure(
+                        plt, models, tags, cells, board["judge"]))})
+        matrices = [{"judge": b["judge"], "chart": charts.add(
+            f"winrate_{b['judge']}", figures.win_matrix_figure(
+                plt, data.models, analysis.win_matrix(data.battles, b["judge"], data.models),
+                b["judge"]))} for b in headline]
+        tradeoffs = [_tradeoff_context(b, stats, charts) for b in headline]
+        agreement = document.get("agreement") or []
+        agreement_chart = charts.add("agreement", figures.agreement_figure(plt, agreement)) \
+            if agreement else None
+    prompts, n_rows = _prompt_context(data, options)
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    css = jinja2.Template(CSS).render(thumb=int(options.thumbnail_px))
+    html = env.from_string(TEMPLATE).render(
+        css=Markup(css), run=_run_view(run), cache_line=cache_line(run.get("cache") or {}),
+        objective=_objective_text(run), boards=boards, heatmaps=heatmaps,
+        matrices=matrices, tradeoffs=tradeoffs, agreement=_agreement_context(agreement),
+        agreement_chart=agreement_chart, prompts=prompts, n_prompt_rows=n_rows,
+        confidence_pct=f"{confidence:.0%}", thumb=int(options.thumbnail_px),
+        min_tag_prompts=((data.config or {}).get("report") or {}).get("per_tag_min_prompts", 5),
+        run_dir_name=data.run_dir.name)
+    return html, charts.files
+
+
+def _run_view(run: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("name", "suite", "models", "judges", "n_prompts", "seeds", "n_battles",
+            "n_skipped", "notes")
+    view = {k: run.get(k) for k in keys}
+    view.update(models=list(run.get("models") or []), judges=list(run.get("judges") or []),
+                seeds=list(run.get("seeds") or []), notes=list(run.get("notes") or []))
+    return view
+
+
+def build_report(run_dir: str | Path, options: ReportOptions | None = None) -> Path:
+    """Write RUN_DIR/report.html (and plots/*.png) from the run folder's files."""
+    data = load_run(run_dir)
+    options = options or ReportOptions.from_config(data.config)
+    html, plots = render_report(data, options)
+    folder = Path(run_dir)
+    if options.plots:
+        target = folder / PLOTS_DIR
+        target.mkdir(exist_ok=True)
+        for old in target.glob("*.png"):  # a rebuild leaves no chart of a board now gone
+            if old.name not in plots:
+                old.unlink()
+        for name, png in plots.items():
+            atomic_write_bytes(target / name, png)
+    path = folder / REPORT_FILE
+    atomic_write_text(path, html)
+    return path
+
+
+def write_config(run_dir: Path, config: Mapping[str, Any]) -> Path:
+    """config.json: the resolved config the run used, secrets redacted (what `compare`
+    rebuilds judges from and what the report and W&B show)."""
+    path = Path(run_dir) / CONFIG_FILE
+    atomic_write_text(path, json.dumps(redact(dict(config)), indent=2, default=str) + "\n")
+    return path
+
+
+def write_report_files(run_dir: str | Path, config: Mapping[str, Any],
+                       prompts: Sequence[Any]) -> Path | None:
+    """What a finished run adds beside its tables: config.json, prompts.jsonl and (with
+    `report.html: true`) report.html + plots/. A failure to draw the page is logged, not
+    raised: the run's results are already on disk and the page can be rebuilt."""
+    import logging
+
+    from autojudge.report.rundata import write_prompts
+
+    run_dir = Path(run_dir)
+    config = dict(config)
+    suite = dict(config.get("suite") or {})
+    if suite.get("path") and Path(str(suite["path"])).expanduser().exists():
+        suite["path"] = str(Path(str(suite["path"])).expanduser().resolve())
+        config["suite"] = suite  # compare finds the suite from any working directory
+    write_config(run_dir, config)
+    write_prompts(run_dir, prompts)
+    if not (config.get("report") or {}).get("html", True):
+        return None
+    try:
+        return build_report(run_dir, ReportOptions.from_config(config))
+    except Exception as exc:  # noqa: BLE001 - the results stand without the page
+        logging.getLogger(__name__).warning(
+            "report.html not written (%s: %s); rebuild it with python -m autojudge.report %s",
+            type(exc).__name__, exc, run_dir)
+        return None

@@ -1,0 +1,167 @@
+"""Finished runs and Hydra multirun jobs on disk: which folders are jobs, which parameters
+a sweep varied, and each job's values of them.
+
+A Hydra job folder holds `.hydra/overrides.yaml` (its command-line overrides) and
+`.hydra/hydra.yaml` (Hydra's config: the mode, the job number and, for Optuna, the
+searched `sweeper.params`). The basic sweeper also writes `multirun.yaml` in the sweep
+folder, whose task overrides say which keys were swept (`a=1,2,3`, `choice(...)`,
+`range(...)`). A swept key is one of those; its value in a job is that job's override.
+
+Example:
+    >>> find_jobs([Path("runs/2026-01-01_starter_sweep")])       # doctest: +SKIP
+    [PosixPath('runs/2026-01-01_starter_sweep/0'), PosixPath('runs/...sweep/1'), ...]
+    >>> swept_params(Path("runs/2026-01-01_starter_sweep/0"))     # doctest: +SKIP
+    {'model.typeset.max_font_size': 24}
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from autojudge.errors import AutojudgeError
+
+
+def is_run(folder: Path) -> bool:
+    return (folder / "leaderboard.json").is_file()
+
+
+def is_pooled(folder: Path) -> bool:
+    """Whether a run folder is `autojudge.compare`'s output (e.g. SWEEP/compare): a sweep
+    folder's jobs never include it."""
+    import json
+
+    try:
+        run = json.loads((folder / "leaderboard.json").read_text(encoding="utf-8"))["run"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return isinstance(run, dict) and "compare" in run
+
+
+def _job_number(folder: Path) -> tuple[int, str]:
+    return (int(folder.name), "") if folder.name.isdigit() else (1 << 30, folder.name)
+
+
+def find_jobs(paths: Sequence[Path]) -> list[Path]:
+    """Every finished run among `paths`, a sweep folder standing for its jobs (in job
+    order). One line for a path that is neither."""
+    jobs: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if not path.is_dir():
+            raise AutojudgeError(f"{path}: no such folder; give finished run folders or a "
+                                 "multirun's sweep folder")
+        if is_run(path):
+            jobs.append(path)
+            continue
+        found = sorted((p for p in path.iterdir()
+                        if p.is_dir() and is_run(p) and not is_pooled(p)), key=_job_number)
+        if not found:
+            raise AutojudgeError(f"{path}: neither a finished run (no leaderboard.json) nor a "
+                                 "sweep folder with finished jobs; give run folders or a "
+                                 "multirun's sweep folder")
+        jobs.extend(found)
+    unique = list(dict.fromkeys(p.resolve() for p in jobs))
+    return unique
+
+
+def _load_yaml(path: Path) -> Any:
+    if not path.is_file():
+        return None
+    from omegaconf import OmegaConf
+
+    try:
+        return OmegaConf.load(path)
+    except Exception as exc:  # a damaged Hydra file: say which, keep going without it
+        raise AutojudgeError(f"{path}: unreadable ({type(exc).__name__}); delete or repair "
+                             "it") from None
+
+
+def job_overrides(job_dir: Path) -> list[str]:
+    """The job's command-line overrides (`.hydra/overrides.yaml`), [] if none."""
+    node = _load_yaml(job_dir / ".hydra" / "overrides.yaml")
+    return [str(x) for x in node] if node is not None else []
+
+
+def hydra_info(job_dir: Path) -> dict[str, Any]:
+    """{mode, num, sweeper_params} from `.hydra/hydra.yaml` ({} when absent)."""
+    from omegaconf import OmegaConf
+
+    node = _load_yaml(job_dir / ".hydra" / "hydra.yaml")
+    if node is None:
+        return {}
+    hydra = node.get("hydra") or {}
+    params = OmegaConf.select(hydra, "sweeper.params", default=None)
+    return {"mode": str(OmegaConf.select(hydra, "mode", default="") or ""),
+            "num": OmegaConf.select(hydra, "job.num", default=None),
+            "sweeper_params": list(OmegaConf.to_container(params, resolve=False))
+            if params is not None else []}
+
+
+def _parse(overrides: Iterable[str]) -> list[Any]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        return OverridesParser.create().parse_overrides([str(o) for o in overrides])
+    except Exception:  # not Hydra syntax: no swept values can be read from it
+        return []
+
+
+def swept_keys(job_dir: Path) -> list[str]:
+    """Keys the job's sweep varied: the sweep overrides of the sweep folder's
+    multirun.yaml plus the searched params of an optimising sweeper (Optuna)."""
+    keys = list(hydra_info(job_dir).get("sweeper_params") or [])
+    multirun = _load_yaml(job_dir.parent / "multirun.yaml")
+    if multirun is not None:
+        from omegaconf import OmegaConf
+
+        task = OmegaConf.select(multirun, "hydra.overrides.task", default=None) or []
+        keys += [o.get_key_element() for o in _parse(task) if o.is_sweep_override()]
+    return list(dict.fromkeys(k.lstrip("+~") for k in keys))
+
+
+def override_values(overrides: Iterable[str]) -> dict[str, Any]:
+    """key -> plain value of each `key=value` override (group choices included)."""
+    out = {}
+    for o in _parse(overrides):
+        if o.is_delete():
+            continue
+        value = o.value()
+        out[o.get_key_element().lstrip("+~")] = _plain(value)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
+
+
+def argv_swept_keys(argv: Sequence[str] | None = None) -> list[str]:
+    """Keys swept on this process's command line (`a=1,2`, `choice(...)`,
+    `int(interval(...))`): what a job running inside its multirun's process can see even
+    when the sweeper writes no multirun.yaml (Optuna)."""
+    import sys
+
+    args = [a for a in (sys.argv[1:] if argv is None else argv)
+            if "=" in a and not a.startswith("-")]
+    return [o.get_key_element().lstrip("+~") for o in _parse(args) if o.is_sweep_override()]
+
+
+def swept_params(job_dir: Path, extra_keys: Sequence[str] = ()) -> dict[str, Any]:
+    """The swept keys' values in this job (empty for a job of no sweep)."""
+    keys = list(dict.fromkeys([*swept_keys(job_dir), *extra_keys]))
+    values = override_values(job_overrides(job_dir))
+    return {k: values[k] for k in keys if k in values}
+
+
+def sweep_context(run_dir: Path) -> dict[str, Any] | None:
+    """For a Hydra multirun job: {group: the sweep folder's name, sweep_dir, job: its
+    number, swept: {key: value}}; None for a single run."""
+    info = hydra_info(run_dir)
+    if info.get("mode") != "MULTIRUN":
+        return None
+    sweep_dir = Path(run_dir).resolve().parent
+    return {"group": sweep_dir.name, "sweep_dir": str(sweep_dir), "job": info.get("num"),
+            "swept": swept_params(Path(run_dir), argv_swept_keys())}

@@ -1,0 +1,278 @@
+"""Sweeps inside one run (model variants) and the objective a Hydra sweeper optimises.
+
+**Variants.** A `sweep` key inside a model's config node expands that model into one
+model per combination of the listed values, each a model on the same board:
+
+    python -m autojudge model=[sd15,blank] '+model.sd15.sweep.guidance_scale=[3,5,7]'
+    python -m autojudge model=[sd15,blank] '+sweep.variants.sd15.guidance_scale=[3,5,7]'
+
+gives models `sd15[guidance_scale=3]`, `sd15[guidance_scale=5]`, `sd15[guidance_scale=7]`
+(several keys give their cartesian product, labels list the keys in the order given).
+
+**Objective.** With `sweep.reference=MODEL`, every run measures one number that is
+comparable across runs, because the reference model (same settings, same prompts, same
+cached images) is the same in every job: the target model's rating minus the reference's
+(`rating`, Elo points, default), its head-to-head win rate against the reference
+(`win_rate`, ties count half) or its mean score minus the reference's on the same prompt
+and seed (`score`, pointwise judges). `sweep.cost_weight` subtracts weight x $/image;
+above `sweep.max_cost_per_image_usd` a setting is out of budget and scores -inf. The
+Hydra task function returns it, so `hydra/sweeper=optuna` can maximise it
+(docs/sweeps.md).
+
+Example:
+    >>> expand_variants({"t": {"kind": "typeset", "sweep": {"max_font_size": [8, 24]}}})
+    {'t[max_font_size=8]': {'kind': 'typeset', 'max_font_size': 8}, 't[max_font_size=24]': {'kind': 'typeset', 'max_font_size': 24}}
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any, Mapping, Sequence
+
+from autojudge.errors import AutojudgeError
+
+OBJECTIVES = ("rating", "win_rate", "score")
+SWEEP_KEY = "sweep"
+
+
+# --------------------------------------------------------------------------- variants
+
+def format_value(value: Any) -> str:
+    """A parameter value as it appears in a variant label (compact, YAML-like)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(format_value(v) for v in value) + "]"
+    if value is None:
+        return "null"
+    return str(value)
+
+
+def variant_label(base: str, params: Sequence[tuple[str, Any]]) -> str:
+    """E.g. variant_label("sd15", [("guidance_scale", 5)]) -> 'sd15[guidance_scale=5]'."""
+    return f"{base}[" + ",".join(f"{k}={format_value(v)}" for k, v in params) + "]"
+
+
+def _set_path(node: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `a.b.c` inside a nested dict (variants of nested plugin params)."""
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        child = node.get(part)
+        node[part] = child = dict(child) if isinstance(child, Mapping) else {}
+        node = child
+    node[leaf] = value
+
+
+def _sweep_axes(label: str, spec: Any) -> list[tuple[str, list[Any]]]:
+    if not isinstance(spec, Mapping) or not spec:
+        raise AutojudgeError(f"model.{label}.sweep: expected a mapping of parameter -> list of "
+                             f"values, e.g. '+model.{label}.sweep.guidance_scale=[3,5,7]'")
+    axes = []
+    for key, values in spec.items():
+        if key in ("kind", SWEEP_KEY):
+            raise AutojudgeError(f"model.{label}.sweep.{key}: '{key}' cannot be swept inside "
+                                 "one model; choose several models instead")
+        if not isinstance(values, (list, tuple)) or not values:
+            raise AutojudgeError(f"model.{label}.sweep.{key}: expected a non-empty list of "
+                                 f"values, got {values!r}; e.g. model.{label}.sweep.{key}=[1,2]")
+        axes.append((str(key), list(values)))
+    return axes
+
+
+def expand_variants(models: Mapping[str, Any],
+                    variants: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """label -> plugin node, with every model that has a sweep spec replaced by its
+    variants (in config order). The spec is the `sweep` key inside the model's node or
+    `variants[label]` (the run's `sweep.variants`, for plugin nodes that are typed).
+
+    Raises:
+        AutojudgeError: (one line) a malformed spec, a spec for a model not in the run,
+            or two variants with the same label.
+    """
+    variants = dict(variants or {})
+    unknown = [label for label in variants if label not in models]
+    if unknown:
+        raise AutojudgeError(f"sweep.variants.{unknown[0]}: not a model of this run; models: "
+                             f"{', '.join(models)}")
+    out: dict[str, Any] = {}
+    for label, node in models.items():
+        spec = variants.get(label)
+        if isinstance(node, Mapping) and node.get(SWEEP_KEY) is not None:
+            spec = {**dict(node[SWEEP_KEY]), **dict(spec or {})}
+        if not spec:
+            _add(out, label, node)
+            continue
+        axes = _sweep_axes(label, spec)
+        base = {k: v for k, v in dict(node).items() if k != SWEEP_KEY}
+        for combo in itertools.product(*(values for _, values in axes)):
+            params = [(key, value) for (key, _), value in zip(axes, combo)]
+            variant = dict(base)
+            for key, value in params:
+                _set_path(variant, key, value)
+            _add(out, variant_label(label, params), variant)
+    return out
+
+
+def _add(out: dict[str, Any], label: str, node: Any) -> None:
+    if label in out:
+        raise AutojudgeError(f"model '{label}' appears twice after expanding sweeps; give "
+                             "each variant distinct values")
+    out[label] = node
+
+
+# --------------------------------------------------------------------------- objective
+
+def objective_settings(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The run's `sweep` section when an objective is asked for (reference set)."""
+    sweep = dict(config.get("sweep") or {})
+    return sweep if sweep.get("reference") else None
+
+
+def check_objective(config: Mapping[str, Any]) -> None:
+    """Before any work: the reference, target and judge exist and the objective fits the
+    judge. Uses the expanded model labels and the config's judges."""
+    sweep = objective_settings(config)
+    if sweep is None:
+        return
+    models, judges = list(config.get("model") or {}), list(config.get("judge") or {})
+    target_model(sweep, models)
+    kind = str(sweep.get("objective") or "rating")
+    if kind not in OBJECTIVES:
+        raise AutojudgeError(f"sweep.objective={kind!r}: must be one of {', '.join(OBJECTIVES)}")
+    judge = str(sweep.get("judge") or "all")
+    if judge != "all" and judge not in judges:
+        raise AutojudgeError(f"sweep.judge={judge!r}: not a judge of this run; use one of "
+                             f"{', '.join(judges)} or 'all'")
+    if kind == "score" and judge == "all":
+        raise AutojudgeError("sweep.objective=score compares one judge's scores: set "
+                             f"sweep.judge to a pointwise judge, e.g. sweep.judge={judges[0]}")
+    for key in ("cost_weight", "max_cost_per_image_usd"):
+        value = sweep.get(key)
+        if value is not None and (not isinstance(value, (int, float)) or value < 0):
+            raise AutojudgeError(f"sweep.{key}={value!r}: must be a number >= 0")
+
+
+def target_model(sweep: Mapping[str, Any], models: Sequence[str]) -> str:
+    """The model whose settings are tuned: `sweep.target`, else the one model besides
+    the reference."""
+    reference, target = sweep.get("reference"), sweep.get("target")
+    for key, name in (("sweep.reference", reference), ("sweep.target", target)):
+        if name is not None and name not in models:
+            raise AutojudgeError(f"{key}={name!r}: not a model of this run; models: "
+                                 f"{', '.join(models)}")
+    if target is not None:
+        if target == reference:
+            raise AutojudgeError("sweep.target and sweep.reference name the same model")
+        return str(target)
+    others = [m for m in models if m != reference]
+    if len(others) != 1:
+        raise AutojudgeError(f"sweep.target is not set and the run has {len(others)} models "
+                             f"besides the reference ({', '.join(others)}); name the tuned "
+                             "one with sweep.target=...")
+    return others[0]
+
+
+def compute_objective(config: Mapping[str, Any], document: Mapping[str, Any],
+                      battles: Sequence[Any]) -> dict[str, Any] | None:
+    """The objective record written to leaderboard.json (`run.objective`): value (None
+    when the data give none, with `reason`), what it measures, and the cost it paid."""
+    sweep = objective_settings(config)
+    if sweep is None:
+        return None
+    models = list(document["run"]["models"])
+    reference, target = str(sweep["reference"]), target_model(sweep, models)
+    kind = str(sweep.get("objective") or "rating")
+    judge, tag = str(sweep.get("judge") or "all"), sweep.get("tag")
+    value, reason, n = _measure(kind, judge, tag, target, reference, document, battles)
+    stats = {m["model"]: m for m in document.get("models", [])}
+    cost = (stats.get(target) or {}).get("cost_per_image_usd")
+    record = {"objective": kind, "judge": judge, "tag": tag, "target": target,
+              "reference": reference, "raw_value": value, "n": n,
+              "cost_per_image_usd": cost, "cost_weight": float(sweep.get("cost_weight") or 0),
+              "max_cost_per_image_usd": sweep.get("max_cost_per_image_usd"),
+              "direction": "maximize"}
+    limit = sweep.get("max_cost_per_image_usd")
+    if value is not None and limit is not None and cost is not None and cost > float(limit):
+        value, reason = None, f"over budget: ${cost:.6f}/image > ${float(limit):.6f}"
+        record["over_budget"] = True
+    elif value is not None and record["cost_weight"]:
+        value -= record["cost_weight"] * float(cost or 0.0)
+    record.update(value=value, reason=reason)
+    return record
+
+
+def _measure(kind: str, judge: str, tag: Any, target: str, reference: str,
+             document: Mapping[str, Any], battles: Sequence[Any]
+             ) -> tuple[float | None, str | None, int]:
+    if kind == "rating":
+        board = next((b for b in document["boards"]
+                      if b["judge"] == judge and b["tag"] == tag), None)
+        if board is None:
+            return None, f"no board for judge {judge} tag {tag}", 0
+        rows = {r["model"]: r for r in board["models"]}
+        t, r = rows.get(target, {}), rows.get(reference, {})
+        if t.get("rating") is None or r.get("rating") is None:
+            return None, "target or reference is unrated on this board", 0
+        if t.get("component") != r.get("component"):
+            return None, "target and reference were never linked by battles", 0
+        return t["rating"] - r["rating"], None, int(t.get("battles") or 0)
+    head = [b for b in battles if {b.model_a, b.model_b} == {target, reference}
+            and (b.judge == judge or (judge == "all" and b.judge != "human"))
+            and (tag is None or tag in b.tags)]
+    if not head:
+        return None, "no battles between target and reference", 0
+    if kind == "win_rate":
+        won = sum(1.0 if _winner(b) == target else 0.5 if _winner(b) is None else 0.0
+                  for b in head)
+        return won / len(head), None, len(head)
+    diffs = [_score_diff(b, target) for b in head]
+    diffs = [d for d in diffs if d is not None]
+    if not diffs:
+        return None, f"judge {judge} gave no scores (objective=score needs a pointwise judge)", 0
+    return sum(diffs) / len(diffs), None, len(diffs)
+
+
+def _winner(battle: Any) -> str | None:
+    if battle.winner == "model_a":
+        return battle.model_a
+    if battle.winner == "model_b":
+        return battle.model_b
+    return None
+
+
+def _score_diff(battle: Any, target: str) -> float | None:
+    if battle.score_a is None or battle.score_b is None:
+        return None
+    diff = float(battle.score_a) - float(battle.score_b)
+    return diff if battle.model_a == target else -diff
+
+
+def task_return(document: Mapping[str, Any]) -> float | None:
+    """What the Hydra task function returns: the objective (higher is better), -inf when
+    the run gave none (out of budget, unrated), None when no objective was asked for."""
+    record = (document.get("run") or {}).get("objective")
+    if not record:
+        return None
+    value = record.get("value")
+    return float(value) if value is not None and math.isfinite(value) else float("-inf")
+
+
+# --------------------------------------------------------------------------- sweepers
+
+def check_sweeper(sweeper: Any, config: Mapping[str, Any]) -> None:
+    """An optimising sweeper (Optuna) needs an objective and must maximise it: fail in
+    one line before the first trial does any work."""
+    target = str((sweeper or {}).get("_target_", "")) if sweeper is not None else ""
+    if "optuna" not in target.lower():
+        return
+    if objective_settings(config) is None:
+        raise AutojudgeError("hydra/sweeper=optuna needs an objective: set sweep.reference="
+                             "MODEL (a fixed model every trial is measured against); see "
+                             "docs/sweeps.md")
+    direction = sweeper.get("direction")
+    direction = getattr(direction, "name", direction)
+    if str(direction) != "maximize":
+        raise AutojudgeError(f"hydra.sweeper.direction={direction}: autojudge's objective is "
+                             "higher-is-better; pass hydra.sweeper.direction=maximize")

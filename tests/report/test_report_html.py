@@ -1,0 +1,116 @@
+"""report.html from a hand-made run: every section, honest CIs (open sides as arrows,
+unrated models listed with the reason, disconnected boards said), escaped suite text,
+nothing fetched from outside, plots/*.png beside it, rebuilt by the CLI."""
+from __future__ import annotations
+
+import html
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import assert_one_line_error, run_cli
+from report_helpers import XSS
+
+from autojudge.report import analysis, figures
+from autojudge.report.html import ReportOptions, build_report, render_report
+from autojudge.report.rundata import load_run
+
+SECTIONS = ("summary", "leaderboard", "tags", "winrate", "tradeoffs", "agreement", "prompts")
+
+
+def test_page_has_every_section_and_escapes_suite_text(handmade_run: Path) -> None:
+    path = build_report(handmade_run)
+    page = path.read_text(encoding="utf-8")
+    for section in SECTIONS:
+        assert f'id="{section}"' in page, section
+    assert XSS not in page and "<script" not in page.lower()
+    assert html.escape(XSS, quote=False) in page or html.escape(XSS) in page
+    assert "gamma&lt;b&gt;" in page and "gamma<b>" not in page
+    # self-contained: no URL the browser would fetch (images are data: URIs)
+    assert not re.search(r'(src|href)="(https?:)?//', page)
+    assert all(src.startswith(("data:image/png;base64,", "data:image/jpeg;base64,"))
+               for src in re.findall(r'<img[^>]* src="([^"]+)"', page))
+    assert "Not connected: 2 groups" in page
+    assert "unrated" in page and "all 6 images failed (timeout x6)" in page
+    assert "&gt;= " in page and "&lt;= " in page  # open CI sides as on screen
+    plots = sorted(p.name for p in (handmade_run / "plots").glob("*.png"))
+    assert "leaderboard_fake.png" in plots and "agreement.png" in plots
+    assert any(p.startswith("quality_vs_cost") for p in plots)
+    assert all((handmade_run / "plots" / p).read_bytes()[:4] == b"\x89PNG" for p in plots)
+
+
+def test_unrated_models_are_never_ranked_and_failed_images_show_a_placeholder(
+        handmade_run: Path) -> None:
+    page = build_report(handmade_run).read_text(encoding="utf-8")
+    row = re.search(r'<tr class="unrated">(.*?)</tr>', page, re.S).group(1)
+    cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+    assert cells[0] == "-" and cells[1] == "delta" and cells[2] == "unrated"
+    assert page.count("failed: timeout") == 6  # delta's six prompts, no <img> for them
+
+
+def test_open_sides_are_arrows_to_the_edge_never_whiskers(handmade_run: Path) -> None:
+    board = next(b for b in json.loads((handmade_run / "leaderboard.json").read_text())["boards"]
+                 if b["judge"] == "fake" and b["tag"] is None)
+    rated = [r for r in board["models"] if r["rating"] is not None]
+    open_sides = sum((r["ci_low"] is None) + (r["ci_high"] is None) for r in rated)
+    assert open_sides >= 3  # alpha above, beta and gamma below
+    with figures.pyplot() as plt:
+        fig = figures.leaderboard_figure(plt, board, "t", 0.95)
+        ax = fig.axes[0]
+        styles = [type(a.arrow_patch.get_arrowstyle()).__name__
+                  for a in ax.texts if getattr(a, "arrow_patch", None) is not None]
+        left, right = ax.get_xlim()
+        heads = [a.xy[0] for a in ax.texts if getattr(a, "arrow_patch", None) is not None
+                 and type(a.arrow_patch.get_arrowstyle()).__name__ == "CurveFilledB"]
+        plt.close(fig)
+    assert styles.count("CurveFilledB") == open_sides  # one arrow per open side
+    assert all(x in (left, right) for x in heads)  # each runs to the plot's edge
+    assert len(styles) == 2 * len(rated)  # bounded sides are whiskers, none missing
+
+
+def test_pareto_front_and_win_matrix() -> None:
+    points = {"cheap_bad": (900.0, 0.01), "mid": (1000.0, 0.02), "dear_good": (1100.0, 0.05),
+              "dominated": (950.0, 0.04)}
+    assert analysis.pareto_front(points) == ["cheap_bad", "mid", "dear_good"]
+    battles = [{"judge": "j", "model_a": "a", "model_b": "b", "winner": w}
+               for w in ("model_a", "model_a", "tie", "model_b")]
+    matrix = analysis.win_matrix(battles, "j", ["a", "b"])
+    assert matrix[("a", "b")] == (pytest.approx(2.5 / 4), 4)
+    assert matrix[("b", "a")] == (pytest.approx(1.5 / 4), 4)
+
+
+def test_prompt_grid_is_bounded_and_lists_each_judge(handmade_run: Path) -> None:
+    page, _ = render_report(load_run(handmade_run), ReportOptions(max_prompts=2, plots=False))
+    assert "Showing 2 of 6 prompt/seed rows" in page
+    assert page.count('class="prompt"') == 2
+    assert "fake: 0.9" in page and re.search(r"pair: \d+W \d+L \d+T", page)
+
+
+def test_cli_rebuilds_the_report_and_refuses_bad_input(handmade_run: Path, tmp_path: Path) -> None:
+    proc = run_cli(["autojudge.report", str(handmade_run), "--max-prompts", "3"])
+    assert proc.returncode == 0, proc.stderr
+    assert (handmade_run / "report.html").is_file() and "report.html" in proc.stdout
+    assert_one_line_error(run_cli(["autojudge.report", str(tmp_path / "nope")]), "not found")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_one_line_error(run_cli(["autojudge.report", str(empty)]), "leaderboard.json")
+    (empty / "leaderboard.json").write_text("{not json")
+    assert_one_line_error(run_cli(["autojudge.report", str(empty)]), "unreadable")
+    assert_one_line_error(run_cli(["autojudge.report", str(empty / "leaderboard.json")]),
+                          "is a file, not a folder")
+    for bad in (["--max-prompts", "0"], ["--bogus"]):
+        proc = run_cli(["autojudge.report", str(handmade_run), *bad])
+        assert proc.returncode == 2
+        assert_one_line_error(proc)
+
+
+def test_report_module_imports_no_heavy_packages() -> None:
+    code = ("import sys, autojudge.report.html, autojudge.compare, autojudge.sweeps; "
+            "heavy = {'torch', 'wandb', 'matplotlib', 'onnxruntime'} & set(sys.modules); "
+            "assert not heavy, heavy")
+    check = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
