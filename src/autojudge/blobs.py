@@ -92,6 +92,10 @@ class FsspecBlobs:
             raise AutojudgeError(f"store.blobs={url}: {' '.join(str(exc).split())[:300]}; "
                                  f"install the filesystem's package (s3fs for s3://, "
                                  f"gcsfs for gs://) or give a path") from None
+        except Exception as exc:  # backends that connect when opened (ftp, sftp, ...)
+            raise AutojudgeError(f"store.blobs={url}: cannot open it ({type(exc).__name__}: "
+                                 f"{' '.join(str(exc).split())[:200]}); check the URL, the "
+                                 f"network and the credentials") from None
         self.location = url.rstrip("/")
 
     def _key(self, sha: str, ext: str) -> str:

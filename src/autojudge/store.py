@@ -252,10 +252,11 @@ class Store:
                 f"store {self.root} keeps its images at {recorded} (recorded in its index), "
                 f"not {wanted}; drop store.blobs, set store.blobs={recorded}, or use "
                 f"another store.root")
+        blobs = open_blobs(wanted or recorded, self.root)  # one that cannot open is not recorded
         if wanted and not recorded:
             with self._index_op():
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('blobs', ?)", (wanted,))
-        self.blobs = open_blobs(wanted or recorded, self.root)
+        self.blobs = blobs
 
     @property
     def blobs_location(self) -> str:

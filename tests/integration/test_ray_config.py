@@ -31,6 +31,30 @@ def test_settings_per_label() -> None:
         RaySettings.from_config({"transfer": "carrier-pigeon"})
 
 
+@pytest.mark.parametrize("section, message", [
+    ({"num_cpus": -1}, "executor.num_cpus=-1: must be >= 1"),
+    ({"num_cpus": "many"}, "executor.num_cpus='many': expected a whole number >= 1 or null"),
+    ({"max_in_flight": 0}, "executor.max_in_flight=0: must be >= 1"),
+    ({"window": 2.5}, "executor.window=2.5: expected a whole number >= 1"),
+    ({"start_timeout_s": 0}, "executor.start_timeout_s=0: must be >= 1"),
+    ({"resources": {"sd15": {"num_gpus": -2}}}, "executor.resources.sd15.num_gpus=-2"),
+    ({"kind_resources": {"fal": {"actors": 0}}}, "executor.kind_resources.fal.actors=0"),
+    ({"resources": {"sd15": {"max_in_flight": "x"}}}, "resources.sd15.max_in_flight='x'"),
+])
+def test_bad_numbers_are_one_line_naming_the_key(section, message) -> None:
+    with pytest.raises(AutojudgeError) as err:
+        RaySettings.from_config(section)
+    assert message in str(err.value)
+
+
+def test_bad_number_on_the_command_line_stops_before_any_work(tmp_path) -> None:
+    proc = run_cli(["autojudge", "executor=ray", "+executor.resources.typeset.num_gpus=-2",
+                    f"store.root={tmp_path / 'store'}", f"hydra.run.dir={tmp_path / 'run'}",
+                    "logger=none", "progress=false", "suite.limit=2"])
+    assert_one_line_error(proc, "executor.resources.typeset.num_gpus=-2: must be >= 0")
+    assert not list((tmp_path / "store").rglob("*.png"))
+
+
 def test_missing_ray_is_one_line_naming_the_extra(monkeypatch, tmp_path) -> None:
     import autojudge.executors.ray as ray_executor
 

@@ -60,6 +60,20 @@ def test_a_store_refuses_a_second_blobs_location(tmp_path) -> None:
     assert Store(tmp_path / "store").blobs_location == str(tmp_path / "a")
 
 
+def test_blobs_url_that_cannot_open_is_one_line_and_not_recorded(tmp_path, monkeypatch) -> None:
+    import fsspec.implementations.ftp as ftp
+
+    def unreachable(self):  # as an FTP host that does not resolve fails, without DNS
+        raise OSError(-2, "Name or service not known")
+
+    monkeypatch.setattr(ftp.FTPFileSystem, "_connect", unreachable)
+    with pytest.raises(AutojudgeError, match=r"store.blobs=ftp://nowhere/x: cannot open it "
+                                             r"\(OSError.*check the URL"):
+        Store(tmp_path / "store", blobs="ftp://nowhere/x")
+    # the index did not keep the bad location: the store still opens with its own blobs
+    assert Store(tmp_path / "store").blobs_location == str(tmp_path / "store" / "blobs")
+
+
 def test_worker_writes_shared_blobs_and_driver_adopts_them(tmp_path) -> None:
     shared = str(tmp_path / "shared")
     store = Store(tmp_path / "store", blobs=shared)

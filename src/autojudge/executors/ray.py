@@ -57,18 +57,21 @@ class RaySettings:
     def from_config(cls, section: Mapping[str, Any]) -> "RaySettings":
         s = dict(section)
         settings = cls(
-            address=s.get("address") or None, num_cpus=s.get("num_cpus"),
-            num_gpus=s.get("num_gpus"), resources=dict(s.get("resources") or {}),
+            address=s.get("address") or None,
+            num_cpus=_number("num_cpus", s.get("num_cpus"), 1, int, optional=True),
+            num_gpus=_number("num_gpus", s.get("num_gpus"), 0, int, optional=True),
+            resources=dict(s.get("resources") or {}),
             kind_resources=dict(s.get("kind_resources") or {}),
-            default_num_cpus=float(s.get("default_num_cpus", 1.0)),
-            default_num_gpus=float(s.get("default_num_gpus", 0.0)),
-            max_in_flight=int(s.get("max_in_flight", 2)), window=int(s.get("window", 64)),
-            max_restarts=int(s.get("max_restarts", 3)),
-            max_task_retries=int(s.get("max_task_retries", 3)),
+            default_num_cpus=_number("default_num_cpus", s.get("default_num_cpus", 1.0), 0),
+            default_num_gpus=_number("default_num_gpus", s.get("default_num_gpus", 0.0), 0),
+            max_in_flight=_number("max_in_flight", s.get("max_in_flight", 2), 1, int),
+            window=_number("window", s.get("window", 64), 1, int),
+            max_restarts=_number("max_restarts", s.get("max_restarts", 3), -1, int),
+            max_task_retries=_number("max_task_retries", s.get("max_task_retries", 3), -1, int),
             transfer=str(s.get("transfer") or "auto"),
             local_kinds=tuple(s.get("local_kinds") or ()),
             runtime_env=dict(s.get("runtime_env") or {}),
-            start_timeout_s=float(s.get("start_timeout_s", 600.0)),
+            start_timeout_s=_number("start_timeout_s", s.get("start_timeout_s", 600.0), 1),
             log_to_driver=bool(s.get("log_to_driver", False)))
         settings.validate()
         return settings
@@ -77,16 +80,20 @@ class RaySettings:
         if self.transfer not in ("auto", "bytes", "shared"):
             raise AutojudgeError(f"executor.transfer={self.transfer!r}: choose auto, bytes "
                                  f"or shared")
-        if self.max_in_flight < 1 or self.window < 1:
-            raise AutojudgeError("executor.max_in_flight and executor.window must be >= 1")
         for section, table in (("resources", self.resources),
                                ("kind_resources", self.kind_resources)):
             for name, res in table.items():
-                unknown = sorted(set(dict(res or {})) - set(_RESOURCE_KEYS))
+                res = dict(res or {})
+                unknown = sorted(set(res) - set(_RESOURCE_KEYS))
                 if unknown:
                     raise AutojudgeError(f"executor.{section}.{name}: unknown key "
                                          f"'{unknown[0]}'; known keys: "
                                          f"{', '.join(_RESOURCE_KEYS)}")
+                for key, low, kind in (("num_cpus", 0, float), ("num_gpus", 0, float),
+                                       ("actors", 1, int), ("max_in_flight", 1, int)):
+                    if key in res:
+                        _number(f"{section}.{name}.{key}", res[key], low, kind,
+                                optional=key == "actors")
 
     def for_label(self, label: str, kind: str = "") -> dict[str, Any]:
         """num_cpus, num_gpus, actors (None: as many as fit), max_in_flight of a plugin:
@@ -97,6 +104,27 @@ class RaySettings:
                 "num_gpus": float(res.get("num_gpus", self.default_num_gpus)),
                 "actors": res.get("actors"),
                 "max_in_flight": int(res.get("max_in_flight", self.max_in_flight))}
+
+
+def _number(key: str, value: Any, low: float, kind: type = float,
+            optional: bool = False) -> Any:
+    """`value` as `kind` (int or float), at least `low`; else one line naming the key.
+    (-1 is Ray's "forever" for restarts and retries, hence low=-1 there.)"""
+    if value is None and optional:
+        return None
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = kind(value)
+        if kind is int and number != float(value):
+            raise ValueError  # 2.5 workers
+    except (TypeError, ValueError):
+        kind_name = "a whole number" if kind is int else "a number"
+        raise AutojudgeError(f"executor.{key}={value!r}: expected {kind_name} >= {low:g}"
+                             + (" or null" if optional else "")) from None
+    if number < low:
+        raise AutojudgeError(f"executor.{key}={value!r}: must be >= {low:g}")
+    return number
 
 
 def require_ray() -> None:
