@@ -252,7 +252,14 @@ class Store:
                 f"store {self.root} keeps its images at {recorded} (recorded in its index), "
                 f"not {wanted}; drop store.blobs, set store.blobs={recorded}, or use "
                 f"another store.root")
-        blobs = open_blobs(wanted or recorded, self.root)  # one that cannot open is not recorded
+        try:
+            blobs = open_blobs(wanted or recorded, self.root)  # one that cannot open is not recorded
+        except AutojudgeError as exc:
+            if wanted:
+                raise
+            raise AutojudgeError(f"store {self.root} keeps its images at {recorded} (recorded "
+                                 f"in its index), which cannot be opened here: {exc}; or use "
+                                 f"another store.root") from None
         if wanted and not recorded:
             with self._index_op():
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('blobs', ?)", (wanted,))

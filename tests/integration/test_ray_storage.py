@@ -72,6 +72,14 @@ def test_blobs_url_that_cannot_open_is_one_line_and_not_recorded(tmp_path, monke
         Store(tmp_path / "store", blobs="ftp://nowhere/x")
     # the index did not keep the bad location: the store still opens with its own blobs
     assert Store(tmp_path / "store").blobs_location == str(tmp_path / "store" / "blobs")
+    # a location an index recorded earlier that cannot be opened here says where it came from
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "store" / "index.sqlite") as db:
+        db.execute("INSERT INTO meta VALUES ('blobs', 'ftp://nowhere/x')")
+    with pytest.raises(AutojudgeError, match=r"keeps its images at ftp://nowhere/x \(recorded "
+                                             r"in its index\), which cannot be opened here"):
+        Store(tmp_path / "store")
 
 
 def test_worker_writes_shared_blobs_and_driver_adopts_them(tmp_path) -> None:
