@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from autojudge.sweep_jobs import find_jobs
 
-        find_jobs(args.runs)  # a missing or unfinished folder is named before --out is asked
+        find_jobs(args.runs)  # a missing folder is named before --out is asked for
         out = _out_dir(args.runs, args.out)
         options = CompareOptions(out, args.bootstrap, args.seed, args.store, args.logger,
                                  not args.no_report, not args.quiet)

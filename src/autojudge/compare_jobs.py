@@ -45,6 +45,9 @@ class Job:
 def load_job(run_dir: Path) -> Job:
     """Read one finished run (one line naming the file for anything missing)."""
     board = run_dir / "leaderboard.json"
+    if not board.is_file():
+        raise AutojudgeError(f"{run_dir} is not finished (no leaderboard.json); run that job "
+                             "again, or pass the finished jobs by name")
     try:
         document = json.loads(board.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:

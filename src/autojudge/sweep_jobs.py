@@ -21,8 +21,19 @@ from typing import Any, Iterable, Sequence
 from autojudge.errors import AutojudgeError
 
 
+#: files that make a folder a run (started; a reader says which one is missing)
+RUN_FILES = ("leaderboard.json", "generations.jsonl")
+#: files that make a folder of runs a sweep: Hydra's basic sweeper, the Optuna sweeper
+SWEEP_MARKERS = ("multirun.yaml", "optimization_results.yaml")
+
+
 def is_run(folder: Path) -> bool:
+    """A finished run: its leaderboard is written."""
     return (folder / "leaderboard.json").is_file()
+
+
+def is_started_run(folder: Path) -> bool:
+    return any((folder / name).exists() for name in RUN_FILES)
 
 
 def is_pooled(folder: Path) -> bool:
@@ -41,27 +52,40 @@ def _job_number(folder: Path) -> tuple[int, str]:
     return (int(folder.name), "") if folder.name.isdigit() else (1 << 30, folder.name)
 
 
-def find_jobs(paths: Sequence[Path]) -> list[Path]:
-    """Every finished run among `paths`, a sweep folder standing for its jobs (in job
-    order). One line for a path that is neither."""
+def find_jobs(paths: Sequence[str | Path]) -> list[Path]:
+    """The run folders named by `paths`, a sweep folder standing for its jobs (in job
+    order), each once. One line for a path that is neither.
+
+    A sweep folder is one a sweeper wrote (SWEEP_MARKERS beside the jobs), so a folder
+    that merely holds runs is never pooled by accident. A job that started but did not
+    finish is kept: whoever reads it says so, rather than it being left out silently.
+    """
+    if not paths:
+        raise AutojudgeError("no run folder given; pass finished run folders or a "
+                             "multirun's sweep folder, e.g. runs/<run>")
     jobs: list[Path] = []
-    for path in paths:
-        path = Path(path)
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise AutojudgeError(f"{path}: no such folder (not found); pass finished run "
+                                 "folders or a multirun's sweep folder")
         if not path.is_dir():
-            raise AutojudgeError(f"{path}: no such folder; give finished run folders or a "
-                                 "multirun's sweep folder")
-        if is_run(path):
+            raise AutojudgeError(f"{path} is a file, not a run folder; pass the folder that "
+                                 "holds leaderboard.json and generations.jsonl")
+        if is_started_run(path):
             jobs.append(path)
             continue
         found = sorted((p for p in path.iterdir()
-                        if p.is_dir() and is_run(p) and not is_pooled(p)), key=_job_number)
-        if not found:
-            raise AutojudgeError(f"{path}: neither a finished run (no leaderboard.json) nor a "
-                                 "sweep folder with finished jobs; give run folders or a "
+                        if p.is_dir() and is_started_run(p) and not is_pooled(p)),
+                       key=_job_number)
+        if not found or not any((path / name).is_file() for name in SWEEP_MARKERS):
+            hint = f" (it holds runs, e.g. {found[0].name}: pass them by name)" if found else ""
+            raise AutojudgeError(f"{path} is neither a run (no leaderboard.json or "
+                                 "generations.jsonl) nor a multirun sweep folder (no "
+                                 f"multirun.yaml){hint}; pass finished run folders or a "
                                  "multirun's sweep folder")
         jobs.extend(found)
-    unique = list(dict.fromkeys(p.resolve() for p in jobs))
-    return unique
+    return list(dict.fromkeys(p.resolve() for p in jobs))
 
 
 def _load_yaml(path: Path) -> Any:

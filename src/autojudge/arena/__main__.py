@@ -95,10 +95,10 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def export(args: Any) -> int:
-    from autojudge.arena.runs import run_folders
+    from autojudge.sweep_jobs import find_jobs
     from autojudge.arena.store import VoteStore, default_votes_path
 
-    run_folders(args.runs)  # the run folders must exist, as when serving
+    find_jobs(args.runs)  # the run folders must exist, as when serving
     path = Path(args.votes) if args.votes else default_votes_path(args.runs)
     if not path.is_file():
         raise AutojudgeError(f"no votes database at {path}; serve the arena and vote first, "

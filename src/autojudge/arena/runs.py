@@ -31,10 +31,11 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from autojudge.errors import AutojudgeError
+from autojudge.report.rundata import read_jsonl
+from autojudge.sweep_jobs import find_jobs
 from autojudge.types import Battle
 
 HUMAN = "human"
-_RUN_FILES = ("leaderboard.json", "generations.jsonl")
 
 
 @dataclass(frozen=True)
@@ -86,63 +87,6 @@ class ArenaRuns:
         return sorted(counts, key=lambda t: (-counts[t], t))
 
 
-def run_folders(paths: Sequence[str | Path]) -> list[Path]:
-    """The run folders named by `paths` (a sweep folder expands to its runs), in order."""
-    if not paths:
-        raise AutojudgeError("no run folder given; pass a finished run, e.g. "
-                             "python -m autojudge.arena runs/<run>")
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw).expanduser()
-        if not path.exists():
-            raise AutojudgeError(f"run folder {path} not found; pass a finished run folder "
-                                 "(runs/<run>) or a multirun sweep folder")
-        if not path.is_dir():
-            raise AutojudgeError(f"{path} is a file, not a run folder; pass the folder that "
-                                 "holds leaderboard.json and generations.jsonl")
-        if any((path / name).exists() for name in _RUN_FILES):
-            found.append(path)
-            continue
-        # A sweep folder is what Hydra's multirun writes (multirun.yaml beside the runs);
-        # any other folder of runs is not pooled by accident.
-        subs = sorted((p for p in path.iterdir() if p.is_dir()
-                       and any((p / name).exists() for name in _RUN_FILES)), key=_natural)
-        if not subs or not (path / "multirun.yaml").is_file():
-            hint = (f" (it holds runs, e.g. {subs[0].name}: pass them by name)" if subs
-                    else "")
-            raise AutojudgeError(f"{path} is neither a run (no generations.jsonl or "
-                                 "leaderboard.json) nor a multirun sweep folder (no "
-                                 f"multirun.yaml){hint}; pass a finished run folder")
-        found.extend(subs)
-    unique = list(dict.fromkeys(p.resolve() for p in found))
-    return unique
-
-
-def _natural(path: Path) -> tuple:
-    """Sweep subfolders 0, 1, ..., 10 in numeric order."""
-    return (0, int(path.name), "") if path.name.isdigit() else (1, 0, path.name)
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """JSON lines as dicts; a bad line is one error naming the file and line."""
-    rows = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AutojudgeError(f"cannot read {path} ({exc}); check the run folder") from None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise AutojudgeError(f"{path}, line {number}: not valid JSON ({exc.msg}); the "
-                                 "run's files are damaged, run the experiment again") from None
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
-
-
 def read_run(path: Path) -> dict[str, Any]:
     """One finished run: its leaderboard document, generations and battles."""
     gens_path, board_path = path / "generations.jsonl", path / "leaderboard.json"
@@ -175,7 +119,7 @@ def load_runs(paths: Sequence[str | Path], tags: Sequence[str] = ()) -> ArenaRun
     Raises:
         AutojudgeError: a missing or unfinished run, damaged files, no pairs, unknown tag.
     """
-    folders = run_folders(paths)
+    folders = find_jobs(paths)
     runs = [read_run(p) for p in folders]
     names = _run_labels(folders)
     warnings: list[str] = []

@@ -59,18 +59,26 @@ class RunData:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Rows of a JSONL file ([] when it does not exist); a bad line is one error line."""
-    if not path.is_file():
+    if not path.exists():
         return []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AutojudgeError(f"cannot read {path} ({exc}); the run folder is damaged: run "
+                             "the experiment again") from None
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise AutojudgeError(f"{path}, line {number}: not JSON ({exc.msg}); the run "
-                                     "folder is damaged: run the experiment again") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise AutojudgeError(f"{path}, line {number}: not valid JSON ({exc.msg}); the run "
+                                 "folder is damaged: run the experiment again") from None
+        if not isinstance(row, dict):
+            raise AutojudgeError(f"{path}, line {number}: not a JSON object; the run folder "
+                                 "is damaged: run the experiment again")
+        rows.append(row)
     return rows
 
 
