@@ -35,44 +35,85 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from autojudge.ratings.compare import rating_difference  # noqa: E402
 from autojudge.ratings.simulate import simulate_battles  # noqa: E402
 from autojudge.ratings.studies import (GATE_POOL, coverage_study, gate_study,  # noqa: E402
-                                       power_pair, prompts_for_power, schedule_study)
+                                       hard_cases, intransitive_matrix, matrix_study,
+                                       power_pair, prompts_for_power, regression_for,
+                                       schedule_study, wilson)
 
 
-def old_rule_pass_rate(regression: float, runs: int, margin: float, rounds: int,
-                       seed: int) -> float:
-    """The old gate's PASS rate: no significant regression and a CI <= 150 wide."""
-    ratings = np.array(GATE_POOL)
-    ratings[1] -= regression
-    sim = simulate_battles(ratings, 400, prompt_sd=100.0, tie_rate=0.1, runs=runs, seed=seed)
-    passes = 0
-    for k in range(runs):
-        res = rating_difference(sim.battles(k), sim.prompt, 0, 1, rounds=rounds,
-                                seed=seed + k, margin=margin, paths=False)
-        passes += not (res.ci_high < -margin) and res.ci_high - res.ci_low <= 150.0
-    return passes / runs
+def rate_line(label: str, hits: int, runs: int, bound: float | None = None) -> dict:
+    """One measured error rate with its 95% Monte Carlo (Wilson) interval."""
+    low, high = wilson(hits, runs)
+    verdict = "" if bound is None else (
+        "  ok" if low <= bound else f"  ABOVE {bound:.1%}")
+    print(f"  {label:<58} {hits / runs:6.2%}  (MC 95% {low:.2%} .. {high:.2%}; "
+          f"{hits}/{runs}){verdict}", flush=True)
+    return {"label": label, "rate": hits / runs, "mc_low": low, "mc_high": high,
+            "hits": hits, "runs": runs}
 
 
 def gate_numbers(q: bool, out: dict) -> None:
-    runs, rounds = (200, 300) if q else (1000, 500)
+    """Stated error rates of the gate (each claim a one-sided 2.5% test at 0.95), at 15,
+    40 and 150 prompts; "true" differences are population BT differences."""
+    runs, rounds = (200, 300) if q else (800, 1000)
+    at_50, at_25 = regression_for(-50.0), regression_for(-25.0)
+    print(f"[gate] pool {GATE_POOL} (baseline, candidate, two opponents), prompt effects "
+          f"sd 100, 10% ties; population -50 / -25 = generating -{at_50:.1f} / "
+          f"-{at_25:.1f} (compression {1 - 50 / at_50:.0%}); {runs} data sets per row, "
+          f"{rounds} rounds, seeds 100+")
     rows = []
-    for judges, correction in ((1, "holm"), (3, "holm"), (3, "none")):
-        for margin in (0.0, 25.0):
-            r = gate_study(0.0, runs // judges if q else runs // 2 if judges > 1 else runs,
-                           judges=judges, margin=margin, rounds=rounds,
-                           correction=correction, seed=100 + judges)
-            rows.append({"judges": judges, "correction": correction, "margin": margin, **r})
-            print(f"[gate] equal models, {judges} judge(s), correction {correction:<4}, "
-                  f"margin {margin:>4.0f}: false REGRESSION {r['regression']:.1%} "
-                  f"(pass {r['pass']:.1%}, inconclusive {r['inconclusive']:.1%}, "
-                  f"{r['runs']} runs)")
-    out["false_alarm"] = rows
-    n = 150 if q else 400
-    fp = gate_study(50.0, n, margin=25.0, rounds=rounds, seed=300)
-    old = old_rule_pass_rate(50.0, n, 25.0, rounds, seed=300)
-    out["false_pass"] = {"new": fp["pass"], "old": old, "runs": n, "true": -50.0,
-                         "margin": 25.0}
-    print(f"[gate] true -50, margin 25 ({n} runs): false PASS new {fp['pass']:.1%}, "
-          f"old rule {old:.1%}")
+    for n in (15, 40, 150):
+        cases = [("equal models, 1 judge, margin 0: false REGRESSION", 0.0, 1, 0.0,
+                  "regression"),
+                 ("equal models, 3 judges + Holm, margin 0: family-wise", 0.0, 3, 0.0,
+                  "regression"),
+                 ("true -50, margin 25: false PASS", at_50, 1, 25.0, "pass"),
+                 ("true -25, margin 25: false REGRESSION", at_25, 1, 25.0, "regression")]
+        for k, (label, regression, judges, margin, wrong) in enumerate(cases):
+            r = gate_study(regression, runs, judges=judges, n_prompts=n, margin=margin,
+                           rounds=rounds, seed=100 + 10 * n + k)
+            rows.append({"n_prompts": n, **rate_line(f"{n:>3} prompts, {label}",
+                                                     r["counts"][wrong], runs, 0.025)})
+    out["error_rates"] = rows
+    win = intransitive_matrix()
+    r = matrix_study(win, runs, rounds=rounds, seed=500)
+    out["intransitive"] = {**rate_line(
+        f"intransitive judge (BT {r['population_diff']:+.0f}), margin 25: false PASS",
+        r["counts"]["pass"], runs, 0.025), "disagreement": r["disagreement"],
+        "regression": r["regression"]}
+    print(f"  (paths disagreed in {r['disagreement']:.1%}; REGRESSION {r['regression']:.1%},"
+          f" INCONCLUSIVE {r['inconclusive']:.1%})")
+    cases = {}
+    for name, (battles, clusters, base, cand, expected, what) in hard_cases().items():
+        res = rating_difference(battles, clusters, base, cand, rounds=1000, margin=25.0)
+        got = res.decide()
+        cases[name] = {"expected": expected, "got": got, "ci_low": res.ci_low,
+                       "ci_high": res.ci_high, "why": res.disagreement or res.unlinked}
+        print(f"  hard case {name:<27} {got:<12} (expected {expected}; CI "
+              f"{_bound(res.ci_low)} .. {_bound(res.ci_high)}; {what})")
+    out["hard_cases"] = cases
+
+
+def _bound(v: float | None) -> str:
+    return "open" if v is None else f"{v:+.1f}"
+
+
+def power_150(q: bool, out: dict) -> None:
+    """Power at 150 prompts, margin 0, today's rule (Student t on the bootstrap error,
+    paths combined only when sound and consistent) vs the percentile rule before it."""
+    runs, rounds = (100, 300) if q else (400, 1000)
+    curve = []
+    for size in (25.0, 50.0, 75.0):
+        gen = regression_for(-size)
+        row = {"population_regression": size}
+        for name, interval in (("percentile (before)", "percentile"), ("student", "student")):
+            r = gate_study(gen, runs, n_prompts=150, rounds=rounds, interval=interval,
+                           seed=700 + int(size))
+            row[interval] = r["regression"]
+        curve.append(row)
+        print(f"[power, 150 prompts] true -{size:.0f}: REGRESSION found "
+              f"{row['percentile']:.1%} (percentile rule) vs {row['student']:.1%} "
+              f"(Student t), {runs} data sets each", flush=True)
+    out["power_150"] = curve
 
 
 def power_numbers(q: bool, out: dict) -> None:
@@ -106,7 +147,7 @@ def main() -> int:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     p.add_argument("--skip", nargs="*", default=[],
-                   choices=["coverage", "gate", "power", "scheduling"])
+                   choices=["coverage", "gate", "power150", "power", "scheduling"])
     args = p.parse_args()
     q = args.quick
     out: dict = {}
@@ -121,7 +162,18 @@ def main() -> int:
         print(f"  naive battle bootstrap:     {cov['naive']:.1%} "
               f"(mean width {cov['mean_width_naive']:.1f})   "
               f"[{time.perf_counter() - t0:.0f} s]")
-    for name, step in (("gate", gate_numbers), ("power", power_numbers)):
+        out["coverage_small"] = []
+        for n in (15, 40, 150):
+            row = {"n_prompts": n}
+            for interval in ("percentile", "student"):
+                c = coverage_study(100 if q else 400, n_prompts=n, seeds=1, prompt_sd=100.0,
+                                   rounds=300 if q else 1000, interval=interval, seed=40 + n)
+                row[interval] = c["clustered"]
+            out["coverage_small"].append(row)
+            print(f"[coverage] {n:>3} prompts, prompt-clustered 95% CI: percentile "
+                  f"{row['percentile']:.1%}, Student t {row['student']:.1%}", flush=True)
+    for name, step in (("gate", gate_numbers), ("power150", power_150),
+                       ("power", power_numbers)):
         if name not in args.skip:
             t1 = time.perf_counter()
             step(q, out)

@@ -17,6 +17,17 @@ from autojudge.resources import missing as missing_resources
 register_configs()
 
 
+#: exit codes (README, "Running experiments"): 0 answered (failures reported), 1 the
+#: release gate found a regression, 2 refused before any work, 3 ran but nothing was
+#: rated, 75 the Ray cluster was lost mid-run (executors.ray_lost), 130 interrupted
+EXIT_REFUSED, EXIT_NO_ANSWER, EXIT_INTERRUPTED = 2, 3, 130
+
+# run folders that existed before this run started: a refusal never removes them
+_EXISTING_RUN_DIRS: set[str] = set()
+# whether each job of this process answered (a multirun's jobs, when launched here)
+_ANSWERED: list[bool] = []
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _experiment(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
@@ -25,31 +36,92 @@ def _experiment(cfg: DictConfig) -> float | None:
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        _check_logger(cfg)
-        _check_sweeper(cfg)
-        from autojudge import pipeline
-        from autojudge.report.terminal import print_report
-
-        document = pipeline.run(cfg, run_dir)
-        print_report(document, str(run_dir), float(cfg.ratings.confidence),
-                     bool(cfg.report.terminal_tags))
-        gate_cfg = cfg.get("gate")
-        if gate_cfg is not None and (gate_cfg.baseline or gate_cfg.candidate):
-            from autojudge.gate import run_gate, settings_from_config
-
-            result = run_gate(run_dir, settings_from_config(gate_cfg, cfg.ratings))
-            if result.exit_code:
-                sys.exit(result.exit_code)  # after every output is written
-        from autojudge.sweeps import task_return
-
-        return task_return(document)  # the sweep objective: what Hydra's sweepers read
+        return _run(cfg, run_dir)
     except AutojudgeError as exc:
+        import logging
+
+        from autojudge.progress import to_log_file
+
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        to_log_file(f"error: {exc}", logging.ERROR)  # for a folder kept: it was there before
+        _discard_run_dir(run_dir)
+        sys.exit(getattr(exc, "exit_code", EXIT_REFUSED))  # 75: Ray cluster lost, re-run
     except KeyboardInterrupt:
-        print("interrupted: finished work is in the store; run the same command to resume",
-              file=sys.stderr)
-        sys.exit(130)
+        _say_interrupted()
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _run(cfg: DictConfig, run_dir: Path) -> float | None:
+    """The run, its report, and its exit: no answer -> 3, a gate regression -> 1."""
+    _check_logger(cfg)
+    _check_sweeper(cfg)
+    from autojudge import pipeline
+    from autojudge.report.terminal import print_report
+
+    document = pipeline.run(cfg, run_dir)
+    print_report(document, str(run_dir), float(cfg.ratings.confidence),
+                 bool(cfg.report.terminal_tags))
+    problem = pipeline.no_answer(document)
+    _ANSWERED.append(problem is None)
+    if problem:
+        _say_no_answer(problem, run_dir)
+    gate_cfg = cfg.get("gate")
+    if gate_cfg is not None and (gate_cfg.baseline or gate_cfg.candidate):
+        from autojudge.gate import run_gate, settings_from_config
+
+        result = run_gate(run_dir, settings_from_config(gate_cfg, cfg.ratings))
+        if result.exit_code:
+            sys.exit(result.exit_code)  # after every output is written
+    from autojudge.sweeps import task_return
+
+    return task_return(document)  # the sweep objective: what Hydra's sweepers read
+
+
+def _say_no_answer(problem: str, run_dir: Path) -> None:
+    """One line on stderr (and in the log); exit 3 after every output is written. A sweep
+    goes on to its other points (one setting without an answer is a result there) and
+    exits 3 only when none answered."""
+    import logging
+
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from autojudge.progress import to_log_file
+
+    sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+    line = (f"{'warning' if sweep else 'error'}: ran, but no answer: {problem}; the outputs "
+            f"are in {run_dir}")
+    print(line, file=sys.stderr)
+    to_log_file(line, logging.ERROR)
+    if not sweep:
+        sys.exit(EXIT_NO_ANSWER)
+
+
+def _discard_run_dir(run_dir: Path) -> None:
+    """A refused run leaves no folder behind: remove the one Hydra made for it when it holds
+    only Hydra's own files (.hydra/ and the log) and was not there before this run."""
+    import shutil
+
+    from hydra.core.hydra_config import HydraConfig
+
+    own = {".hydra", f"{HydraConfig.get().job.name}.log"}
+    if str(run_dir.resolve()) in _EXISTING_RUN_DIRS or not run_dir.is_dir():
+        return
+    if all(entry.name in own for entry in run_dir.iterdir()):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _say_interrupted() -> None:
+    """Ctrl-C: the exact command that resumes, on stderr and in the run's log."""
+    import logging
+    import shlex
+
+    from autojudge.progress import to_log_file
+
+    command = " ".join(["python -m autojudge", *map(shlex.quote, sys.argv[1:])])
+    line = f"interrupted: finished work is in the store; resume with: {command}"
+    print(line, file=sys.stderr)
+    to_log_file(line, logging.WARNING)
 
 
 def _check_sweeper(cfg: DictConfig) -> None:
@@ -78,7 +150,14 @@ def _check_logger(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point (also `python -m autojudge`)."""
-    args = sys.argv[1:]
+    try:
+        _main(sys.argv[1:])
+    except KeyboardInterrupt:  # during the checks, before any work: nothing to resume
+        print("interrupted before the run started; nothing was done", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _main(args: list[str]) -> None:
     problem = missing_resources()
     if problem:
         print(f"error: {problem}", file=sys.stderr)
@@ -92,10 +171,31 @@ def main() -> None:
 
     problem = check_overrides(args, CONF_DIR) or check_composition(args) or \
         (None if any(a in ("-m", "--multirun") for a in args) else check_run_dir(args))
+    if not problem and not any(a.startswith("-") for a in args):  # one run, no Hydra flags
+        problem = _check_run_dir_can_be_made(args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_REFUSED)
     _experiment()
+    if _ANSWERED and not any(_ANSWERED):  # a sweep (one run exited already): none answered
+        print(f"error: ran, but no answer: none of the {len(_ANSWERED)} jobs could rate a "
+              "model (each job's line above says why)", file=sys.stderr)
+        sys.exit(EXIT_NO_ANSWER)
+
+
+def _check_run_dir_can_be_made(args: list[str]) -> str | None:
+    """The run folder's name and place, before Hydra makes it (and remembers whether it
+    existed already, so that a refusal never removes a folder it did not make)."""
+    import os
+
+    from autojudge.config import planned_run_dir, run_dir_problem
+
+    planned = planned_run_dir(args)
+    if planned is None:
+        return None
+    if planned[0].exists():
+        _EXISTING_RUN_DIRS.add(os.path.realpath(planned[0]))
+    return run_dir_problem(*planned)
 
 
 if __name__ == "__main__":

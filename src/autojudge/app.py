@@ -138,7 +138,9 @@ def runner_settings(label: str, keys: Mapping[str, Any], pointwise: bool) -> Any
     return RunnerSettings(tie_margin=margin, swap=swap)
 
 
-def load_suite_from_config(suite_cfg: Any) -> Any:
+def load_suite_from_config(suite_cfg: Any, judges: Any = None) -> Any:
+    """The suite `suite_cfg` selects; `judges` (a suites.JudgeScope) narrows it to the
+    prompts they apply to."""
     from omegaconf import OmegaConf
     from omegaconf.errors import MissingMandatoryValue
 
@@ -152,7 +154,8 @@ def load_suite_from_config(suite_cfg: Any) -> Any:
     return load_suite(resolve_path(path, f"suite '{suite_cfg.name}'"), fmt=suite_cfg.format,
                       name=suite_cfg.name, tags=list(suite_cfg.tags),
                       exclude_tags=list(suite_cfg.exclude_tags), limit=suite_cfg.limit,
-                      seeds=None if suite_cfg.seeds is None else list(suite_cfg.seeds))
+                      seeds=None if suite_cfg.seeds is None else list(suite_cfg.seeds),
+                      judges=judges)
 
 
 def rating_config(ratings_cfg: Any) -> Any:

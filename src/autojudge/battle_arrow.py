@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from autojudge.names import CONTROL
 from autojudge.ratings.bradley_terry import _SCORES, Battles
 
 _TEXT_COLUMNS = ("model_a", "model_b", "winner", "preference", "judge", "prompt_id",
@@ -127,10 +128,12 @@ def _encode(table: Any, preference: str) -> EncodedLog | None:
     cols = table.column_names
     if "model_a" not in cols or "model_b" not in cols:
         return None
+    if not (_is_text(table["model_a"].type) and _is_text(table["model_b"].type)):
+        return None  # numbers, lists or objects as names: the careful reader refuses them
     a_codes, a_names = _dictionary(table["model_a"])
     b_codes, b_names = _dictionary(table["model_b"])
     if (a_codes < 0).any() or (b_codes < 0).any() or \
-            any(not str(v).strip() for v in a_names + b_names):
+            any(not str(v).strip() or CONTROL.search(v) for v in a_names + b_names):
         return None
     names = sorted(set(a_names) | set(b_names))
     pos = {n: k for k, n in enumerate(names)}
@@ -143,6 +146,14 @@ def _encode(table: Any, preference: str) -> EncodedLog | None:
         return None
     clusters, source = _clusters(table)
     return EncodedLog(Battles(tuple(names), ia, ib, score), clusters, source)
+
+
+def _is_text(arrow_type: Any) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
 
 
 def _scores(table: Any, preference: str) -> np.ndarray | None:

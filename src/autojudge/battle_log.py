@@ -263,6 +263,7 @@ def _validate(df: pd.DataFrame, path: Path, where: Any) -> None:
             raise AutojudgeError(f"battle log {path}, {where(k)}: empty {col}; every "
                                  "battle needs model_a, model_b and winner")
         if col != "winner":
+            _check_names(values, col, path, where)
             df[col] = values.astype(str)
     _check_winners(df, path, where)
     same = (df["model_a"] == df["model_b"]).to_numpy()
@@ -271,6 +272,23 @@ def _validate(df: pd.DataFrame, path: Path, where: Any) -> None:
         raise AutojudgeError(
             f"battle log {path}, {where(k)}: model_a and model_b are both "
             f"{df['model_a'].iloc[k]!r}; a model cannot battle itself, drop that row")
+
+
+def _check_names(values: pd.Series, col: str, path: Path, where: Any) -> None:
+    """Model names are text without control characters (`autojudge.names`): a list, an
+    object or a number would be rated under its printed form, a newline splits tables."""
+    from autojudge.names import CONTROL, name_problem
+
+    if pd.api.types.infer_dtype(values, skipna=False) == "string":
+        bad = [v for v in pd.unique(values) if CONTROL.search(v)]
+        if not bad:
+            return
+        k = int(np.flatnonzero((values == bad[0]).to_numpy())[0])
+    else:
+        k = next(k for k, v in enumerate(values.tolist()) if not isinstance(v, str))
+    raise AutojudgeError(f"battle log {path}, {where(k)}: {col} "
+                         f"{name_problem(values.iloc[k])}; write every model name as plain "
+                         "text")
 
 
 def _check_winners(df: pd.DataFrame, path: Path, where: Any) -> None:

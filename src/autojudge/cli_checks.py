@@ -29,15 +29,16 @@ def available(conf_dir: Path, group: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
-def _names(value: Any) -> Iterable[str]:
-    """Every option name inside an override value (str, list, or a sweep of lists)."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, (list, tuple)):
+def _names(value: Any) -> Iterable[Any]:
+    """Every option inside an override value (str, list, or a sweep of lists); Hydra
+    parses `model=[typeset,5]` with an int, which no config file can be named."""
+    if isinstance(value, (list, tuple)):
         for item in value:
             yield from _names(item)
     elif hasattr(value, "list"):  # ChoiceSweep and friends
         yield from _names(value.list)
+    elif value is not None:
+        yield value
 
 
 def check_overrides(args: Sequence[str], conf_dir: Path) -> str | None:
@@ -71,6 +72,12 @@ def check_overrides(args: Sequence[str], conf_dir: Path) -> str | None:
                         f"a {group} is chosen once (for two copies, add a second label: "
                         f"'+{group}.{twice[0]}_2={{kind: ...}}')")
         for name in _names(value):
+            if not isinstance(name, str):
+                from autojudge.names import kind_of
+
+                return (f"{group}={override.get_value_element_as_str()}: {name!r} is "
+                        f"{kind_of(name)}, not a {group} name; available: "
+                        f"{', '.join(known)}")
             if name not in known:
                 close = difflib.get_close_matches(name, known, n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -86,7 +93,7 @@ def _missing_hydra_plugin(group: str, value: Any) -> str | None:
 
     for name in _names(value) if group.startswith("hydra/") else ():
         for (plugin_group, prefix), (module, install) in HYDRA_PLUGINS.items():
-            if group == plugin_group and name.startswith(prefix) and missing_modules([module]):
+            if group == plugin_group and str(name).startswith(prefix) and missing_modules([module]):
                 return f"{group}={name} needs a Hydra plugin that is not installed: {install}"
     return None
 
@@ -99,7 +106,7 @@ def _search_dirs(parsed: Sequence[Any], conf_dir: Path) -> list[Path] | None:
         if override.key_or_group != "hydra.searchpath":
             continue
         for entry in _names(override.value()):
-            if not entry.startswith("file://"):
+            if not isinstance(entry, str) or not entry.startswith("file://"):
                 return None
             dirs.append(Path(entry[len("file://"):]))
     return dirs

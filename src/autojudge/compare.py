@@ -11,6 +11,13 @@ The output folder holds the same files as a run (leaderboard.json/csv, battles.j
 generations.jsonl, scores.jsonl, models.csv, images/, report.html, plots/) and can
 itself be pooled again.
 
+Every pooled image is hashed in the store before judging. A damaged one is made again
+where its model can do that for nothing and byte for byte (baselines, folder models:
+compare_jobs.REMAKE_KINDS); any other stays damaged: its battles are skipped (never a
+loss), it counts as a failed image (`damaged_image`) in the models table and the cache
+line, and the console names it with the fix (`python -m autojudge.store repair`, then the
+run that made it again).
+
 Exit 0, or 2 with one `error:` line (bad folder, different stores or judge settings).
 """
 from __future__ import annotations
@@ -24,7 +31,8 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any, Sequence
 
-from autojudge.compare_jobs import Job, load_job, pool_judges, pool_models, shared_store
+from autojudge.compare_jobs import (DAMAGED, Job, check_images, image_lines, load_job,
+                                    mark_damaged, pool_judges, pool_models, shared_store)
 from autojudge.errors import AutojudgeError
 from autojudge.types import Failure, Generation, Prompt
 
@@ -77,9 +85,11 @@ def pooled_generations(jobs: Sequence[Job], mapping: dict[tuple[int, str], str],
             key = (model, prompt.id, int(row["seed"]))
             if key in seen:
                 continue
+            # an image a pooled run found damaged is checked again: it may be mended since
             failure = Failure(str(row.get("failure_kind")), str(row.get("failure_message")
                                                                  or "")) \
-                if row.get("status") != "ok" else None
+                if row.get("status") != "ok" and not (
+                    row.get("failure_kind") == DAMAGED and row.get("image_sha256")) else None
             seen[key] = Generation(model, prompt, int(row["seed"]), row.get("image_sha256"),
                                    row.get("image_path"), float(row.get("latency_s") or 0),
                                    float(row.get("cost_usd") or 0), failure, cached=True,
@@ -160,12 +170,21 @@ def compare(paths: Sequence[Path], options: CompareOptions) -> dict[str, Any]:
     from autojudge.store import Store
 
     with Store(Path(shared_store(jobs, options.store)).expanduser()) as store:
+        images = check_images(generations, nodes, store)
         judges = app.build_judges(judge_nodes, store)
         failed_image = str((first.get("battles") or {}).get("failed_image", "skip"))
+        # judged as made (a damaged image's battles are skipped, never lost), counted as
+        # failed images everywhere else
         battles, skipped = _judge_all(judges, models, generations, requests, store,
                                       failed_image, options.progress)
+        generations, summary = mark_damaged(generations, images, jobs, mapping, skipped,
+                                            store)
         document = _document(jobs, nodes, mapping, judges, generations, battles, skipped,
                              prompts, requests, _rating_config(first, options), store)
+        document["run"]["images"] = summary
+        gen_counts = document["run"]["cache"]["generation"]
+        gen_counts["computed"] = len(images.remade)  # made again, byte for byte
+        gen_counts["cached"] -= len(images.remade)
         document["run"]["wall_s"] = round(time.time() - started, 3)
         _write(options, jobs, nodes, document, battles, generations, skipped, judges, prompts)
     return document
@@ -290,6 +309,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print_report(document, str(out), float(document["run"]["ratings"]["confidence"]))
+    info, warnings = image_lines(document["run"].get("images") or {})
+    for line in info:
+        print(line)
+    for line in warnings:
+        print(line, file=sys.stderr)
     return 0
 
 

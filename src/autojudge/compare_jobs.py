@@ -8,6 +8,7 @@ the settings that differ, else from the job folder's name.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,3 +179,152 @@ def shared_store(jobs: Sequence[Job], given: str | None) -> str:
                              "pass --store PATH" if roots else
                              "the runs do not say which store they used; pass --store PATH")
     return roots.pop()
+
+
+#: Generators that make an image again here, for nothing and with the same bytes (the
+#: baselines render it, a folder model reads its file again). A damaged stored image of
+#: any other model (fal, diffusers, a plugin) is never re-made by compare: that may cost
+#: money or need a GPU; compare says how to get it back instead.
+REMAKE_KINDS = frozenset({"blank", "noise", "typeset", "folder"})
+DAMAGED = "damaged_image"  # the failure kind of an image the store lost
+
+
+@dataclass
+class ImageCheck:
+    """The stored images of the pooled generations, checked before any judging.
+
+    Attributes:
+        remade: damaged in the store, made again by their model (the very same bytes,
+            so every cached score still holds) and stored again.
+        damaged: (generation, why it was not re-made): their battles are skipped.
+    """
+
+    remade: list[Any] = field(default_factory=list)
+    damaged: list[tuple[Any, str]] = field(default_factory=list)
+
+
+def check_images(generations: Sequence[Any], nodes: Mapping[str, Any], store: Any
+                 ) -> ImageCheck:
+    """Hash every pooled image in the store (once per Store); re-make the damaged ones
+    whose model can (REMAKE_KINDS)."""
+    bad: dict[str, list[Any]] = {}
+    for g in generations:
+        if g.ok and store.verified_blob(g.image_sha, _ext(g)) is None:
+            bad.setdefault(g.model, []).append(g)
+    check = ImageCheck()
+    for model, gens in bad.items():
+        check.damaged.extend(_remake(model, nodes.get(model) or {}, gens, store,
+                                     check.remade))
+    return check
+
+
+def _remake(model: str, node: Mapping[str, Any], gens: list[Any], store: Any,
+            remade: list[Any]) -> list[tuple[Any, str]]:
+    """Make `gens` again with their model; returns those still damaged, each with why
+    it could not be re-made (and appends the others to `remade`)."""
+    from autojudge import app
+    from autojudge.registry import GENERATORS
+    from autojudge.types import GenRequest
+
+    kind = str(node.get("kind"))
+    if kind not in REMAKE_KINDS:
+        return [(g, f"a {kind} model's images are not made again by compare (it may cost "
+                    f"money or need a GPU)") for g in gens]
+    try:
+        generator = app.build_plugin(GENERATORS, "model", model, dict(node))
+        generator.check()
+        outputs = generator.generate([GenRequest(g.prompt, g.seed) for g in gens])
+        if len(outputs) != len(gens):
+            raise ValueError(f"returned {len(outputs)} images for {len(gens)} requests")
+    except Exception as exc:  # a folder that is gone, say: the image stays damaged
+        message = " ".join(str(exc).split())[:200]
+        return [(g, f"re-making it failed ({type(exc).__name__}: {message})") for g in gens]
+    damaged = []
+    for g, out in zip(gens, outputs):
+        if out.image is None:
+            failure = out.failure.message if out.failure else "no image"
+            damaged.append((g, f"re-making it failed ({failure})"))
+        elif hashlib.sha256(out.image).hexdigest() != g.image_sha:
+            damaged.append((g, "its model now makes a different image (its source changed "
+                               "since the run), so the run's image cannot be restored"))
+        else:
+            store.put_blob(out.image)  # rewrites the damaged file with the run's bytes
+            remade.append(g)
+    return damaged
+
+
+def mark_damaged(generations: Sequence[Any], check: ImageCheck, jobs: Sequence[Job],
+                 mapping: Mapping[tuple[int, str], str], skipped: Sequence[Mapping[str, Any]],
+                 store: Any) -> tuple[list[Any], dict[str, Any]]:
+    """(`generations` with each image still damaged turned into a `damaged_image`
+    failure that says how to get it back, the pooled document's `run.images`)."""
+    from dataclasses import replace
+
+    from autojudge.types import Failure
+
+    why = {id(g): reason for g, reason in check.damaged}
+    root, out, damaged, runs = store.root, [], [], []
+    for g in generations:
+        reason = why.get(id(g))
+        if reason is not None:
+            run = str(_made_by(jobs, mapping, g))
+            runs += [run] if run not in runs else []
+            where = store.blob_location(g.image_sha, _ext(g))  # the one in *this* store
+            g = replace(g, failure=Failure(DAMAGED, f"stored image {where} is damaged "
+                                                    f"({reason}); {_fix(root, [run])}"))
+            damaged.append({**_where(g), "stored": where, "why": reason, "run_dir": run})
+        out.append(g)
+    summary = {"remade": [_where(g) for g in check.remade], "damaged": damaged,
+               "battles_skipped": sum(1 for r in skipped if r.get("failure_kind") == DAMAGED),
+               "fix": _fix(root, runs) if damaged else None}
+    return out, summary
+
+
+def _fix(root: Path, runs: Sequence[str]) -> str:
+    from autojudge.store import store_command
+
+    return (f"run {store_command(root)}, then the command that made {', '.join(runs)} again "
+            f"(.hydra/overrides.yaml in the run folder; only the damaged images are "
+            f"generated again) and pool the new run folder")
+
+
+def _ext(g: Any) -> str:
+    return Path(g.image_path or "").suffix[1:]
+
+
+def _where(g: Any) -> dict[str, Any]:
+    return {"model": g.model, "prompt_id": g.prompt.id, "seed": g.seed,
+            "image_path": g.image_path}
+
+
+def _made_by(jobs: Sequence[Job], mapping: Mapping[tuple[int, str], str], g: Any) -> Path:
+    """The run folder whose generation `g` is (the first job that has it, as pooled)."""
+    for i, job in enumerate(jobs):
+        for row in job.generations:
+            if (mapping.get((i, row["model"])) == g.model and row["prompt_id"] == g.prompt.id
+                    and int(row["seed"]) == g.seed):
+                return job.run_dir
+    return jobs[0].run_dir
+
+
+def image_lines(summary: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(lines for stdout, warnings for stderr) about the store's damaged images."""
+    def name(row: Mapping[str, Any]) -> str:
+        return f"{row['model']} {row['prompt_id']} seed {row['seed']}"
+
+    info, warnings = [], []
+    remade = summary.get("remade") or []
+    if remade:
+        info.append(f"images: {len(remade)} damaged in the store, made again by their model "
+                    f"(the same bytes): " + ", ".join(name(r) for r in remade[:5])
+                    + (" ..." if len(remade) > 5 else ""))
+    damaged = summary.get("damaged") or []
+    if damaged:
+        warnings.append(f"warning: {len(damaged)} stored image(s) damaged and not made "
+                        f"again: {summary['battles_skipped']} battle(s) skipped; counted as "
+                        f"failed images ({DAMAGED}) in the models table")
+        warnings += [f"  {name(r)}: {r['stored']} ({r['why']})" for r in damaged[:10]]
+        if len(damaged) > 10:
+            warnings.append(f"  ... and {len(damaged) - 10} more (generations.jsonl)")
+        warnings.append(f"  fix: {summary['fix']}")
+    return info, warnings

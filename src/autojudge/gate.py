@@ -257,20 +257,22 @@ def _reason(outcome: str, res: Any, s: GateSettings, p_adj: float | None,
             n_tests: int) -> str:
     span = _span(res, s)
     if not res.linked:
-        return (f"{s.candidate} and {s.baseline} were never linked by battles (no chain of "
-                "opponents connects them), so the data cannot compare them; battle them "
-                "on the same prompts")
+        return _unlinked_reason(res, s)
+    note = f"; paths disagree on the size: {_paths_text(res)}" if res.disagreement else ""
     if outcome == "regression":
         return (f"{s.candidate} is worse than {s.baseline} by more than {s.margin:g} Elo: "
                 f"the CI's upper bound lies below -{s.margin:g}; {span}"
-                + _holm_note(p_adj, n_tests, s))
+                + _holm_note(p_adj, n_tests, s) + note)
     if outcome == "pass":
         return (f"{s.candidate} is not worse than {s.baseline} by more than {s.margin:g} "
-                f"Elo: the CI's lower bound lies above -{s.margin:g}; {span}")
+                f"Elo: the CI's lower bound lies above -{s.margin:g}; {span}{note}")
     if res.n_prompts < s.min_prompts:
         return f"too little data: {res.n_prompts} shared prompts, {s.min_prompts} needed; {span}"
     if res.method == "none":
         return f"no interval computed (0 bootstrap rounds); {span}"
+    if res.disagreement:
+        return (f"{res.disagreement}, so no single estimate is supported and the CI shown "
+                f"is the hull of the paths' intervals; {_paths_text(res)}; {span}")
     if res.ci_high is not None and res.ci_high < -s.margin:
         return (f"the CI lies below -{s.margin:g} but the regression is not significant "
                 f"after Holm's correction over {n_tests} checks (adjusted p = "
@@ -280,6 +282,50 @@ def _reason(outcome: str, res: Any, s: GateSettings, p_adj: float | None,
             "; more prompts are needed (a side of the CI is open or the estimate sits on "
             "the margin)")
     return f"the CI contains -{s.margin:g}: neither shown worse nor shown not worse; {span}{hint}"
+
+
+def _unlinked_reason(res: Any, s: GateSettings) -> str:
+    """Why the data cannot compare the two models, in the words that are true."""
+    pair = f"{s.candidate} and {s.baseline}"
+    if res.unlinked == "no_shared_prompts":
+        return (f"{pair} share no prompt: battles link them only through other models on "
+                "different prompts, and the gate compares models on the prompts both were "
+                "judged on; judge both on the same prompts")
+    if res.unlinked == "no_chain_on_shared_prompts":
+        return (f"on the {res.n_prompts} prompts both were judged on, no chain of opponents "
+                f"connects {pair}, so the data cannot compare them; battle them (or a "
+                "common opponent) on the same prompts")
+    return (f"{pair} were never linked by battles (no chain of opponents connects them), "
+            "so the data cannot compare them; battle them on the same prompts")
+
+
+def _paths_text(res: Any) -> str:
+    """Each path's interval, e.g. 'bt -87.9 (CI -104.9 .. -70.9), direct >= +755.9'."""
+    parts = []
+    for name, p in res.paths.items():
+        low, high = p.get("ci_low"), p.get("ci_high")
+        if low is None and high is None and not p.get("separated"):
+            continue
+        if p.get("separated"):
+            parts.append(f"{name} (separated) " + (f">= {low:+.1f}" if low is not None
+                                                   else f"<= {high:+.1f}"))
+        else:
+            parts.append(f"{name} {p['diff']:+.1f} (CI {low:+.1f} .. {high:+.1f})")
+    return ", ".join(parts)
+
+
+def margin_meaning(margin: float) -> str:
+    """The margin as a head-to-head win rate, e.g. 'margin 25 Elo: the candidate may win
+    as little as 46.4% of its battles against the baseline (ties count half)'.
+
+    Example:
+        >>> margin_meaning(25.0)[:60]
+        'margin 25 Elo: the candidate may win as little as 46.4% of i'
+    """
+    rate = 1.0 / (1.0 + 10.0 ** (margin / 400.0))
+    return (f"margin {margin:g} Elo: the candidate may win as little as {rate:.1%} of its "
+            "battles against the baseline (ties count half) on this judge's Elo scale, "
+            "which prompt effects and ties compress (docs/statistics.md)")
 
 
 def _holm_note(p_adj: float | None, n_tests: int, s: GateSettings) -> str:
@@ -318,6 +364,7 @@ def run_gate(run_dir: str | Path, settings: GateSettings, *, write: bool = True,
     run_dir = Path(run_dir)
     df = load_run_battles(run_dir, with_tags=bool(settings.tags))
     result = evaluate(df, settings)
+    out.write(f"gate: {margin_meaning(settings.margin)}\n")
     for c in result.checks:
         where = f"{c['judge']}" + (f"/{c['tag']}" if c["tag"] else "")
         out.write(f"  {c['outcome']:<12} {where}: {c['reason']}\n")
@@ -333,9 +380,13 @@ def run_gate(run_dir: str | Path, settings: GateSettings, *, write: bool = True,
         doc = {"schema": GATE_SCHEMA, "decision": result.decision,
                "exit_code": result.exit_code, "message": result.message,
                "inputs": {"run_dir": str(run_dir), **asdict(settings),
-                          "estimator": "non-inferiority; combined bt/direct/score paths, "
-                                       "prompt-clustered bootstrap; profile likelihood "
-                                       "for one-sided data",
+                          "margin_win_rate": round(1.0 / (1.0 + 10.0 ** (
+                              settings.margin / 400.0)), 4),
+                          "estimator": "non-inferiority; combined bt/direct/score paths "
+                                       "when they agree (hull of their intervals when "
+                                       "not), prompt-clustered bootstrap standard error "
+                                       "on Student's t; profile likelihood for one-sided "
+                                       "data",
                           "run": {k: run_info.get(k) for k in ("name", "suite", "models",
                                                                "judges", "n_battles")}},
                "checks": result.checks}
@@ -374,13 +425,17 @@ def build_parser() -> argparse.ArgumentParser:
                             "than --margin Elo, REGRESSION (exit 1) when shown worse by more, "
                             "INCONCLUSIVE (exit 1 unless --allow-inconclusive) otherwise.")
     p.add_argument("run_dir", help="folder of a finished run (with battles.jsonl)")
-    p.add_argument("--baseline", required=True, metavar="A")
-    p.add_argument("--candidate", required=True, metavar="B")
+    p.add_argument("--baseline", required=True, metavar="A",
+                   help="the model the release is compared against (as named in the run)")
+    p.add_argument("--candidate", required=True, metavar="B",
+                   help="the model that must not be worse than the baseline")
     p.add_argument("--judge", action="append", default=[], metavar="J",
                    help="gate on judge J (repeatable); default every judge in the run")
     p.add_argument("--tag", action="append", default=[], metavar="T",
                    help="also gate on the battles of prompts tagged T (repeatable)")
-    p.add_argument("--confidence", type=float, default=0.95)
+    p.add_argument("--confidence", type=float, default=0.95,
+                   help="level of the two-sided CI; each claim is a one-sided test at "
+                        "(1 - confidence) / 2; default 0.95")
     p.add_argument("--margin", type=float, default=DEFAULT_MARGIN, metavar="ELO",
                    help="tolerated regression in Elo points; default "
                         f"{DEFAULT_MARGIN:g} (a 53.6%% head-to-head win rate)")
@@ -389,7 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--correction", choices=CORRECTIONS, default="holm",
                    help="family-wise error control of REGRESSION claims over the checks; "
                         "default holm")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="bootstrap seed (the same seed gives the same verdict); default 0")
     p.add_argument("--min-prompts", type=int, default=10, metavar="N",
                    help="fewer shared prompts than this is inconclusive; default 10")
     p.add_argument("--allow-inconclusive", action="store_true",

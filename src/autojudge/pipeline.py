@@ -13,11 +13,12 @@ from typing import Any
 
 from autojudge import app, preflight
 from autojudge.errors import AutojudgeError
-from autojudge.progress import progress_bar
+from autojudge.progress import progress_bar, to_log_file
 from autojudge.stages.battles import count_pairs, run_judge
 from autojudge.stages.boards import BoardSpec, RunFacts, build_boards, model_stats
 from autojudge.stages.generate import expand_requests, run_generation
 from autojudge.store import Store
+from autojudge.suites import JudgeScope
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +92,18 @@ def prepare(cfg: Any, config: dict[str, Any], store: Store) -> Experiment:
     preflight.check_settings(config, models, judge_labels)
     preflight.check_models(models)
     store.use_blobs((config.get("store") or {}).get("blobs"))  # shared storage, if set
-    suite = app.load_suite_from_config(cfg.suite)
     generators = app.build_generators(config["model"])
     judges = app.build_judges(config["judge"], store)
+    # only the prompts a judge looks at are generated (suite.only_judged): built judges first
+    suite = app.load_suite_from_config(cfg.suite, JudgeScope.of(
+        judges, only_judged=config["suite"].get("only_judged", True),
+        human_votes=bool(votes.get("path"))))
     if votes.get("path"):
         votes["path"] = str(app.resolve_path(votes["path"], "human_votes.path"))
     for plugin in [*generators.values(), *judges.values()]:
         plugin.check()
     requests = suite.requests()
-    notes = preflight.check_applicability(judges, suite.prompts)
+    notes = [*suite.notes, *preflight.check_applicability(judges, suite.prompts)]
     notes += preflight.check_folders(generators, expand_requests(requests))
     from autojudge.executors import build_executor
 
@@ -219,10 +223,12 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
     sweeps.check_objective(config)
     with Store(config["store"]["root"]) as store:
         exp = prepare(cfg, config, store)
-        for note in exp.notes:
-            log.info("pre-flight: %s", note)
+        for note in exp.notes:  # said once on the console; always in the log file
             if exp.progress:
                 print(f"note: {note}")
+                to_log_file(f"pre-flight: {note}", name=__name__)
+            else:
+                log.info("pre-flight: %s", note)
         started = time.time()
         try:
             with progress_bar(exp.progress) as bar:
@@ -241,7 +247,28 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
         write_run_files(run_dir, document, battles, generations, scores, judged.skipped,
                         images=str(config["report"].get("images", "link")))
         write_report_files(run_dir, config, exp.suite.prompts)  # report.html, config.json
-        log.info("wrote %s (%d battles, %d boards)", run_dir, len(battles),
-                 len(document["boards"]))
+        wrote = f"wrote {run_dir} ({len(battles)} battles, {len(document['boards'])} boards)"
+        if exp.progress:  # the report's last line says it on the console
+            to_log_file(wrote, name=__name__)
+        else:
+            log.info(wrote)
         log_to_wandb(config["logger"], run_dir, config, document)
     return document
+
+
+def no_answer(document: dict[str, Any]) -> str | None:
+    """Why a finished run answered nothing (no board rated any model: every board empty,
+    or every model unrated because its images failed), as one line; None when some board
+    rated something. Partial failures are an answer: the report shows them."""
+    boards = document.get("boards") or []
+    if any(board.get("n_rated") for board in boards):
+        return None
+    if not boards:
+        return "no board was built"
+    overall = next((b for b in boards if b.get("judge") == "all" and b.get("tag") is None),
+                   boards[0])
+    reasons = [f"{m['model']}: {m['unrated_reason']}" for m in overall.get("models") or []
+               if m.get("unrated_reason")]
+    shown = "; ".join(reasons[:4]) + (f"; and {len(reasons) - 4} more" if len(reasons) > 4
+                                      else "")
+    return f"no model could be rated ({shown or 'no battles'})"

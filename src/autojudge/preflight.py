@@ -148,7 +148,16 @@ def _check_gate(config: Mapping[str, Any], models: Sequence[str], judges: Sequen
 
 
 def check_models(models: Sequence[str]) -> None:
-    """At least two distinct models: a board of one model compares nothing."""
+    """Model labels are plain text (`autojudge.names`: they name rows of every table and
+    file a run writes); at least two models: a board of one model compares nothing."""
+    from autojudge.names import name_problem
+
+    for label in models:
+        problem = name_problem(label) or ("must not be empty" if not label.strip() else None)
+        if problem:
+            raise AutojudgeError(f"model label {label!r} {problem}; label models with plain "
+                                 "text (the top key of conf/model/NAME.yaml, or "
+                                 "+model.NAME={kind: ...})")
     if len(models) < 2:
         shown = ", ".join(models) or "none"
         raise AutojudgeError(f"a run compares models and this one has {len(models)} ({shown}); "

@@ -129,6 +129,7 @@ def print_table(rows: list[dict], args: argparse.Namespace, source: str | None) 
     """A rich table: rank, model, rating, CI, elo, battles, W/L/T, with the run table's
     markers and notes (separated, groups, unrated)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from autojudge.ratings import board_structure
@@ -142,7 +143,7 @@ def print_table(rows: list[dict], args: argparse.Namespace, source: str | None) 
     if not board["connected"]:
         title += (f"  NOT CONNECTED: {board['n_components']} groups never linked by battles; "
                   "ratings and ranks compare only within a group")
-    table = Table(title=title, caption=caption(args, source))
+    table = Table(title=escape(title), caption=escape(caption(args, source) or ""))
     for name, justify in [("rank", "right"), ("model", "left"), ("rating", "right"),
                           (level, "right"), ("elo", "right"), ("battles", "right"),
                           ("W/L/T", "right")]:
@@ -154,7 +155,7 @@ def print_table(rows: list[dict], args: argparse.Namespace, source: str | None) 
     console = Console()
     console.print(table)
     for note in footnotes([board]):
-        console.print(note)
+        console.print(note, markup=False)  # "[gN]" is text
 
 
 def main(argv: Sequence[str] | None = None) -> int:

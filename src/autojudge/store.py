@@ -121,9 +121,9 @@ def index_error(root: Path, exc: BaseException) -> AutojudgeError:
     lowered = text.lower()
     if any(word in lowered for word in DAMAGE_WORDS):
         return AutojudgeError(
-            f"store index {index} is damaged ({text}); run {store_command(root)}: it moves "
-            f"the index aside and starts a fresh one (cached results are recomputed, "
-            f"images are kept)")
+            f"store index {index} is damaged ({text}); run {store_command(root)}: it keeps "
+            f"every row still readable in a fresh index and moves the damaged one aside "
+            f"(only lost results are recomputed, images are kept)")
     if "readonly" in lowered or "unable to open" in lowered:
         return AutojudgeError(
             f"store index {index} cannot be opened for writing ({text}); make "

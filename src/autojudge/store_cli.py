@@ -9,9 +9,11 @@ readable store at the root.
 `repair` mends what `check` finds: it deletes damaged blobs and the generation rows that
 point at missing or damaged ones (the next run generates those images again), deletes
 leftover temporary files, and moves a damaged index aside (`index.sqlite.corrupt-<time>`)
-so that a fresh one is started: every cached generation and score is then recomputed,
-while the images already stored are kept and reused. Permissions it cannot change; it says
-which paths to fix. Exit 0 when the store is clean afterwards, else 1.
+after copying every row SQLite can still read from it into a fresh one
+(autojudge.store_salvage; it prints, per table, how many rows were kept, unreadable and
+dropped): only what was lost is recomputed, and the images already stored are kept and
+reused. Permissions it cannot change; it says which paths to fix. Exit 0 when the store
+is clean afterwards, else 1.
 
 Run either only while no autojudge run uses the store: a run in progress writes
 temporary files and rows that would look like damage, and repair may delete them.
@@ -33,6 +35,7 @@ from typing import Iterator, Sequence
 from autojudge.errors import AutojudgeError
 from autojudge.store import (DAMAGE_WORDS, INDEX_FILES, INDEX_NAME, Store, store_command,
                              writable)
+from autojudge.store_salvage import print_salvage, salvage_index
 
 _BLOB_NAME = re.compile(r"^([0-9a-f]{64})\.([A-Za-z0-9]+)$")
 _SHOWN = 20  # problems listed one per line; the rest are counted
@@ -64,6 +67,7 @@ class Findings:
     index_unreadable: str | None = None  # e.g. permissions: not damage repair may touch
     index_rows: dict[str, int] = field(default_factory=dict)
     unwritable: list[Path] = field(default_factory=list)
+    blob_states: dict[str, str] = field(default_factory=dict)  # blob path -> ok | damaged
 
     @property
     def problems(self) -> list[str]:
@@ -98,7 +102,7 @@ def inspect(root: Path, say=print) -> Findings:
     found.unwritable = [p for p in (root, root / "blobs", *(root / n for n in INDEX_FILES))
                         if p.exists() and not writable(p)]
     say(f"checking blobs under {root / 'blobs'} ...")
-    good: dict[str, str] = {}  # blob path -> "ok" | "damaged"
+    good = found.blob_states
     for n, path in enumerate(_walk(root / "blobs"), start=1):
         if n % _PROGRESS_EVERY == 0:
             say(f"  {n} files looked at ...")  # hashing a big store takes a while
@@ -231,7 +235,7 @@ def repair(root: Path) -> int:
         fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
         _mend(found)
     try:
-        Store(root).close()  # starts a fresh index where the old one was moved aside
+        Store(root).close()  # opens (or starts) the index, as the next run will
     except AutojudgeError as exc:
         print(f"the store still does not open: {exc}")
         return 1
@@ -243,14 +247,24 @@ def _mend(found: Findings) -> None:
     root = found.root
     if found.index_damage:
         stamp = time.strftime("%Y%m%d-%H%M%S")
+        moved = root / f"{INDEX_NAME}.corrupt-{stamp}"
         for name in (INDEX_NAME, f"{INDEX_NAME}-wal", f"{INDEX_NAME}-shm"):
             source = root / name
             if source.exists():
-                target = root / name.replace(INDEX_NAME, f"{INDEX_NAME}.corrupt-{stamp}")
+                # SQLite finds a database's WAL by name, so the three move together
+                target = root / name.replace(INDEX_NAME, moved.name)
                 source.rename(target)
                 print(f"moved the damaged index file {source} to {target}")
-        print("a fresh index is started: cached generations and scores are recomputed by "
-              "the next run (stored images are kept and reused)")
+        if moved.exists():
+            try:
+                print_salvage(salvage_index(moved, root, found.blob_states))
+            except (sqlite3.Error, OSError) as exc:
+                print(f"could not copy rows out of it ({' '.join(str(exc).split())}): a "
+                      f"fresh index is started; cached generations and scores are "
+                      f"recomputed by the next run")
+        else:
+            print("no index file was left to read: a fresh index is started; cached "
+                  "generations and scores are recomputed by the next run")
     elif found.bad_rows:
         _forget_rows(root, [key for key, _ in found.bad_rows])
         print(f"deleted {len(found.bad_rows)} generation rows that pointed at missing or "

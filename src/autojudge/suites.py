@@ -46,9 +46,10 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
@@ -58,7 +59,7 @@ from autojudge.suite_entries import (DIFFICULTIES, ENTRY_FIELDS, EntryLocation, 
 from autojudge.suite_importers import fail, read_geneval, read_parti, show
 from autojudge.types import Prompt
 
-__all__ = ["Suite", "load_suite", "FORMATS", "ENTRY_FIELDS", "DIFFICULTIES",
+__all__ = ["Suite", "JudgeScope", "load_suite", "FORMATS", "ENTRY_FIELDS", "DIFFICULTIES",
            "DEFAULT_MAX_PROMPT_CHARS"]
 
 FORMATS = ("auto", "autojudge", "parti", "geneval")
@@ -83,6 +84,8 @@ class Suite:
         source: the path it was read from.
         description: the file's `description:`, if any.
         fmt: the format it was read as ("autojudge", "parti", "geneval").
+        notes: what the selection did that a person should hear before the run (prompts
+            left out because no judge looks at them).
     """
 
     name: str
@@ -91,9 +94,11 @@ class Suite:
     source: str
     description: str = ""
     fmt: str = "autojudge"
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prompts", tuple(self.prompts))
+        object.__setattr__(self, "notes", tuple(self.notes))
         object.__setattr__(self, "seeds", tuple(self.seeds))
         object.__setattr__(self, "source", str(self.source))
 
@@ -111,10 +116,41 @@ class Suite:
         return counts
 
 
+@dataclass(frozen=True)
+class JudgeScope:
+    """The run's judges as far as choosing prompts goes (`load_suite(judges=...)`).
+
+    Attributes:
+        applies: judge label -> whether the judge looks at images of a prompt.
+        needs: judge label -> what it needs, in words (the plugin's `needs` hook), for
+            the error when it applies to none of the selected prompts.
+        only_judged: keep only prompts some judge applies to, before `limit`: an image
+            no judge looks at is generated (and with hosted models paid for) for nothing.
+    """
+
+    applies: Mapping[str, Callable[[Prompt], bool]]
+    needs: Mapping[str, str] = field(default_factory=dict)
+    only_judged: bool = True
+
+    @classmethod
+    def of(cls, judges: Mapping[str, Any], *, only_judged: bool = True,
+           human_votes: bool = False) -> "JudgeScope":
+        """The scope of built judges (runners or plugins with `applies`). Human votes
+        count as a judge of every prompt: people may vote on any image of the run."""
+        applies = {label: judge.applies for label, judge in judges.items()}
+        needs = {label: str(getattr(getattr(judge, "plugin", judge), "needs",
+                                    "prompts its applies() accepts"))
+                 for label, judge in judges.items()}
+        if human_votes:
+            applies["human"] = lambda prompt: True
+        return cls(applies, needs, bool(only_judged))
+
+
 def load_suite(path: str | Path, *, fmt: str = "auto", name: str | None = None,
                tags: Sequence[str] = (), exclude_tags: Sequence[str] = (),
                limit: int | None = None, seeds: Sequence[int] | None = None,
-               max_prompt_chars: int | None = DEFAULT_MAX_PROMPT_CHARS) -> Suite:
+               max_prompt_chars: int | None = DEFAULT_MAX_PROMPT_CHARS,
+               judges: JudgeScope | None = None) -> Suite:
     """Read, validate and filter a suite file.
 
     Args:
@@ -123,13 +159,18 @@ def load_suite(path: str | Path, *, fmt: str = "auto", name: str | None = None,
         name: overrides the suite's name.
         tags: keep only prompts carrying ANY of these tags (each must exist in the suite).
         exclude_tags: then drop prompts carrying any of these (each must exist too).
-        limit: then keep the first `limit` prompts (file order, so deterministic).
+        limit: then keep the first `limit` prompts (file order, so deterministic); with
+            `judges` and `only_judged`, the first `limit` that some judge applies to.
         seeds: default seeds for prompts without their own. None (the default) takes
             the file's top-level `seeds:`, else (0,); a value given here overrides the
             file's top-level seeds (never a prompt's own `seeds:`).
         max_prompt_chars: the most characters an entry's text, expected_text or
             style_prompt may have; a longer one refuses the suite (whatever the filters
             keep), naming the file, the entry id and the limit. None: no limit.
+        judges: the run's judges. Every judge must apply to at least one kept prompt
+            (else one line naming what it needs and where this suite has such prompts);
+            with `only_judged` the prompts no judge applies to are left out, and
+            `Suite.notes` says so.
 
     Raises:
         AutojudgeError: one line naming the file, entry/line, field and fix.
@@ -163,9 +204,9 @@ def load_suite(path: str | Path, *, fmt: str = "auto", name: str | None = None,
         default_seeds = seed_list(seeds, f"suite {source}, suite.seeds")
     else:
         default_seeds = file_seeds if file_seeds is not None else (0,)
-    selected = _select(prompts, suite_name, source, tags, exclude_tags, limit)
+    selected, notes = _select(prompts, suite_name, source, tags, exclude_tags, limit, judges)
     return Suite(name=suite_name, prompts=tuple(selected), seeds=default_seeds,
-                 source=source, description=description, fmt=kind)
+                 source=source, description=description, fmt=kind, notes=notes)
 
 
 # ---------------------------------------------------------------- reading and formats
@@ -327,25 +368,96 @@ def _read_native_jsonl(source: str, text: str, max_chars: int | None = None) -> 
 
 
 def _select(prompts: list[Prompt], suite_name: str, source: str, tags: Sequence[str],
-            exclude_tags: Sequence[str], limit: int | None) -> list[Prompt]:
+            exclude_tags: Sequence[str], limit: int | None, judges: JudgeScope | None = None
+            ) -> tuple[list[Prompt], tuple[str, ...]]:
+    """(the prompts kept, notes): tag filters, then the judged ones, then the limit."""
     known: dict[str, int] = {}
     for prompt in prompts:
         for tag in dict.fromkeys(prompt.tags):
             known[tag] = known.get(tag, 0) + 1
     want = _tag_args(tags, "suite.tags", suite_name, source, known)
     drop = _tag_args(exclude_tags, "suite.exclude_tags", suite_name, source, known)
-    kept = [p for p in prompts
+    pool = [p for p in prompts
             if (not want or any(t in want for t in p.tags)) and not any(t in drop for t in p.tags)]
-    if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            fail(f"suite {suite_name} ({source}), suite.limit",
-                 f"must be a positive integer or null (all prompts), got {show(limit)}")
-        kept = kept[:limit]
-    if not kept:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        fail(f"suite {suite_name} ({source}), suite.limit",
+             f"must be a positive integer or null (all prompts), got {show(limit)}")
+    if not pool:
         fail(f"suite {suite_name} ({source})",
              f"no prompts left after suite.tags={sorted(want)} and suite.exclude_tags={sorted(drop)}; "
              "loosen the filters")
-    return kept
+    if judges is None:
+        return pool[:limit], ()
+    judged = pool
+    if judges.only_judged:
+        judged = [p for p in pool if any(applies(p) for applies in judges.applies.values())]
+    kept = judged[:limit]
+    _every_judge_applies(judges, kept or pool[:limit], prompts)
+    notes = ()
+    if len(judged) < len(pool):
+        notes = (_kept_note(judges, len(pool), len(judged), len(kept), limit),)
+    return kept, notes
+
+
+def _kept_note(judges: JudgeScope, pooled: int, judged: int, kept: int,
+               limit: int | None) -> str:
+    labels = list(judges.applies)
+    who = (f"judge {labels[0]} applies" if len(labels) == 1
+           else f"judges {', '.join(labels)} apply")
+    if kept < judged:
+        return (f"keeping {kept} of {pooled} prompts: {who} to {judged} of them and "
+                f"suite.limit={limit} keeps the first {kept}; suite.only_judged=false to "
+                "generate for prompts no judge looks at too")
+    return (f"keeping {kept} of {pooled} prompts: {who} to those; suite.only_judged=false "
+            "to generate all")
+
+
+def _every_judge_applies(judges: JudgeScope, selected: Sequence[Prompt],
+                         every: Sequence[Prompt]) -> None:
+    """One line for the first judge that applies to none of `selected`, with a fix
+    computed from the suite in use (`every`: all its prompts, before filters)."""
+    for label, applies in judges.applies.items():
+        if any(applies(p) for p in selected):
+            continue
+        needs = judges.needs.get(label, "prompts its applies() accepts")
+        raise AutojudgeError(
+            f"judge {label} applies to none of the {len(selected)} selected prompts: it "
+            f"needs {needs}; {_where_it_applies(applies, every, judges.only_judged)}, or "
+            "choose another judge")
+
+
+def _where_it_applies(applies: Callable[[Prompt], bool], every: Sequence[Prompt],
+                      only_judged: bool) -> str:
+    """How to select prompts a judge applies to: the tag of this suite that holds most
+    of them, else the shipped suites that have some."""
+    fit = [p for p in every if applies(p)]
+    if fit:
+        tag, count = Counter(t for p in fit for t in dict.fromkeys(p.tags)).most_common(1)[0]
+        also = "" if only_judged else " or suite.only_judged=true (keeps only those)"
+        return (f"this suite has {len(fit)} such prompts: select them, e.g. "
+                f"suite.tags=[{tag}] ({count} of them){also}")
+    others = _shipped_suites_with(applies)
+    if others:
+        return (f"this suite has no such prompt; use a suite that has some, e.g. "
+                f"{', '.join(f'suite={name} ({n})' for name, n in others)}")
+    return "this suite has no such prompt; use a suite that has some"
+
+
+def _shipped_suites_with(applies: Callable[[Prompt], bool]) -> list[tuple[str, int]]:
+    """(name, prompts the judge applies to) of each shipped suite that has any."""
+    from autojudge.resources import CONF_DIR, SUITES_DIR
+
+    found = []
+    for path in sorted(SUITES_DIR.glob("*.yaml")):
+        if not (CONF_DIR / "suite" / path.name).is_file():
+            continue  # not selectable as suite=<name>
+        try:
+            n = sum(1 for p in load_suite(path).prompts if applies(p))
+        except AutojudgeError:
+            continue  # a broken shipped suite is reported when it is chosen, not here
+        if n:
+            found.append((path.stem, n))
+    return found
 
 
 def _tag_args(values: Sequence[str] | str | None, option: str, suite_name: str, source: str,

@@ -26,7 +26,9 @@ Example:
 from __future__ import annotations
 
 import itertools
+import logging
 import math
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from autojudge.errors import AutojudgeError
@@ -186,6 +188,9 @@ def compute_objective(config: Mapping[str, Any], document: Mapping[str, Any],
     kind = str(sweep.get("objective") or "rating")
     judge, tag = str(sweep.get("judge") or "all"), sweep.get("tag")
     value, reason, n = _measure(kind, judge, tag, target, reference, document, battles)
+    low, high, confidence = (None, None, None) if value is None else \
+        _interval(kind, _head(battles, judge, tag, target, reference), target, reference,
+                  dict(config.get("ratings") or {}))
     stats = {m["model"]: m for m in document.get("models", [])}
     cost = (stats.get(target) or {}).get("cost_per_image_usd")
     record = {"objective": kind, "judge": judge, "tag": tag, "target": target,
@@ -199,8 +204,71 @@ def compute_objective(config: Mapping[str, Any], document: Mapping[str, Any],
         record["over_budget"] = True
     elif value is not None and record["cost_weight"]:
         value -= record["cost_weight"] * float(cost or 0.0)
-    record.update(value=value, reason=reason)
+        low, high = (None if b is None else b - record["cost_weight"] * float(cost or 0.0)
+                     for b in (low, high))
+    if value is None:
+        low = high = None
+    record.update(value=value, reason=reason, ci_low=low, ci_high=high,
+                  confidence=confidence)
     return record
+
+
+def _head(battles: Sequence[Any], judge: str, tag: Any, target: str, reference: str
+          ) -> list[Any]:
+    """The battles between target and reference that the objective reads."""
+    return [b for b in battles if {b.model_a, b.model_b} == {target, reference}
+            and (b.judge == judge or (judge == "all" and b.judge != "human"))
+            and (tag is None or tag in b.tags)]
+
+
+def _interval(kind: str, head: Sequence[Any], target: str, reference: str,
+              ratings: Mapping[str, Any]) -> tuple[float | None, float | None, float]:
+    """(low, high, confidence) of the raw objective: a prompt-clustered bootstrap, as
+    the boards' CIs, so trials that the data cannot tell apart are seen as such. For
+    `rating`, of target minus reference on their head-to-head battles (the BT path of
+    the release gate); None sides where the data bound none."""
+    import numpy as np
+
+    confidence = float(ratings.get("confidence", 0.95))
+    rounds, seed = int(ratings.get("bootstrap_rounds", 1000)), int(ratings.get("seed", 0))
+    if kind == "rating":
+        return (*_rating_interval(head, target, reference, rounds, seed, confidence),
+                confidence)
+    pairs = [(b.prompt_id, v) for b in head
+             if (v := (_won(b, target) if kind == "win_rate" else _score_diff(b, target)))
+             is not None]
+    if not pairs or rounds <= 0:
+        return None, None, confidence
+    from autojudge.ratings.bootstrap import draw_counts, percentile_interval
+
+    _, clusters = np.unique([p for p, _ in pairs], return_inverse=True)
+    k = int(clusters.max()) + 1
+    sums = np.bincount(clusters, weights=[v for _, v in pairs], minlength=k)
+    counts = np.bincount(clusters, minlength=k).astype(float)
+    weights = draw_counts(np.random.default_rng(seed), k, np.full(k, 1.0 / k), rounds)
+    low, high = percentile_interval((weights @ sums) / (weights @ counts), confidence)
+    return float(low), float(high), confidence
+
+
+def _rating_interval(head: Sequence[Any], target: str, reference: str, rounds: int,
+                     seed: int, confidence: float) -> tuple[float | None, float | None]:
+    from autojudge.ratings.bootstrap import cluster_codes
+    from autojudge.ratings.bradley_terry import encode_battles
+    from autojudge.ratings.compare import rating_difference
+
+    if not head:
+        return None, None
+    battles = encode_battles([b.model_a for b in head], [b.model_b for b in head],
+                             [b.winner for b in head])
+    diff = rating_difference(battles, cluster_codes([b.prompt_id for b in head], len(head)),
+                             battles.names.index(reference), battles.names.index(target),
+                             rounds=rounds, seed=seed, confidence=confidence, paths=False)
+    return diff.ci_low, diff.ci_high
+
+
+def _won(battle: Any, target: str) -> float:
+    winner = _winner(battle)
+    return 1.0 if winner == target else 0.5 if winner is None else 0.0
 
 
 def _measure(kind: str, judge: str, tag: Any, target: str, reference: str,
@@ -218,15 +286,11 @@ def _measure(kind: str, judge: str, tag: Any, target: str, reference: str,
         if t.get("component") != r.get("component"):
             return None, "target and reference were never linked by battles", 0
         return t["rating"] - r["rating"], None, int(t.get("battles") or 0)
-    head = [b for b in battles if {b.model_a, b.model_b} == {target, reference}
-            and (b.judge == judge or (judge == "all" and b.judge != "human"))
-            and (tag is None or tag in b.tags)]
+    head = _head(battles, judge, tag, target, reference)
     if not head:
         return None, "no battles between target and reference", 0
     if kind == "win_rate":
-        won = sum(1.0 if _winner(b) == target else 0.5 if _winner(b) is None else 0.0
-                  for b in head)
-        return won / len(head), None, len(head)
+        return sum(_won(b, target) for b in head) / len(head), None, len(head)
     diffs = [_score_diff(b, target) for b in head]
     diffs = [d for d in diffs if d is not None]
     if not diffs:
@@ -276,3 +340,124 @@ def check_sweeper(sweeper: Any, config: Mapping[str, Any]) -> None:
     if str(direction) != "maximize":
         raise AutojudgeError(f"hydra.sweeper.direction={direction}: autojudge's objective is "
                              "higher-is-better; pass hydra.sweeper.direction=maximize")
+
+
+# --------------------------------------------------------------------------- best set
+
+def _bounds(record: Mapping[str, Any]) -> tuple[float, float]:
+    """(low, high) of a trial's objective: its CI, an open side as infinite; a record
+    without an interval (written before they were) as its point value."""
+    value = float(record["value"])
+    if record.get("confidence") is None:
+        return value, value
+    low, high = record.get("ci_low"), record.get("ci_high")
+    return (-math.inf if low is None else float(low), math.inf if high is None else float(high))
+
+
+def best_settings(sweep_dir: str | Path, extra_keys: Sequence[str] = ()
+                  ) -> dict[str, Any] | None:
+    """The CI-aware best trials of a sweep folder: every finished job whose objective's
+    CI reaches the CI of the job with the highest objective (the data do not put it
+    below the top), best first; None when no job measured an objective. A trial's
+    settings are its values of the swept keys (`sweep_jobs.swept_params`), of the keys
+    the sweeper's pick names and of `extra_keys` (swept on this command line).
+
+    Returns:
+        {"best": [{"job", "params", "value", "ci_low", "ci_high"}, ...], "confidence",
+         "n_trials" (with a value), "n_without" (no value: over budget, unrated, ...),
+         "optuna" (the sweeper's best_params, if it wrote optimization_results.yaml)}
+    """
+    import json
+
+    from autojudge.sweep_jobs import is_pooled, is_run, swept_params
+
+    sweep_dir = Path(sweep_dir)
+    pick = _optuna_pick(sweep_dir)
+    keys = list(dict.fromkeys([*extra_keys, *(pick or {})]))
+    trials, without = [], 0
+    for job in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()):
+        if not is_run(job) or is_pooled(job):
+            continue
+        run = json.loads((job / "leaderboard.json").read_text(encoding="utf-8"))["run"]
+        record = run.get("objective")
+        if not record:
+            continue
+        if record.get("value") is None or not math.isfinite(record["value"]):
+            without += 1
+            continue
+        trials.append({"job": job.name, "params": swept_params(job, keys),
+                       "value": record["value"],
+                       "ci_low": record.get("ci_low"), "ci_high": record.get("ci_high"),
+                       "confidence": record.get("confidence"), "bounds": _bounds(record)})
+    if not trials and not without:
+        return None
+    trials.sort(key=lambda t: -t["value"])
+    floor = trials[0]["bounds"][0] if trials else math.inf
+    best = [{k: v for k, v in t.items() if k not in ("bounds", "confidence")}
+            for t in trials if t["bounds"][1] >= floor]
+    return {"best": best, "confidence": trials[0]["confidence"] if trials else None,
+            "n_trials": len(trials), "n_without": without, "optuna": pick}
+
+
+def _optuna_pick(sweep_dir: Path) -> dict[str, Any] | None:
+    path = sweep_dir / "optimization_results.yaml"
+    if not path.is_file():
+        return None
+    import yaml
+
+    try:
+        return dict((yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+                    .get("best_params") or {}) or None
+    except (OSError, ValueError, yaml.YAMLError, TypeError):
+        return None
+
+
+def best_settings_text(summary: Mapping[str, Any]) -> str:
+    """What a sweep prints at its end, beside the sweeper's own single best pick."""
+    def fmt(v: Any) -> str:
+        return "open" if v is None else f"{v:.4g}"
+
+    def params(p: Mapping[str, Any]) -> str:
+        return " ".join(f"{k}={format_value(v)}" for k, v in p.items()) or "(no swept key)"
+
+    best, pick = summary["best"], summary.get("optuna")
+    if not best:
+        return (f"best settings: none of the {summary['n_without']} trials measured an "
+                "objective (see run.objective.reason in their leaderboard.json)")
+    level = f"{summary['confidence']:.0%} " if summary.get("confidence") else ""
+    lines = [f"best settings, CI-aware: {len(best)} of {summary['n_trials']} trials whose "
+             f"{level}CI reaches the top one's (the data do not separate them)"
+             + (f"; {summary['n_without']} trials measured no objective"
+                if summary["n_without"] else "")]
+    marked = False
+    for t in best:
+        chosen = pick is not None and all(t["params"].get(k) == v for k, v in pick.items())
+        marked = marked or chosen
+        lines.append(f"  {params(t['params'])}: objective {t['value']:.4g} "
+                     f"[{fmt(t['ci_low'])}, {fmt(t['ci_high'])}] (job {t['job']})"
+                     + ("  <- the sweeper's best_params" if chosen else ""))
+    if marked and len(best) > 1:
+        lines.append("  the sweeper's single pick is one of these; choose among them by "
+                     "cost or latency, or judge more prompts to separate them")
+    return "\n".join(lines)
+
+
+def best_settings_callback() -> Any:
+    """A Hydra callback (conf/config.yaml `hydra.callbacks`) that prints the CI-aware
+    best settings when a multirun whose jobs measured an objective ends."""
+    from hydra.experimental.callback import Callback
+
+    class BestSettings(Callback):
+        def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+            try:
+                from autojudge.sweep_jobs import argv_swept_keys
+
+                summary = best_settings(str(config.hydra.sweep.dir), argv_swept_keys())
+                if summary is not None:
+                    print(best_settings_text(summary), flush=True)
+            except Exception as exc:  # noqa: BLE001  the jobs' results are written
+                logging.getLogger(__name__).warning(
+                    "best settings not listed (%s: %s); pool the sweep with "
+                    "python -m autojudge.compare", type(exc).__name__, exc)
+
+    return BestSettings()

@@ -2,13 +2,20 @@
 answers. One rule for every plugin that loads weights (CLIP, diffusers, local VLMs)."""
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
 from typing import Any, Sequence
+from urllib.parse import urlsplit
 
-_HUB_HOST = ("huggingface.co", 443)
 _REACHABLE: bool | None = None
+
+
+def _hub_host() -> tuple[str, int]:
+    """The hub's host and port (HF_ENDPOINT, e.g. a mirror, when set)."""
+    url = urlsplit(os.environ.get("HF_ENDPOINT", "").strip() or "https://huggingface.co")
+    return url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
 
 
 def hub_offline() -> bool:
@@ -20,11 +27,67 @@ def hub_offline() -> bool:
     global _REACHABLE
     if _REACHABLE is None:
         try:
-            socket.create_connection(_HUB_HOST, timeout=2.0).close()
+            socket.create_connection(_hub_host(), timeout=2.0).close()
             _REACHABLE = True
         except OSError:
             _REACHABLE = False
     return not _REACHABLE
+
+
+def hub_snapshot(repo: str, revision: str = "", cache_dir: str = "") -> Path | None:
+    """The folder of hub repo `repo` (at `revision`) in the local Hugging Face cache, or
+    None when no snapshot of it is there. Never touches the network."""
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+    except ImportError:
+        return None
+    try:
+        return Path(snapshot_download(repo, revision=revision or None,
+                                      cache_dir=cache_dir or None, local_files_only=True))
+    except (LocalEntryNotFoundError, HFValidationError, OSError, ValueError):
+        return None
+
+
+def pipeline_folder_problem(folder: Path) -> str | None:
+    """Why `folder` is not a whole diffusers pipeline, or None: it needs model_index.json
+    and a sub-folder for every component that file lists (a download that stopped half
+    way has the index but not the weights)."""
+    index = folder / "model_index.json"
+    if not index.is_file():
+        return f"{folder} has no model_index.json"
+    try:
+        spec = json.loads(index.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"{index} is not readable JSON ({' '.join(str(exc).split())})"
+    if not isinstance(spec, dict):
+        return f"{index} is not a JSON object"
+    missing = [name for name, value in spec.items() if not name.startswith("_")
+               and isinstance(value, list) and len(value) == 2 and all(value)
+               and not (folder / name).is_dir()]
+    if missing:
+        return f"{folder} lacks the component folder(s) {', '.join(missing)} named in " \
+               "its model_index.json"
+    return None
+
+
+def hub_weights_problem(repo: str, *, revision: str = "", local_files_only: bool = False,
+                        pipeline: bool = False) -> str | None:
+    """Why hub repo `repo` cannot be loaded now, as a phrase to follow its name ("not in
+    the Hugging Face cache and ..."), or None when it can: it is in the local cache
+    (whole, for a diffusers `pipeline`), or the hub answers and will supply it."""
+    snapshot = hub_snapshot(repo, revision)
+    problem = pipeline_folder_problem(snapshot) if snapshot and pipeline else None
+    if snapshot is not None and problem is None:
+        return None
+    if not (local_files_only or hub_offline()):
+        return None
+    at = f" at revision {revision}" if revision else ""
+    offline = "local_files_only is set" if local_files_only else \
+        "the hub is offline (HF_HUB_OFFLINE=1 or no network)"
+    if snapshot is None:
+        return f"not in the Hugging Face cache{at} and {offline}"
+    return f"only partly in the Hugging Face cache{at} ({problem}) and {offline}"
 
 
 def hf_cached(repo: str, filenames: Sequence[str], cache_dir: str = "") -> bool:

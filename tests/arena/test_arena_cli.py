@@ -72,6 +72,25 @@ def test_busy_port(run_dir, capsys) -> None:
                "cannot listen", "--port")
 
 
+def test_export_to_an_unwritable_path_is_one_line(tmp_path, run_dir, make_client,
+                                                   capsys) -> None:
+    client = make_client()
+    pair = client.get("/api/pair").json()
+    assert client.post("/api/vote", json={"token": pair["token"], "choice": "left"}).is_success
+    blocker = tmp_path / "a_file"
+    blocker.write_text("in the way")
+    folder = tmp_path / "a_folder.jsonl"
+    folder.mkdir()
+    for target in (blocker / "votes.jsonl", folder):
+        _error(capsys, [str(run_dir), "--export", str(target)], "cannot write --export",
+               str(target), "writable")
+    assert blocker.read_text() == "in the way" and not any(folder.iterdir())
+    assert not list(tmp_path.glob(".*.tmp"))  # nothing half-written left behind
+    good = tmp_path / "votes.jsonl"
+    assert main([str(run_dir), "--export", str(good)]) == 0
+    assert "wrote 1 vote to" in capsys.readouterr().out
+
+
 def test_cli_module_and_errors_run_as_a_user_would(tmp_path) -> None:
     proc = run_cli(["autojudge.arena", str(tmp_path / "missing")], timeout=120)
     assert proc.returncode == 2

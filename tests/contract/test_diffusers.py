@@ -3,7 +3,6 @@ LoRA, fine-tuned checkpoints), plus a checkpoint sweep through the whole pipelin
 from __future__ import annotations
 
 import io
-import time
 
 import numpy as np
 import pytest
@@ -147,17 +146,96 @@ def test_checkpoint_swaps_the_unet(tiny):
     assert outs[0] != outs[1]
 
 
-def test_missing_weights_fail_check_quickly_with_one_line(tmp_path, monkeypatch):
+@pytest.fixture
+def hf_cache(tmp_path, monkeypatch):
+    """An empty Hugging Face cache, offline: only what a test puts there is cached."""
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hf_cache"
+    cache.mkdir()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for model in ("someone/not-downloaded-model", str(tmp_path / "nope"), str(tmp_path)):
-        gen = DiffusersGenerator("sd", DiffusersGenerator.Config(model=model))
-        start = time.perf_counter()
-        with pytest.raises(AutojudgeError) as info:
-            gen.check()
-        assert time.perf_counter() - start < 5
-        assert "\n" not in str(info.value) and "model 'sd'" in str(info.value)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def cache_repo(cache, repo: str, source, files=None):
+    """Put `source` (a pipeline folder) into `cache` as hub repo `repo` would be downloaded
+    (models--org--name/snapshots/<commit>, refs/main naming the commit)."""
+    import shutil
+
+    entry = cache / ("models--" + repo.replace("/", "--"))
+    snapshot = entry / "snapshots" / ("0" * 40)
+    if files is None:
+        shutil.copytree(source, snapshot)
+    else:
+        snapshot.mkdir(parents=True)
+        for name in files:
+            shutil.copy(source / name, snapshot / name)
+    (entry / "refs").mkdir()
+    (entry / "refs" / "main").write_text("0" * 40)
+
+
+def refusal(gen) -> str:
+    """check()'s one-line message; nothing was loaded on the way."""
+    with pytest.raises(AutojudgeError) as info:
+        gen.check()
+    assert not gen._pipes
+    assert "\n" not in str(info.value) and f"model '{gen.name}'" in str(info.value)
+    return str(info.value)
+
+
+def test_missing_weights_fail_check_with_one_line(tmp_path, hf_cache, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("check() reached for the network")
+
+    monkeypatch.setattr("socket.create_connection", no_network)
+    (tmp_path / "file.txt").write_text("x")
+    for model, needle in [
+            ("someone/not-downloaded-model", "needs weights for someone/not-downloaded-model: "
+             "not in the Hugging Face cache and the hub is offline"),
+            (str(tmp_path / "nope"), "does not exist; set model.sd.model"),
+            (str(tmp_path / "file.txt"), "is a file, not a folder"),
+            (str(tmp_path), "has no model_index.json")]:
+        assert needle in refusal(DiffusersGenerator("sd", DiffusersGenerator.Config(model=model)))
     with pytest.raises(AutojudgeError, match="no model"):
         DiffusersGenerator("sd", DiffusersGenerator.Config()).check()
+
+
+def test_hub_unreachable_counts_as_offline(hf_cache, monkeypatch):
+    """No HF_HUB_OFFLINE, but the hub does not answer: refuse now rather than let every
+    image wait through huggingface_hub's retries."""
+    from autojudge import weights
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(weights, "_REACHABLE", None)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on port 9
+    gen = DiffusersGenerator("sd15", DiffusersGenerator.Config(model="org/sd"))
+    assert "not in the Hugging Face cache and the hub is offline" in refusal(gen)
+    assert gen._offline()  # so a load would not try the hub either
+
+
+def test_cached_hub_pipeline_passes_and_a_partial_download_is_refused(tiny, hf_cache):
+    cache_repo(hf_cache, "org/whole", tiny["sd"])
+    DiffusersGenerator("sd", DiffusersGenerator.Config(model="org/whole")).check()
+    cache_repo(hf_cache, "org/half", tiny["sd"], files=["model_index.json"])
+    message = refusal(DiffusersGenerator("sd", DiffusersGenerator.Config(model="org/half")))
+    assert "only partly in the Hugging Face cache" in message and "unet" in message
+    message = refusal(DiffusersGenerator("sd", DiffusersGenerator.Config(
+        model="org/whole", revision="v2")))
+    assert "not in the Hugging Face cache at revision v2" in message
+
+
+def test_local_pipeline_checkpoint_and_lora_refs_are_checked(tiny, tmp_path, hf_cache):
+    DiffusersGenerator("sd", DiffusersGenerator.Config(**small(
+        tiny, checkpoint=str(tiny["ck1"]), lora=[str(tiny["lora"])]))).check()
+    (tmp_path / "empty").mkdir()
+    for extra, needle in [
+            ({"checkpoint": str(tmp_path / "empty")}, "holds no denoiser"),
+            ({"checkpoint": str(tmp_path / "gone")}, "checkpoint folder"),
+            ({"lora": [str(tmp_path / "gone")]}, "LoRA"),
+            ({"lora": ["org/lora-not-cached"]}, "set model.sd.lora=[/local/lora_folder]")]:
+        gen = DiffusersGenerator("sd", DiffusersGenerator.Config(**small(tiny, **extra)))
+        assert needle in refusal(gen)
 
 
 def test_checkpoint_sweep_ranks_checkpoints_in_one_run(tiny, tmp_path, compose):

@@ -96,6 +96,34 @@ def test_multi_seed_lookup_order(model_dir):
     assert g_jpg_first.generate([GenRequest(P2, 0)])[0].meta["path"].endswith("cat.jpg")
 
 
+def test_a_runs_own_layout_is_read_per_seed(tmp_path):
+    """runs/<run>/images/<model>/<prompt>_s<seed>.png, links into the store, reads back."""
+    store = tmp_path / "store"
+    run = tmp_path / "images" / "typeset"
+    run.mkdir(parents=True)
+    for seed, color in ((0, "red"), (1, "blue")):
+        blob = save(store / f"{color}.png", color)
+        os.symlink(store / f"{color}.png", run / f"multi_s{seed}.png")
+        out = gen(run).generate([GenRequest(P3, seed)])[0]
+        assert out.ok and out.image == blob and out.meta["path"].endswith(f"multi_s{seed}.png")
+    # a prompt id with characters a file name cannot hold, named as the run named it
+    odd = Prompt(id="a b:c", text="x")
+    save(run / "a_b_c_s0.png", "green")
+    assert gen(run).generate([GenRequest(odd, 0)])[0].ok
+    # <id>_<seed> is tried before <id>_s<seed>, and <id>.<ext> only after both
+    save(run / "multi_1.png", "white")
+    save(run / "multi.png", "black")
+    paths = [o.meta["path"] for o in gen(run).generate([GenRequest(P3, 0), GenRequest(P3, 1)])]
+    assert paths[0].endswith("multi_s0.png") and paths[1].endswith("multi_1.png")
+    match = gen(run).matching_requests([GenRequest(P3, 0), GenRequest(odd, 0)])
+    assert match.matched == 2 and "multi_s1.png" in match.stray_files
+
+
+def test_missing_file_names_the_run_layout(model_dir):
+    message = gen(model_dir).generate([GenRequest(GONE, 4)])[0].failure.message
+    assert "not-there_s4." in message
+
+
 def test_upper_case_extension_found(tmp_path):
     save(tmp_path / "p.PNG", "red", "PNG")
     out = gen(tmp_path).generate([GenRequest(Prompt(id="p", text="x"), 0)])[0]
@@ -430,3 +458,32 @@ def test_an_unforeseen_error_fails_one_request(tmp_path, monkeypatch):
     assert a.ok and b.failure.kind == "unreadable_file"
     assert b.failure.message == ("model 'my_model': prompt 'b' seed 0: RuntimeError: "
                                  "something odd over two lines")
+
+
+# ---------------------------------------------------------------------- a run, re-judged
+
+
+def test_a_finished_run_is_re_judged_from_its_images_folder(compose, tmp_path):
+    """model.folder.path=runs/<run>/images/<model> finds every image the run made, with
+    the same bytes, so the judge's scores come from the store (cached by content)."""
+    import json
+
+    from autojudge import pipeline
+
+    base = [f"store.root={tmp_path / 'store'}", "suite.tags=[text_rendering]",
+            "suite.limit=2", "ratings.bootstrap_rounds=20", "logger=none", "progress=false"]
+    pipeline.run(compose([*base, "model=[typeset,blank]"]), tmp_path / "run1")
+    again = pipeline.run(compose([*base, "model=[folder,blank]",
+                                  f"model.folder.path={tmp_path / 'run1' / 'images' / 'typeset'}"]),
+                         tmp_path / "run2")
+
+    def shas(run: str, model: str) -> dict:
+        rows = [json.loads(line) for line in
+                (tmp_path / run / "generations.jsonl").read_text().splitlines()]
+        return {(r["prompt_id"], r["seed"]): r["image_sha256"] for r in rows
+                if r["model"] == model}
+
+    made = shas("run1", "typeset")
+    assert len(made) == 2 and shas("run2", "folder") == made
+    assert again["run"]["cache"]["judges"]["ocr"] == {**again["run"]["cache"]["judges"]["ocr"],
+                                                       "computed": 0, "cached": 4}

@@ -57,7 +57,7 @@ def refused(compose, tmp_path, *overrides: str) -> str:
      "judge ocr applies to none of the 553 selected prompts: it needs prompts with "
      "expected_text"),
     (["suite=partiprompts", f"suite.path={SHARED_DATA / 'PartiPrompts.tsv'}",
-      "suite.limit=40"], "judge ocr applies to none of the 40"),
+      "suite.limit=40", "suite.only_judged=false"], "judge ocr applies to none of the 40"),
     (["ratings.bootstrap_rounds=-5"], "ratings.bootstrap_rounds=-5: must be an integer >= 0"),
     (["ratings.confidence=1.5"], "ratings.confidence=1.5: must be between 0 and 1"),
     (["ratings.prior=-1"], "ratings.prior=-1.0: must be between 1e-6"),
@@ -93,7 +93,7 @@ def test_folder_whose_files_match_no_prompt_is_refused(compose, tmp_path) -> Non
         (folder / f"img_{k:03d}.png").write_bytes(b"\x89PNG not read")
     message = refused(compose, tmp_path, "+model.folder={kind: folder, path: " + str(folder)
                       + "}")
-    assert "0 of 94 prompts have an image" in message and "img_000.png" in message
+    assert "0 of 28 prompts have an image" in message and "img_000.png" in message
 
 
 def test_suite_that_needs_a_path_says_so(compose, tmp_path) -> None:
@@ -128,7 +128,7 @@ def test_partial_applicability_is_reported_up_front(tmp_path) -> None:
     proc = run_cli(["autojudge", "logger=none", "suite.limit=30", f"store.root={tmp_path}",
                     f"hydra.run.dir={tmp_path / 'run'}", "ratings.bootstrap_rounds=50"])
     assert proc.returncode == 0, proc.stderr
-    first = proc.stdout.index("note: ocr applies to")
+    first = proc.stdout.index("note: keeping 28 of 94 prompts: judge ocr applies to those")
     assert first < proc.stdout.index("judge: ocr")  # before the results, not after
 
 
@@ -147,3 +147,80 @@ def test_cli_refusals_are_one_line_exit_2(tmp_path, args, needle) -> None:
                     f"hydra.run.dir={tmp_path / 'run'}"])
     assert proc.returncode == 2
     assert_one_line_error(proc, needle)
+
+
+@pytest.fixture
+def empty_hf_cache(tmp_path, monkeypatch):
+    """Offline, with a Hugging Face cache that holds nothing (whatever this machine has)."""
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hf_cache"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+@pytest.fixture
+def diffusers_spy(monkeypatch):
+    """Records every attempt to load a diffusers pipeline or generate with one."""
+    from autojudge.generators.diffusers_local import DiffusersGenerator
+
+    calls: list[str] = []
+
+    def spy(name):
+        def record(self, *args, **kwargs):
+            calls.append(name)
+            raise AssertionError(f"{name} called before the pre-flight checks refused the run")
+        return record
+
+    monkeypatch.setattr(DiffusersGenerator, "generate", spy("generate"))
+    monkeypatch.setattr(DiffusersGenerator, "pipeline", spy("pipeline"))
+    return calls
+
+
+def test_diffusers_model_without_cached_weights_is_refused_offline(
+        compose, tmp_path, empty_hf_cache, diffusers_spy) -> None:
+    with pytest.raises(AutojudgeError) as info:
+        pipeline.run(compose(["model=[sd15,blank]", "logger=none", "progress=false",
+                              f"store.root={tmp_path / 'store'}"]), tmp_path / "run")
+    assert diffusers_spy == []
+    assert not (tmp_path / "run" / "leaderboard.json").exists()
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("model 'sd15' needs weights for stable-diffusion-v1-5/")
+    assert "not in the Hugging Face cache and the hub is offline" in message
+    assert "model.sd15.model=/local/folder" in message
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["model=[sd15,blank]"], "set model.sd15.model=/local/folder"),
+    (["model=[sdxl_turbo,flux_schnell_local]"], "model 'sdxl_turbo' needs weights for "
+                                                "stabilityai/sdxl-turbo"),
+])
+def test_diffusers_refusal_on_the_command_line_is_one_line_exit_2(tmp_path, extra,
+                                                                   needle) -> None:
+    cache = tmp_path / "hf_cache"
+    cache.mkdir()
+    proc = run_cli(["autojudge", *extra, "logger=none", f"store.root={tmp_path / 'store'}",
+                    f"hydra.run.dir={tmp_path / 'run'}"],
+                   env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache)})
+    assert proc.returncode == 2
+    assert_one_line_error(proc, needle)
+    assert not (tmp_path / "store" / "blobs").exists() or not any(
+        (tmp_path / "store" / "blobs").rglob("*.png"))
+
+
+def test_local_tiny_pipeline_passes_preflight_offline(compose, tmp_path, empty_hf_cache,
+                                                      diffusers_spy) -> None:
+    from autojudge.store import Store
+    from tiny_diffusers import build_tiny_sd
+
+    folder = build_tiny_sd(tmp_path / "tiny_sd")
+    cfg = compose(["model=[sd15,blank]", f"model.sd15.model={folder}", "logger=none",
+                   "progress=false", f"store.root={tmp_path / 'store'}"])
+    with Store(tmp_path / "store") as store:
+        exp = pipeline.prepare(cfg, pipeline.plain_config(cfg), store)
+    assert set(exp.generators) == {"sd15", "blank"}
+    assert diffusers_spy == []  # checked without loading anything

@@ -60,3 +60,41 @@ def test_run_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
     proc = run_cli(["autojudge", f"hydra.run.dir={target}", "logger=none"])
     assert proc.returncode == 2
     assert_one_line_error(proc, "is a file, not a folder")
+
+
+def _new_folders(runs: Path) -> list[Path]:
+    return sorted(runs.iterdir()) if runs.exists() else []
+
+
+def test_refused_run_leaves_no_folder(tmp_path: Path) -> None:
+    proc = run_cli(["autojudge", "model=[typeset]", "logger=none",
+                    f"store.root={tmp_path / 's'}"], cwd=tmp_path)  # one model: refused
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "model")
+    assert _new_folders(tmp_path / "runs") == []
+
+
+def test_refusal_keeps_a_folder_that_was_there_before(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    proc = run_cli(["autojudge", "model=[typeset]", "logger=none", f"hydra.run.dir={mine}",
+                    f"store.root={tmp_path / 's'}"])
+    assert proc.returncode == 2
+    assert mine.is_dir(), "a refused run removed a folder it did not make"
+    assert "error: " in (mine / "__main__.log").read_text()  # the log says why it stopped
+
+
+def test_run_folder_name_too_long_is_one_line(tmp_path: Path) -> None:
+    proc = run_cli(["autojudge", f"name={'x' * 300}", "logger=none",
+                    f"store.root={tmp_path / 's'}"], cwd=tmp_path)
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "name=xxx", "too long", "hydra.run.dir=")
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "s").exists()
+
+
+def test_run_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    proc = run_cli(["autojudge", "hydra.run.dir=/proc/autojudge_run", "logger=none",
+                    f"store.root={tmp_path / 's'}"], cwd=tmp_path)
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "hydra.run.dir=/proc/autojudge_run")
+    assert not Path("/proc/autojudge_run").exists() and not (tmp_path / "s").exists()

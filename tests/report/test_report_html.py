@@ -114,3 +114,75 @@ def test_report_module_imports_no_heavy_packages() -> None:
             "assert not heavy, heavy")
     check = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
+
+
+def _texts(fig) -> dict[str, str]:
+    from matplotlib.colors import to_hex
+
+    return {t.get_text(): to_hex(t.get_color()) for t in fig.axes[0].texts}
+
+
+def test_cell_numbers_are_light_on_dark_cells_and_dark_on_light_ones() -> None:
+    assert figures.text_color((0.02, 0.19, 0.38, 1.0)) == "white"  # RdBu's dark blue end
+    assert figures.text_color((0.97, 0.97, 0.97, 1.0)) == "black"  # its white middle
+    cells = {("best", "t"): {"rating": 1400.0}, ("mid", "t"): {"rating": 1000.0},
+             ("worst", "t"): {"rating": 600.0}}
+    with figures.pyplot() as plt:
+        heat = _texts(figures.tag_heatmap_figure(plt, ["best", "mid", "worst"], ["t"], cells, "j"))
+        wins = _texts(figures.win_matrix_figure(
+            plt, ["a", "b"], {("a", "b"): (1.0, 9), ("b", "a"): (0.0, 9)}, "j"))
+        even = _texts(figures.win_matrix_figure(
+            plt, ["a", "b"], {("a", "b"): (0.5, 4), ("b", "a"): (0.5, 4)}, "j"))
+        agree = _texts(figures.agreement_figure(
+            plt, [{"judge_a": "x", "judge_b": "y", "agreement": 0.9}]))
+    # both ends of RdBu are dark: white numbers; its middle is light: black numbers
+    assert heat == {"1400": "#ffffff", "1000": "#000000", "600": "#ffffff"}
+    assert wins == {"100%\nn=9": "#ffffff", "0%\nn=9": "#ffffff"}  # RdYlGn's dark ends
+    assert set(even.values()) == {"#000000"}  # its pale yellow middle
+    assert agree["90%"] == "#000000" and agree["100%"] == "#000000"  # viridis' light end
+
+
+def _with_costs(run_dir: Path, cost: float) -> Path:
+    path = run_dir / "leaderboard.json"
+    document = json.loads(path.read_text())
+    for model in document["models"]:
+        model["cost_per_image_usd"] = cost
+    path.write_text(json.dumps(document))
+    return run_dir
+
+
+def test_all_zero_costs_give_a_note_not_a_flat_chart(handmade_run: Path) -> None:
+    page, plots = render_report(load_run(_with_costs(handmade_run, 0.0)), ReportOptions())
+    assert not [p for p in plots if p.startswith("quality_vs_cost")]
+    assert [p for p in plots if p.startswith("quality_vs_latency")]
+    assert "No rating vs $ per image chart: every rated model&#39;s $ per image is 0." in page
+    assert 'alt="rating vs cost' not in page and 'alt="rating vs latency' in page
+
+
+def test_cost_chart_axis_spans_the_costs(handmade_run: Path) -> None:
+    data = load_run(_with_costs(handmade_run, 0.002))
+    page, plots = render_report(data, ReportOptions())
+    assert [p for p in plots if p.startswith("quality_vs_cost")]
+    assert "every rated model" not in page
+
+
+def test_win_matrix_rows_and_columns_are_best_rated_first(handmade_run: Path,
+                                                          monkeypatch) -> None:
+    drawn: dict[str, list[str]] = {}
+    draw = figures.win_matrix_figure
+
+    def spy(plt, models, matrix, judge):
+        drawn[judge] = list(models)
+        return draw(plt, models, matrix, judge)
+
+    monkeypatch.setattr(figures, "win_matrix_figure", spy)
+    data = load_run(handmade_run)
+    data.models.reverse()  # the order jobs or config listed them says nothing
+    render_report(data, ReportOptions(plots=False))
+    for board in (b for b in data.document["boards"] if b["tag"] is None
+                  and b["judge"] in drawn):
+        ratings = {r["model"]: r["rating"] for r in board["models"]}
+        rated = [m for m in drawn[board["judge"]] if ratings.get(m) is not None]
+        assert [ratings[m] for m in rated] == sorted(ratings[m] for m in rated)[::-1]
+        assert drawn[board["judge"]][:len(rated)] == rated  # unrated ones last
+    assert drawn

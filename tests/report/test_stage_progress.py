@@ -73,3 +73,40 @@ def test_eta_column_counts_down_and_says_done() -> None:
     assert str(column.render(task)).startswith("eta 1:02:0")
     task.finished = True
     assert str(column.render(task)) == "done"
+
+
+def test_logs_go_through_the_live_display_and_come_back_after(tmp_path) -> None:
+    """While bars are live a terminal log handler would write under rich's cursor: its
+    warnings go through rich's console instead, stage lines to the log file only."""
+    import io
+    import logging
+    import sys
+
+    from rich.console import Console
+
+    from autojudge.progress import logs_through, to_log_file
+
+    root, log = logging.getLogger(), logging.getLogger("autojudge.test_live")
+    terminal = logging.StreamHandler(sys.stderr)
+    log_file = logging.FileHandler(tmp_path / "run.log")
+    root.addHandler(terminal)
+    root.addHandler(log_file)
+    level, root.level = root.level, logging.INFO
+    live = io.StringIO()
+    try:
+        with logs_through(Console(file=live, width=100)):
+            assert terminal not in root.handlers and log_file in root.handlers
+            log.info("generate blank: 5 images")
+            log.warning("blank: 2 images failed")
+        assert terminal in root.handlers
+        to_log_file("pre-flight: a note the console printed itself")
+    finally:
+        root.removeHandler(terminal)
+        root.removeHandler(log_file)
+        log_file.close()
+        root.level = level
+    assert "blank: 2 images failed" in live.getvalue()
+    assert "generate blank" not in live.getvalue()
+    written = (tmp_path / "run.log").read_text()
+    for line in ("generate blank: 5 images", "blank: 2 images failed", "pre-flight: a note"):
+        assert line in written, written

@@ -42,6 +42,7 @@ def test_optuna_best_trial_is_the_boards_first(tmp_path: Path) -> None:
     winner = best["best_params"]["model.typeset.max_font_size"]
     assert objectives[winner] == max(objectives.values())
     assert objectives[min(SIZES)] < objectives[winner]  # 2 px text is unreadable
+    _assert_best_set_printed(sweep, proc.stdout, winner)
 
     pooled = run_cli(["autojudge.compare", str(sweep), "--quiet", "--no-report"])
     assert pooled.returncode == 0, pooled.stderr
@@ -50,3 +51,26 @@ def test_optuna_best_trial_is_the_boards_first(tmp_path: Path) -> None:
     first = board["models"][0]
     assert first["model"] == f"typeset[max_font_size={winner}]" and first["rank"] == 1
     assert document["run"]["cache"]["judges"]["ocr"]["computed"] == 0
+
+
+def _assert_best_set_printed(sweep: Path, stdout: str, winner: int) -> None:
+    """Beside Optuna's one pick, the sweep's end lists every trial whose objective CI
+    reaches the top trial's: each tie for first among them, the 2 px trial not."""
+    records = {}
+    for job in (p for p in sweep.iterdir() if p.name.isdigit()):
+        run = json.loads((job / "leaderboard.json").read_text())["run"]
+        size = json.loads((job / "config.json").read_text())["model"]["typeset"]["max_font_size"]
+        records[size] = run["objective"]
+        assert run["objective"]["ci_low"] <= run["objective"]["value"] <= \
+            run["objective"]["ci_high"]
+    top = max(records.values(), key=lambda r: r["value"])
+    expected = {s for s, r in records.items() if r["ci_high"] >= top["ci_low"]}
+    assert {s for s, r in records.items() if r["value"] == top["value"]} <= expected
+    lines = stdout.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("best settings, CI-aware"))
+    listed = [line for line in lines[head + 1:] if line.startswith("  model.typeset.")]
+    sizes = [int(line.split("=")[1].split(":")[0]) for line in listed]
+    assert set(sizes) == expected and min(SIZES) not in sizes
+    assert f"{len(expected)} of {len(SIZES)} trials" in lines[head]
+    marked = [line for line in listed if line.endswith("<- the sweeper's best_params")]
+    assert len(marked) == 1 and f"max_font_size={winner}:" in marked[0]

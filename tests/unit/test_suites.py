@@ -378,3 +378,82 @@ def test_bad_max_prompt_chars_is_one_line(tmp_path: Path, bad) -> None:
     path = write(tmp_path, "s.yaml", "prompts:\n" + GOOD_ENTRY)
     message = error_of(path, max_prompt_chars=bad)
     assert "max_prompt_chars" in message and "positive integer" in message
+
+
+# ---------------------------------------------------------------- judged prompts only
+
+
+def has_text(prompt: Prompt) -> bool:
+    return prompt.expected_text is not None
+
+
+OCR_LIKE = suites.JudgeScope({"ocr": has_text}, {"ocr": "prompts with expected_text"})
+
+
+def test_only_judged_keeps_the_prompts_a_judge_applies_to_and_says_so(starter: Suite) -> None:
+    every = load_suite(STARTER)
+    kept = load_suite(STARTER, judges=OCR_LIKE)
+    wanted = [p.id for p in every.prompts if has_text(p)]
+    assert 0 < len(wanted) < len(every.prompts)
+    assert [p.id for p in kept.prompts] == wanted  # file order kept
+    assert kept.notes == (f"keeping {len(wanted)} of {len(every.prompts)} prompts: judge ocr "
+                          "applies to those; suite.only_judged=false to generate all",)
+    everything = load_suite(STARTER, judges=suites.JudgeScope(OCR_LIKE.applies,
+                                                              only_judged=False))
+    assert everything.prompts == every.prompts and everything.notes == ()
+
+
+def test_limit_counts_judged_prompts_only(tmp_path: Path) -> None:
+    entries = "".join(f"  - {{id: p{i}, text: t{i}, category: c{i % 2}"
+                      + (f", expected_text: T{i}" if i % 3 == 2 else "") + "}\n"
+                      for i in range(12))
+    path = write(tmp_path, "s.yaml", "prompts:\n" + entries)
+    kept = load_suite(path, limit=3, judges=OCR_LIKE)
+    assert [p.id for p in kept.prompts] == ["p2", "p5", "p8"]
+    assert kept.notes[0].startswith("keeping 3 of 12 prompts: judge ocr applies to 4 of them "
+                                     "and suite.limit=3 keeps the first 3")
+    # filters first: c1 holds p5 and p11 of the judged ones
+    assert [p.id for p in load_suite(path, tags=["c1"], judges=OCR_LIKE).prompts] == ["p5", "p11"]
+    # only_judged=false: the limit cuts first, and a judge left with nothing is refused
+    message = error_of(path, limit=2, judges=suites.JudgeScope(
+        OCR_LIKE.applies, OCR_LIKE.needs, only_judged=False))
+    assert message.startswith("judge ocr applies to none of the 2 selected prompts: it needs "
+                              "prompts with expected_text; this suite has 4 such prompts: "
+                              "select them, e.g. suite.tags=[c0] (2 of them) or "
+                              "suite.only_judged=true (keeps only those), or choose another "
+                              "judge"), message
+
+
+def test_several_judges_keep_the_union_and_each_must_apply(starter: Suite) -> None:
+    kinds = {"ocr": has_text, "animals": lambda p: "animals" in p.tags}
+    both = load_suite(STARTER, judges=suites.JudgeScope(kinds))
+    assert all(has_text(p) or "animals" in p.tags for p in both.prompts)
+    assert "judges ocr, animals apply to those" in both.notes[0]
+    # a judge of every prompt (clip, human votes) keeps the whole suite
+    assert load_suite(STARTER, judges=suites.JudgeScope(
+        {**kinds, "human": lambda p: True})).prompts == starter.prompts
+
+
+def test_judge_that_applies_nowhere_gets_a_fix_from_the_suite_in_use(tmp_path: Path) -> None:
+    path = write(tmp_path, "plain.yaml", "prompts:\n" + GOOD_ENTRY)
+    editing = suites.JudgeScope({"preservation": lambda p: p.init_image is not None},
+                                {"preservation": "editing prompts with an init_image"})
+    message = error_of(path, judges=editing)
+    # the starter suite's tag is not offered: a shipped suite that has such prompts is
+    assert "text_rendering" not in message
+    assert message.startswith("judge preservation applies to none of the 1 selected prompts: "
+                              "it needs editing prompts with an init_image; this suite has no "
+                              "such prompt; use a suite that has some, e.g. suite=editing ("), \
+        message
+    assert message.endswith(", or choose another judge")
+
+
+@needs_parti
+def test_parti_limit_applies_after_the_judged_filter_and_hints_its_own_tag() -> None:
+    kept = load_suite(PARTI, limit=200, judges=OCR_LIKE)
+    assert len(kept.prompts) == 43 and all(has_text(p) for p in kept.prompts)
+    assert kept.notes[0].startswith("keeping 43 of 1632 prompts: judge ocr applies to those")
+    message = error_of(PARTI, limit=40, judges=suites.JudgeScope(
+        OCR_LIKE.applies, OCR_LIKE.needs, only_judged=False))
+    assert "suite.tags=[writing_symbols] (43 of them)" in message, message
+    assert "text_rendering" not in message

@@ -106,9 +106,12 @@ def export(args: Any) -> int:
     store = VoteStore(path, readonly=True)
     try:
         n = store.export(args.export)
+    except OSError as exc:  # an unwritable folder, a folder in the way, a full disk
+        raise AutojudgeError(f"cannot write --export {args.export} "
+                             f"({exc.strerror or exc}); choose a writable file path") from None
     finally:
         store.close()
-    print(f"wrote {n} vote{'s' if n != 1 else ''} to {args.export}")
+    print(f"wrote {_count(n, 'vote')} to {args.export}")
     return 0
 
 
@@ -138,14 +141,19 @@ def serve(args: Any) -> int:
     sock = bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    print(f"arena: http://{shown}:{port}/  ({len(arena.runs.pairs)} pairs, "
-          f"{len(arena.runs.models)} models, {arena.live.n_votes} votes so far"
+    print(f"arena: http://{shown}:{port}/  ({_count(len(arena.runs.pairs), 'pair')}, "
+          f"{_count(len(arena.runs.models), 'model')}, "
+          f"{_count(arena.live.n_votes, 'vote')} so far"
           f"{', read-only' if args.read_only else ''}); leaderboard: "
           f"http://{shown}:{port}/leaderboard; votes: {arena.store.path}", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
                                            lifespan="on", timeout_graceful_shutdown=2))
     server.run(sockets=[sock])
     return 0
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

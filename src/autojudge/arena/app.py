@@ -8,6 +8,7 @@
     GET  /api/leaderboard   {"boards": [...], "models": [...], "agreement": [...], ...}
     GET  /api/info          what the vote page needs (tags, read-only, sampling)
     GET  /events            Server-Sent Events: "leaderboard" with the whole document
+    GET  /favicon.ico       the arena's icon (SVG)
 
 One process serves everything: sessions, tokens and the live board are in memory (the
 votes themselves are in SQLite), so run one worker. Safety rules are in
@@ -50,6 +51,11 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
 }
 _MAX_BODY = 4096
+# two images side by side; inline (not a static file) so it ships without package data
+_ICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">'
+         b'<rect x="1" y="6" width="13" height="20" rx="2" fill="#3b6fd8"/>'
+         b'<rect x="18" y="6" width="13" height="20" rx="2" fill="#e0892b"/></svg>')
+_TOO_LARGE = f"vote body too large (at most {_MAX_BODY} bytes)"
 
 
 # -- HTTP ------------------------------------------------------------------------------
@@ -76,7 +82,11 @@ class SecurityHeaders:
 
 
 def _error(refusal: Refusal) -> JSONResponse:
-    return JSONResponse({"error": refusal.message}, status_code=refusal.status)
+    # 413: the rest of the body is never read, so the connection cannot carry another
+    # request; closing it also stops the upload
+    headers = {"connection": "close"} if refusal.status == 413 else None
+    return JSONResponse({"error": refusal.message}, status_code=refusal.status,
+                        headers=headers)
 
 
 class Handlers:
@@ -94,6 +104,7 @@ class Handlers:
                 Route("/api/pair", self.pair), Route("/api/vote", self.vote, methods=["POST"]),
                 Route("/api/leaderboard", self.leaderboard), Route("/api/info", self.info),
                 Route("/img/{token}/{side}", self.image), Route("/events", self.events),
+                Route("/favicon.ico", self.favicon),
                 Mount("/static", StaticFiles(directory=STATIC), name="static")]
 
     # -- sessions ---------------------------------------------------------------------
@@ -150,6 +161,11 @@ class Handlers:
         return Response(data, media_type=kind, headers={
             "cache-control": f"private, max-age={int(self.config.token_ttl_s)}"})
 
+    async def favicon(self, request: Request) -> Response:
+        # the pages link it too; without it every page view logs a 404
+        return Response(_ICON, media_type="image/svg+xml",
+                        headers={"cache-control": "public, max-age=86400"})
+
     async def leaderboard(self, request: Request) -> Response:
         return Response(self.arena.leaderboard_json(), media_type="application/json",
                         headers={"cache-control": "no-store"})
@@ -196,16 +212,21 @@ def create_app(config: ArenaConfig) -> Starlette:
 
 
 async def _json_body(request: Request) -> Any:
-    """The request's JSON object, or Refusal 400/413/415."""
+    """The request's JSON body, or Refusal 400/413/415.
+
+    The size limit holds while the body streams in: a chunked body (no Content-Length)
+    is read only up to the limit, so an endless upload costs the server nothing."""
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
         raise Refusal(415, "send the vote as application/json")
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > _MAX_BODY):
-        raise Refusal(413, "vote body too large")
-    raw = await request.body()
-    if len(raw) > _MAX_BODY:
-        raise Refusal(413, "vote body too large")
+        raise Refusal(413, _TOO_LARGE)
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > _MAX_BODY:
+            raise Refusal(413, _TOO_LARGE)
     try:
         return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # bad JSON or UTF-8; nesting past the parser's depth
         raise Refusal(400, "the body is not valid JSON") from None

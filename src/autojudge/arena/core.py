@@ -12,6 +12,7 @@ import asyncio
 import json
 import secrets
 import sqlite3
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,10 @@ from autojudge.arena.store import (CHOICES, Vote, VoteStore, VoteWriter,
                                    default_votes_path)
 from autojudge.arena.tokens import Keys, Refusal, TokenBook
 from autojudge.report.terminal import format_ci
+
+_PAIR_TRIES = 20  # pairs tried per request before giving up on unservable ones
+_UNSERVABLE = ("an image of this pair can no longer be served, so it cannot be voted on; "
+               "nothing was recorded: fetch a new pair from GET /api/pair")
 
 
 @dataclass
@@ -147,14 +152,21 @@ class Arena:
             raise Refusal(403, "this arena is read-only: voting is off")
 
     def pair(self, sid: str, tag: str | None) -> dict[str, Any]:
-        """Issue the next pair for session `sid`."""
+        """Issue the next pair for session `sid` (only a pair whose images can be served)."""
         self._check_writable()
         if tag is not None and tag not in self.tags:
             raise Refusal(404, f"no pairs with tag {tag!r}; tags: {', '.join(self.tags[:40])}")
         self.tokens.allow_pair(sid)
-        index = self.sampler.choose(self.tokens.session(sid).seen, tag)
-        if index is None:
-            raise Refusal(404, f"no pairs with tag {tag!r}")
+        for _ in range(_PAIR_TRIES):
+            index = self.sampler.choose(self.tokens.session(sid).seen, tag)
+            if index is None:
+                raise Refusal(503, "no pair" + (f" with tag {tag!r}" if tag else "")
+                              + " whose images can be served; the arena's operator has "
+                                "been told (server log)")
+            if self._servable(index):
+                break
+        else:
+            raise Refusal(503, "could not find a pair whose images can be served; try again")
         pair = self.sampler.pairs[index]
         swapped = secrets.randbelow(2) == 1  # random sides: position bias averages out
         token = self.tokens.issue(sid, index, swapped)
@@ -163,6 +175,24 @@ class Arena:
                 "left": {"image_url": f"/img/{token}/left"},
                 "right": {"image_url": f"/img/{token}/right"},
                 "expires_in": self.config.token_ttl_s}
+
+    def _servable(self, index: int) -> bool:
+        """Both images of pair `index` can be served (read, checked and cached now);
+        otherwise the pair is never chosen again and the server log says why."""
+        if not self.sampler.usable[index]:
+            return False
+        pair = self.sampler.pairs[index]
+        try:
+            self.images.get(pair.image_x)
+            self.images.get(pair.image_y)
+        except ImageUnavailable as exc:
+            self.sampler.disable(index)
+            # the path is for the operator only: responses never name server files
+            sys.stderr.write(f"warning: arena: {exc}; its pair ({pair.model_x} vs "
+                             f"{pair.model_y}, prompt {pair.prompt_id}) is no longer "
+                             "served\n")
+            return False
+        return True
 
     def image(self, sid: str | None, token: str, side: str) -> tuple[bytes, str]:
         """The image on `side` of a pair issued to `sid` (Refusal 404 otherwise)."""
@@ -173,12 +203,15 @@ class Arena:
             raise Refusal(404, "no such image for this session") from None
         if side not in ("left", "right"):
             raise Refusal(404, "no such image; the side is left or right")
+        if not self._servable(issue.pair):
+            raise Refusal(410, _UNSERVABLE)
         pair = self.sampler.pairs[issue.pair]
         refs = (pair.image_y, pair.image_x) if issue.swapped else (pair.image_x, pair.image_y)
         try:
             return self.images.get(refs[0] if side == "left" else refs[1])
-        except ImageUnavailable as exc:
-            raise Refusal(410, f"{exc}; vote on another pair") from None
+        except ImageUnavailable:  # evicted from the cache and changed since: rare
+            self.sampler.disable(issue.pair)
+            raise Refusal(410, _UNSERVABLE) from None
 
     async def vote(self, sid: str | None, body: Any) -> dict[str, Any]:
         """Count one vote; Refusal (4xx, nothing changed) for anything else."""
@@ -186,9 +219,12 @@ class Arena:
         if not isinstance(body, dict) or not isinstance(body.get("token"), str):
             raise Refusal(400, 'send JSON {"token": ..., "choice": "left|right|tie|bothbad"}')
         choice = body.get("choice")
-        if choice not in CHOICES:
-            raise Refusal(400, f"choice must be one of {', '.join(CHOICES)}")
-        self.tokens.lookup(body["token"], sid)  # refuse bad tokens before the rate limit
+        if not isinstance(choice, str) or choice not in CHOICES:
+            raise Refusal(400, f"choice must be one of {', '.join(CHOICES)} (a string)")
+        # refuse bad tokens before the rate limit
+        pending = self.tokens.lookup(body["token"], sid)
+        if not self._servable(pending.pair):  # a pair nobody could see is no vote
+            raise Refusal(410, _UNSERVABLE)
         self.tokens.allow_vote(sid)
         if self.writer is None:
             raise Refusal(503, "the arena is starting or stopping; try again")
@@ -218,7 +254,8 @@ class Arena:
         except sqlite3.IntegrityError:
             raise Refusal(409, "this pair was already voted on; fetch a new one") from None
         except sqlite3.Error as exc:
-            raise Refusal(503, f"the vote could not be stored ({exc}); try again") from None
+            sys.stderr.write(f"warning: arena: a vote could not be stored ({exc})\n")
+            raise Refusal(503, "the vote could not be stored; try again") from None
         rows = {r["model"]: r for r in self.live.rows()}
         return {"left": left, "right": right, "choice": choice, "winner": vote.winner,
                 "ratings": {"left": _reveal(rows[left]), "right": _reveal(rows[right])},
@@ -235,13 +272,18 @@ class Arena:
                                   "read_only": self.config.read_only,
                                   "tags": list(self.config.tags),
                                   "n_pairs": len(self.runs.pairs)},
-                        "runs": self.runs.runs, "models": self.runs.models,
+                        # the folders' names, not their paths: no server path is published
+                        "runs": [{k: v for k, v in r.items() if k != "path"}
+                                 for r in self.runs.runs],
+                        "models": self.runs.models,
                         "ratings": self.rating},
                 "boards": boards, "models": self.runs.model_stats,
                 "agreement": [_display_agreement(a) for a in live.agreement],
                 "live": {"n_votes": live.n_votes, "refit_n_votes": live.refit_n_votes,
                          "refit_at": live.refit_at, "refit_seconds": live.refit_seconds,
-                         "refit_error": live.refit_error, "time": time.time()}}
+                         # the error itself (which may name files) is in the server's log
+                         "refit_error": "see the arena's log" if live.refit_error else None,
+                         "time": time.time()}}
 
     def leaderboard_json(self) -> str:
         key = (self.live.n_votes, self.live.refit_at)

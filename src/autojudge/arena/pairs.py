@@ -59,6 +59,7 @@ class Sampler:
                                     for p in self.pairs], dtype=np.int64)
         self.votes = np.zeros(n)
         self.pending = np.zeros(n)
+        self.usable = np.ones(n, dtype=bool)  # False: an image cannot be served (`disable`)
         self.mp_load = np.zeros(len(codes))  # votes + pending per model pair
         self.index = {(p.prompt_id, p.seed, p.model_x, p.model_y): k
                       for k, p in enumerate(self.pairs)}
@@ -81,6 +82,10 @@ class Sampler:
         x, y = sorted((model_a, model_b))
         return self.index.get((prompt_id, seed, x, y))
 
+    def disable(self, pair: int) -> None:
+        """Never choose `pair` again (one of its images is missing or changed)."""
+        self.usable[pair] = False
+
     # -- choice ---------------------------------------------------------------------
     def tag_mask(self, tag: str | None) -> np.ndarray | None:
         """Pairs whose prompt carries `tag` (None: no filter)."""
@@ -92,15 +97,16 @@ class Sampler:
         return self._tag_masks[tag]
 
     def choose(self, seen: set[int], tag: str | None) -> int | None:
-        """The next pair for a session that has seen `seen`; None when `tag` has none."""
+        """The next pair for a session that has seen `seen`; None when `tag` has none
+        (or none left that can be served)."""
         mask = self.tag_mask(tag)
-        if mask is not None and not mask.any():
+        eligible = self.usable if mask is None else mask & self.usable
+        if not eligible.any():
             return None
         if self.mode == "adaptive":
-            pick = self._from_queue(seen, mask)
+            pick = self._from_queue(seen, eligible)
             if pick is not None:
                 return pick
-        eligible = np.ones(len(self.pairs), dtype=bool) if mask is None else mask.copy()
         if seen:
             fresh = eligible.copy()
             fresh[np.fromiter(seen, dtype=np.int64, count=len(seen))] = False
@@ -112,9 +118,9 @@ class Sampler:
             + 0.5 * self.rng.random(len(load))
         return int(np.argmin(np.where(eligible, key, np.inf)))
 
-    def _from_queue(self, seen: set[int], mask: np.ndarray | None) -> int | None:
+    def _from_queue(self, seen: set[int], eligible: np.ndarray) -> int | None:
         for k, pair in enumerate(self.queue):
-            if pair not in seen and (mask is None or mask[pair]):
+            if pair not in seen and eligible[pair]:
                 del self.queue[k]
                 return pair
         return None

@@ -67,7 +67,8 @@ class Keys:
 
     def session_id(self, cookie: str | None) -> str | None:
         """The session id of a cookie value, or None when absent or not ours."""
-        if not cookie or cookie.count(".") != 1:
+        # compare_digest refuses non-ASCII str: such a cookie is simply not ours
+        if not cookie or cookie.count(".") != 1 or not cookie.isascii():
             return None
         sid, tag = cookie.split(".")
         return sid if hmac.compare_digest(tag, self.mac("session", sid)) else None
@@ -194,7 +195,8 @@ class TokenBook:
     def lookup(self, token: object, sid: str | None) -> Issue:
         """The open issue behind `token` for session `sid` (issued to it, not expired, not
         voted on), else a Refusal."""
-        if not isinstance(token, str) or token.count(".") != 1 or len(token) > 200:
+        if (not isinstance(token, str) or token.count(".") != 1 or len(token) > 200
+                or not token.isascii()):
             raise Refusal(400, "malformed token; send the token from GET /api/pair")
         if sid is None:
             raise Refusal(403, "no voter session (cookie); fetch a pair from GET /api/pair "

@@ -155,7 +155,8 @@ class RayExecutor:
         self._prefix = f"autojudge:{uuid.uuid4().hex[:8]}"
         self._made = 0  # pools started (their actors' names must never clash)
         self._told: set[tuple[str, str]] = set()
-        self._connected = self._started = False
+        self._connected = self._started = self._lost = False
+        self._watch: Any = None  # RayletWatch while connected
 
     def _resolve_transfer(self, store: Any) -> str:
         """auto: "shared" when the blobs live outside store.root (store.blobs was set),
@@ -199,14 +200,21 @@ class RayExecutor:
             pool.unload()
 
     def close(self) -> None:
-        for pool in self._pools.values():
-            pool.shutdown()
+        if self._watch is not None:  # Ray stopping its raylet now is no loss
+            self._watch.stop()
+            self._watch = None
+        if not self._lost:  # a lost cluster's actors went with it
+            for pool in self._pools.values():
+                pool.shutdown()
         self._pools.clear()
         if self._started:
             import ray
 
-            ray.shutdown()
-            self._started = self._connected = False
+            try:
+                ray.shutdown()
+            except Exception as exc:  # noqa: BLE001  the run's own error comes first
+                log.warning("executor=ray: shutting Ray down: %s", exc)
+        self._started = self._connected = False
 
     # -- pools ---------------------------------------------------------------------------
 
@@ -225,7 +233,24 @@ class RayExecutor:
     def imap(self, group: str, label: str, method: str, payloads: Sequence[Any]
              ) -> Iterator[tuple[int, Any]]:
         """Run a plugin's batches on the pool of its shape: (batch number, result) in
-        completion order."""
+        completion order. Every Ray call of a run passes here, so a lost cluster becomes
+        one line (`ray_lost.ClusterLost`) here."""
+        from autojudge.executors.ray_lost import lost_cluster
+
+        try:
+            yield from self._imap(group, label, method, payloads)
+        except AutojudgeError:
+            raise
+        except Exception as exc:
+            lost = lost_cluster(exc, via_client=str(self.settings.address or "")
+                                .startswith("ray://"))
+            if lost is None:
+                raise
+            self._lost = True
+            raise lost from None
+
+    def _imap(self, group: str, label: str, method: str, payloads: Sequence[Any]
+              ) -> Iterator[tuple[int, Any]]:
         from autojudge.executors.ray_pool import ActorPool, PoolShape
         from autojudge.executors.ray_worker import PluginSpec
         from autojudge.registry import GENERATORS, JUDGES
@@ -284,6 +309,7 @@ class RayExecutor:
 
         if ray.is_initialized():  # a Ray the caller started (a notebook, the tests)
             self._connected = True
+            self._watch_raylet()
             return
         s = self.settings
         kwargs: dict[str, Any] = {"log_to_driver": s.log_to_driver}
@@ -303,6 +329,14 @@ class RayExecutor:
                                  f"executor.address (auto, host:6379 or ray://host:10001) "
                                  f"and that `ray status` works there") from None
         self._connected = self._started = True
+        self._watch_raylet()
+
+    def _watch_raylet(self) -> None:
+        from autojudge.executors.ray_lost import RayletWatch
+
+        self._watch = RayletWatch()
+        if not self._watch.start():
+            self._watch = None
 
     def pids(self) -> list[int]:
         """Process ids of the live workers (tests kill one)."""

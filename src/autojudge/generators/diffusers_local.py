@@ -42,7 +42,8 @@ from autojudge.devices import pick_device
 from autojudge.errors import AutojudgeError
 from autojudge.extras import require
 from autojudge.types import Failure, GenOutput, GenRequest
-from autojudge.weights import looks_local, model_ref_identity
+from autojudge.weights import (hub_offline, hub_weights_problem, looks_local,
+                                model_ref_identity, pipeline_folder_problem)
 
 __all__ = ["DiffusersGenerator", "pick_device"]
 
@@ -164,11 +165,11 @@ class DiffusersGenerator:
         if c.lora:
             require("diffusers", where, modules=("peft",))  # LoRA loading goes through peft
         import diffusers
-        self._check_ref(c.model, "model", needs_index=True)
+        self._check_model()
         if c.checkpoint:
-            self._check_ref(c.checkpoint, "checkpoint", must_be_local=True)
+            self._check_checkpoint()
         for ref in c.lora:
-            self._check_ref(ref, "lora")
+            self._check_lora(ref)
         if c.scheduler:
             if not hasattr(diffusers, c.scheduler) or "Scheduler" not in c.scheduler:
                 raise AutojudgeError(f"{where}: unknown scheduler {c.scheduler!r}; use a "
@@ -180,32 +181,57 @@ class DiffusersGenerator:
                                      f"cuda:N or mps")
 
     def _offline(self) -> bool:
-        return self.config.local_files_only or os.environ.get("HF_HUB_OFFLINE", "") in (
-            "1", "true", "True", "YES", "yes")
+        """Load from the local cache only: asked for, or the hub cannot answer (so a
+        load never waits through huggingface_hub's retries)."""
+        return self.config.local_files_only or hub_offline()
 
-    def _check_ref(self, ref: str, what: str, needs_index: bool = False,
-                   must_be_local: bool = False) -> None:
-        where = f"model '{self.name}'"
-        if looks_local(ref) or must_be_local:
+    def _check_model(self) -> None:
+        """A local pipeline folder must be whole; a hub id must be cached unless the hub
+        answers. One line naming the setting to change otherwise."""
+        ref, key = self.config.model, f"model.{self.name}.model"
+        if looks_local(ref):
+            path = Path(os.path.expanduser(ref))
+            problem = (pipeline_folder_problem(path) if path.is_dir() else
+                       f"{path} does not exist" if not path.exists() else
+                       f"{path} is a file, not a folder")
+            if problem:
+                raise AutojudgeError(f"model '{self.name}': {problem}; set {key} to a folder "
+                                     f"written by pipeline.save_pretrained()")
+            return
+        problem = hub_weights_problem(ref, revision=self.config.revision,
+                                      local_files_only=self.config.local_files_only,
+                                      pipeline=True)
+        if problem:
+            raise AutojudgeError(
+                f"model '{self.name}' needs weights for {ref}: {problem}; download them once "
+                f"with network (hf download {ref}), or set {key}=/local/folder")
+
+    def _check_checkpoint(self) -> None:
+        """The folder `_swap_denoiser` reads: unet/ or transformer/ in it, or itself."""
+        path = Path(os.path.expanduser(self.config.checkpoint))
+        key = f"model.{self.name}.checkpoint"
+        if not path.is_dir():
+            raise AutojudgeError(f"model '{self.name}': checkpoint folder {path} does not "
+                                 f"exist; fix {key}")
+        if not any((folder / "config.json").is_file()
+                   for folder in (path / "unet", path / "transformer", path)):
+            raise AutojudgeError(f"model '{self.name}': {path} holds no denoiser (no "
+                                 f"config.json in it or in its unet/ or transformer/ folder); "
+                                 f"set {key} to a folder written by unet.save_pretrained()")
+
+    def _check_lora(self, ref: str) -> None:
+        key = f"model.{self.name}.lora"
+        if looks_local(ref):
             path = Path(os.path.expanduser(ref))
             if not path.exists():
-                raise AutojudgeError(f"{where}: {what} folder {path} does not exist; fix "
-                                     f"model.{self.name}.{what}")
-            if needs_index and not (path / "model_index.json").is_file():
-                raise AutojudgeError(f"{where}: {path} has no model_index.json; point "
-                                     f"model.{self.name}.{what} at a folder written by "
-                                     f"pipeline.save_pretrained()")
+                raise AutojudgeError(f"model '{self.name}': LoRA {path} does not exist; fix "
+                                     f"{key}")
             return
-        if self._offline():
-            from huggingface_hub import try_to_load_from_cache
-
-            filename = "model_index.json" if needs_index else "README.md"
-            found = try_to_load_from_cache(ref, filename, revision=self.config.revision or None)
-            if not isinstance(found, str) and needs_index:
-                raise AutojudgeError(f"{where}: {what} '{ref}' is not in the local Hugging Face "
-                                     f"cache and the hub is offline (HF_HUB_OFFLINE=1 or "
-                                     f"local_files_only); download it first or give a local "
-                                     f"folder")
+        problem = hub_weights_problem(ref, local_files_only=self.config.local_files_only)
+        if problem:
+            raise AutojudgeError(
+                f"model '{self.name}' needs LoRA weights {ref}: {problem}; download them once "
+                f"with network (hf download {ref}), or set {key}=[/local/lora_folder]")
 
     # ------------------------------------------------------------------ loading
 
@@ -242,7 +268,8 @@ class DiffusersGenerator:
                 names = []
                 for i, ref in enumerate(c.lora):
                     name = f"lora{i}"
-                    pipe.load_lora_weights(os.path.expanduser(ref), adapter_name=name)
+                    pipe.load_lora_weights(os.path.expanduser(ref), adapter_name=name,
+                                         local_files_only=kwargs["local_files_only"])
                     names.append(name)
                 pipe.set_adapters(names, adapter_weights=self.lora_scales())
             if c.cpu_offload and device != "cpu":

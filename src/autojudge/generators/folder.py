@@ -6,10 +6,15 @@ existing regular file wins, in this order, trying each of `extensions` in config
 
     1. <path>/<P>/<S>.<ext>      a sub-folder per prompt, one file per seed
     2. <path>/<P>_<S>.<ext>      flat, one file per seed
-    3. <path>/<P>.<ext>          flat, one file per prompt, used for EVERY seed
+    3. <path>/<P>_s<S>.<ext>     flat, one file per seed, as a run writes its images
+    4. <path>/<P>.<ext>          flat, one file per prompt, used for EVERY seed
 
 so a folder with one image per prompt works with any seed list, and seed-specific files
-take precedence where they exist. Every problem with one request's file is a typed
+take precedence where they exist. Step 3 is a run's own layout
+(`runs/<run>/images/<model>/<P>_s<S>.png`, with the id's characters a file name cannot
+hold replaced as the run replaced them), so a finished run's images are re-judged with
+`model.folder.path=runs/<run>/images/<model>`; the bytes are the same, so every score
+cached by content is reused. Every problem with one request's file is a typed
 `Failure` for that request alone, never an exception, so one bad file never spoils the
 rest of a batch or the run:
 
@@ -40,6 +45,7 @@ import dataclasses
 import errno
 import io
 import os
+import re
 import stat
 import time
 import warnings
@@ -56,7 +62,11 @@ __all__ = ["FolderGenerator", "FolderMatch"]
 
 # stat() errors that mean "no file at this candidate path": the next candidate is tried
 _ABSENT = (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG)
-_NAMING = "<prompt_id>.png, <prompt_id>_<seed>.png or <prompt_id>/<seed>.png"
+_NAMING = ("<prompt_id>.png, <prompt_id>_<seed>.png, <prompt_id>_s<seed>.png or "
+           "<prompt_id>/<seed>.png")
+# A run names its image files after the prompt id with these characters replaced
+# (autojudge.report.files.image_name); the lookup repeats that to read a run's images.
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def _default_extensions() -> list[str]:
@@ -285,7 +295,9 @@ class FolderGenerator:
         """Every path tried for `request`, in lookup order."""
         root = self.root
         pid, seed = request.prompt.id, request.seed
-        stems = [Path(pid) / str(seed), Path(f"{pid}_{seed}"), Path(pid)]
+        run_stem = _UNSAFE.sub("_", pid).strip("._") or "prompt"
+        stems = [Path(pid) / str(seed), Path(f"{pid}_{seed}"), Path(f"{run_stem}_s{seed}"),
+                 Path(pid)]
         paths = []
         for stem in stems:
             for ext in self._extensions:
@@ -354,7 +366,8 @@ class FolderGenerator:
                                 f"{'; '.join(blocked[:3])}; replace it with an image file",
                                 retryable=True)
         exts = ",".join(self._extensions)
-        shown = f"{pid}/{seed}.{{{exts}}}, {pid}_{seed}.{{{exts}}}, {pid}.{{{exts}}}"
+        shown = (f"{pid}/{seed}.{{{exts}}}, {pid}_{seed}.{{{exts}}}, "
+                 f"{pid}_s{seed}.{{{exts}}}, {pid}.{{{exts}}}")
         return self._failed(start, "missing_file",
                             f"no image for prompt '{pid}' seed {seed} in {self.root} "
                             f"(tried {shown}, extensions also upper-case)")

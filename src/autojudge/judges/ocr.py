@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import unicodedata
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -30,7 +31,7 @@ from autojudge.errors import AutojudgeError
 from autojudge.types import Failure, JudgeItem, Prompt, Score
 
 __all__ = ["OCRJudge", "normalize_text", "char_error_rate", "text_accuracy",
-           "reading_order", "quiet_rapidocr_logging", "to_rgb"]
+           "reading_order", "quiet_rapidocr_logging", "no_onnxruntime_telemetry", "to_rgb"]
 
 _RAPIDOCR_LOGGER = "RapidOCR"
 
@@ -121,6 +122,16 @@ class _DropEmptyDetection(logging.Filter):
         return not (message.startswith("The text ") and message.endswith("is empty"))
 
 
+def no_onnxruntime_telemetry() -> None:
+    """onnxruntime (1.2x official wheels, Linux and macOS) writes a telemetry device id
+    and an event database under ~/.cache/Microsoft/DeveloperTools/.onnxruntime when it
+    is imported, so a run would write under the home folder. ORT_DISABLE_TELEMETRY=1 set
+    before that import turns its telemetry off entirely, files included;
+    `onnxruntime.disable_telemetry_events()` comes too late (the files exist by then).
+    A value the user set wins."""
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+
 def quiet_rapidocr_logging() -> None:
     """RapidOCR logs INFO lines per model load and a WARNING per image with no text."""
     log = logging.getLogger(_RAPIDOCR_LOGGER)
@@ -208,6 +219,7 @@ class OCRJudge:
     def engine(self) -> Any:
         """The RapidOCR engine, created on first use and kept for this judge's lifetime."""
         if self._engine is None:
+            no_onnxruntime_telemetry()  # before rapidocr imports onnxruntime
             quiet_rapidocr_logging()
             try:
                 from rapidocr import RapidOCR

@@ -16,10 +16,22 @@ All on the Elo scale, all from the battles of the prompts both models fought on:
 Every bootstrap round draws the same prompts for all paths, so their joint sampling
 covariance S is known; the estimate is the minimum-variance combination with weights
 w = S^-1 1 / (1' S^-1 1), restricted to non-negative weights (a path whose weight would
-be negative is dropped and the rest refitted), and its interval is the percentile
-interval of the combined rounds. Equal models give 0 on every path, so the combination
-keeps the gate's false-alarm rate; when the BT model holds all paths estimate the same
-difference, and otherwise the combination is the weighted mix of what they estimate.
+be negative is dropped and the rest refitted). Equal models give 0 on every path, so the
+combination keeps the gate's false-alarm rate.
+
+Only sound, mutually consistent paths are combined (`compare` enforces it):
+
+- a path is two-sided when its rounds are finite and vary. The ``direct`` path is
+  *one-sided* when the head-to-head data are separated (every decisive battle between
+  the two went one way): its logit then sits at the Haldane end and barely moves across
+  rounds, so its bootstrap variance is an artefact, not information. It only bounds the
+  difference on one side (a profile-likelihood bound, `head_to_head_bound`) and carries
+  no weight into the combination;
+- paths that disagree beyond what their joint bootstrap allows (`heterogeneity`, a
+  Wald test of equal targets on the joint rounds) are not averaged: when the BT model
+  holds, all paths estimate the same difference; when they disagree (e.g. a judge whose
+  head-to-head preferences are not transitive with its preferences against common
+  opponents), no single number is supported.
 
 Example:
     >>> import numpy as np
@@ -33,10 +45,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import logit
+from scipy.special import chdtrc, logit, ndtr
 
 from autojudge.ratings.bootstrap import _CHUNK_BYTES, _build_c, draw_counts
-from autojudge.ratings.bradley_terry import Battles, Matchups, battle_outcomes, fit_strengths
+from autojudge.ratings.bradley_terry import (Battles, Matchups, aggregate_matchups,
+                                             battle_outcomes, fit_strengths)
+from autojudge.ratings.intervals import likelihood_weights
+from autojudge.ratings.profile import ContrastProfile
 
 Path = tuple[float, np.ndarray]  # (point estimate, bootstrap rounds)
 
@@ -191,3 +206,61 @@ def combine_paths(paths: dict[str, Path]) -> tuple[float, np.ndarray, dict[str, 
     for wi, n in zip(w, names):
         weights[n] = round(float(wi), 4)
     return point, draws @ w, weights
+
+
+def head_to_head_sides(battles: Battles, candidate: int, baseline: int) -> tuple[bool, bool]:
+    """(candidate won a decisive head-to-head battle, candidate lost one)."""
+    h2h = ((battles.ia == candidate) & (battles.ib == baseline)) | \
+        ((battles.ia == baseline) & (battles.ib == candidate))
+    cand_score = np.where(battles.ia == candidate, battles.score, 1.0 - battles.score)[h2h]
+    return bool((cand_score == 1.0).any()), bool((cand_score == 0.0).any())
+
+
+def head_to_head_bound(battles: Battles, clusters: np.ndarray, candidate: int,
+                       baseline: int, confidence: float, to_elo: float,
+                       margin: float) -> tuple[float | None, float] | None:
+    """The data-bounded side of candidate - baseline from the head-to-head battles alone,
+    when they are separated: a lower bound when the candidate never lost a decisive one,
+    an upper bound when it never won one (likelihood ratio, one-sided at
+    (1 + confidence) / 2; each (prompt, pair) weighs as one observation).
+
+    Returns:
+        None when the head-to-head battles are not separated (or none was decisive);
+        else (bound in Elo, or None when even that side is open; the one-sided p-value
+        of the claim that side supports at `margin`: H0 "diff <= -margin" for a lower
+        bound, H0 "diff >= -margin" for an upper bound).
+    """
+    won, lost = head_to_head_sides(battles, candidate, baseline)
+    if won == lost:
+        return None
+    h2h = ((battles.ia == candidate) & (battles.ib == baseline)) | \
+        ((battles.ia == baseline) & (battles.ib == candidate))
+    sub = Battles(battles.names, battles.ia[h2h], battles.ib[h2h], battles.score[h2h],
+                  None if battles.weight is None else battles.weight[h2h])
+    mu, _ = aggregate_matchups(sub, weight=likelihood_weights(sub, clusters[h2h]))
+    lut = np.full(battles.n_models, -1)
+    lut[[candidate, baseline]] = [0, 1]
+    prof = ContrastProfile(lut[mu.i], lut[mu.j], mu.eff_i, mu.eff_j, 2,
+                           np.array([1.0, -1.0]))
+    bound = prof.bound(-1 if won else +1, confidence)
+    root = prof.signed_root(-margin / to_elo)
+    p_side = float(ndtr(-root) if won else ndtr(root))
+    return (None if bound is None else bound * to_elo), p_side
+
+
+def heterogeneity(paths: dict[str, Path], names: list[str], n_clusters: int) -> float:
+    """p-value of "every named path estimates the same difference": the Wald statistic
+    of the paths' differences from the first one, with their covariance from the joint
+    rounds (scaled by k / (k - 1) for k resampled clusters), against chi2(len(names) - 1).
+    1.0 when fewer than two paths are named."""
+    if len(names) < 2:
+        return 1.0
+    ref_point, ref_draws = paths[names[0]]
+    d = np.array([paths[n][0] - ref_point for n in names[1:]])
+    draws = np.stack([paths[n][1] - ref_draws for n in names[1:]], axis=1)
+    cov = np.atleast_2d(np.cov(draws, rowvar=False)) * n_clusters / max(n_clusters - 1, 1)
+    scale = float(np.trace(cov))
+    if not np.isfinite(scale) or scale <= 0.0:
+        return 1.0 if np.allclose(d, 0.0) else 0.0
+    stat = float(d @ np.linalg.pinv(cov, rcond=1e-10) @ d)
+    return float(chdtrc(len(d), stat))

@@ -178,3 +178,32 @@ def simulate_scores(ratings: Sequence[float] | np.ndarray, n_prompts: int, *, se
     one = runs is None
     sim = SimBattles(names, ia, ib, prompt, seed_idx, score[0] if one else score)
     return SimScores(sim, sa[0] if one else sa, sb[0] if one else sb)
+
+
+def simulate_win_matrix(win: np.ndarray, n_prompts: int, *, seeds: int = 1,
+                        tie_rate: float = 0.0, pairs: np.ndarray | None = None,
+                        runs: int | None = None, seed: int = 0) -> SimBattles:
+    """Every pair on every (prompt, seed), model i beating j with probability
+    `win[i, j]` (a tie with probability `tie_rate` first). Any matrix with
+    win[i, j] + win[j, i] = 1 works, including intransitive judges that no rating
+    vector describes.
+
+    Example:
+        >>> w = np.array([[0.5, 0.0], [1.0, 0.5]])
+        >>> simulate_win_matrix(w, 4, seed=0).score.tolist()
+        [0.0, 0.0, 0.0, 0.0]
+    """
+    win = np.asarray(win, dtype=np.float64)
+    m = len(win)
+    pairs = all_pairs(m) if pairs is None else np.asarray(pairs, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    n_req = n_prompts * seeds
+    prompt = np.repeat(np.arange(n_prompts), seeds * len(pairs))
+    seed_idx = np.tile(np.repeat(np.arange(seeds), len(pairs)), n_prompts)
+    ia, ib = np.tile(pairs[:, 0], n_req), np.tile(pairs[:, 1], n_req)
+    shape = (1 if runs is None else runs, len(ia))
+    score = (rng.random(shape) < win[ia, ib][None, :]).astype(np.float64)
+    if tie_rate > 0:
+        score[rng.random(shape) < tie_rate] = 0.5
+    names = tuple(f"m{k:02d}" for k in range(m))
+    return SimBattles(names, ia, ib, prompt, seed_idx, score[0] if runs is None else score)

@@ -10,8 +10,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from autojudge.ratings.simulate import (population_ratings, simulate_battles,
-                                        simulate_scores)
+from autojudge.ratings.bradley_terry import fit_strengths
+from autojudge.ratings.simulate import (NATS, all_pairs, population_ratings,
+                                        simulate_battles, simulate_scores,
+                                        simulate_win_matrix)
 
 GATE_POOL = (1000.0, 1000.0, 1100.0, 900.0)  # baseline, candidate, two common opponents
 
@@ -19,7 +21,7 @@ GATE_POOL = (1000.0, 1000.0, 1100.0, 900.0)  # baseline, candidate, two common o
 def coverage_study(runs: int, *, ratings: Sequence[float] = (1000.0, 970.0, 1100.0, 900.0),
                    n_prompts: int = 400, seeds: int = 2, prompt_sd: float = 150.0,
                    tie_rate: float = 0.1, rounds: int = 1000, confidence: float = 0.95,
-                   seed: int = 0) -> dict[str, float]:
+                   interval: str = "student", seed: int = 0) -> dict[str, float]:
     """How often the CI of rating[1] - rating[0] covers the estimator's population value,
     with the prompt-clustered and the naive (single-battle) bootstrap, on the same data
     (BT path alone, so both differ only in how they resample).
@@ -40,7 +42,7 @@ def coverage_study(runs: int, *, ratings: Sequence[float] = (1000.0, 970.0, 1100
         battles = sim.battles(k)
         for row, clusters in enumerate((sim.prompt, None)):
             res = rating_difference(battles, clusters, 0, 1, rounds=rounds, seed=seed + k,
-                                    confidence=confidence, paths=False)
+                                    confidence=confidence, paths=False, interval=interval)
             hits[row, k] = res.ci_low <= target <= res.ci_high
             width[row, k] = res.ci_high - res.ci_low
     return {"clustered": float(hits[0].mean()), "naive": float(hits[1].mean()),
@@ -53,7 +55,7 @@ def gate_study(regression: float, runs: int, *, judges: int = 1, n_prompts: int 
                seeds: int = 1, prompt_sd: float = 100.0, tie_rate: float = 0.1,
                rounds: int = 500, confidence: float = 0.95, margin: float = 0.0,
                min_prompts: int = 10, correction: str = "holm", paths: bool = True,
-               seed: int = 0) -> dict[str, float]:
+               interval: str = "student", seed: int = 0) -> dict[str, float]:
     """Gate verdicts over `runs` simulated runs where the candidate's true strength is
     `regression` Elo points below the baseline's (pool `GATE_POOL`, all pairs), judged
     by `judges` judges that see the same prompts (shared prompt effects, independent
@@ -78,7 +80,7 @@ def gate_study(regression: float, runs: int, *, judges: int = 1, n_prompts: int 
     for k in range(runs):
         res = [rating_difference(sim.battles(k), sim.prompt, 0, 1, rounds=rounds,
                                  seed=seed + k, confidence=confidence, margin=margin,
-                                 paths=paths) for sim in sims]
+                                 paths=paths, interval=interval) for sim in sims]
         raw = [r.p_regression for r in res]
         adjusted = holm(raw) if correction == "holm" else raw
         outcomes = [r.decide(alpha=alpha, min_prompts=min_prompts, regression_p=p)
@@ -87,7 +89,7 @@ def gate_study(regression: float, runs: int, *, judges: int = 1, n_prompts: int 
                    "pass" if all(o == "pass" for o in outcomes) else "inconclusive")
         counts[verdict] += 1
     pop = population_ratings(ratings, prompt_sd=prompt_sd, tie_rate=tie_rate)
-    return {**{k: v / runs for k, v in counts.items()},
+    return {**{k: v / runs for k, v in counts.items()}, "counts": counts,
             "population_diff": float(pop[1] - pop[0]), "runs": runs}
 
 
@@ -193,3 +195,126 @@ def schedule_study(reps: int, *, n_models: int = 12, spread: float = 800.0,
         reasons.append((a.reason, b.reason))
     return {"ratio": float(sum(adaptive) / max(sum(full), 1)), "adaptive": adaptive,
             "all_pairs": full, "reasons": reasons}
+
+
+def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval (95% by default) of a rate measured as hits / n: the Monte
+    Carlo uncertainty printed beside every measured error rate.
+
+    Example:
+        >>> [round(v, 4) for v in wilson(20, 800)]
+        [0.0162, 0.0383]
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def regression_for(target: float, *, prompt_sd: float = 100.0, tie_rate: float = 0.1,
+                   pool: Sequence[float] = GATE_POOL) -> float:
+    """The generating regression (Elo, subtracted from the candidate's strength in `pool`)
+    whose population BT difference candidate - baseline is `target`: prompt effects and
+    ties compress BT ratings, so "a true -50" must be set on the estimator's own scale."""
+    from scipy.optimize import brentq
+
+    def gap(r: float) -> float:
+        ratings = np.array(pool, dtype=float)
+        ratings[1] -= r
+        pop = population_ratings(ratings, prompt_sd=prompt_sd, tie_rate=tie_rate)
+        return float(pop[1] - pop[0]) - target
+
+    return float(brentq(gap, -2000.0, 2000.0, xtol=1e-6))
+
+
+def intransitive_matrix(h2h: float = 1.0, candidate_vs_opponents: float = 0.3,
+                        baseline_vs_opponents: float = 0.7, opponents: int = 4) -> np.ndarray:
+    """Win probabilities of an intransitive judge: model 0 is the baseline, 1 the
+    candidate, 2.. common opponents (even among themselves). The candidate beats the
+    baseline head-to-head with probability `h2h` yet does worse against every opponent."""
+    m = 2 + opponents
+    win = np.full((m, m), 0.5)
+    win[1, 0], win[0, 1] = h2h, 1.0 - h2h
+    win[1, 2:], win[2:, 1] = candidate_vs_opponents, 1.0 - candidate_vs_opponents
+    win[0, 2:], win[2:, 0] = baseline_vs_opponents, 1.0 - baseline_vs_opponents
+    return win
+
+
+def population_diff_of_matrix(win: np.ndarray, tie_rate: float = 0.0) -> float:
+    """BT difference rating[1] - rating[0] (Elo) that the estimator reaches on infinitely
+    many battles of every pair drawn from `win` (the population's own BT difference)."""
+    pairs = all_pairs(len(win))
+    p = (1.0 - tie_rate) * win[pairs[:, 0], pairs[:, 1]] + 0.5 * tie_rate
+    big = 1e9 / len(pairs)
+    s = fit_strengths(pairs[:, 0], pairs[:, 1], big * p, big * (1.0 - p), len(win), 1e-6)
+    return float((s[1] - s[0]) / NATS)
+
+
+def matrix_study(win: np.ndarray, runs: int, *, n_prompts: int = 150, seeds: int = 2,
+                 tie_rate: float = 0.0, margin: float = 25.0, rounds: int = 1000,
+                 min_prompts: int = 10, seed: int = 0) -> dict[str, Any]:
+    """Gate verdicts (candidate 1 vs baseline 0) over `runs` logs drawn from a win matrix
+    (e.g. `intransitive_matrix`), with the population BT difference they should be
+    judged against.
+
+    Returns:
+        {"regression", "inconclusive", "pass" (fractions), "counts", "runs",
+         "population_diff", "disagreement" (fraction of runs whose paths disagreed)}.
+    """
+    from autojudge.ratings.compare import rating_difference
+
+    sim = simulate_win_matrix(win, n_prompts, seeds=seeds, tie_rate=tie_rate, runs=runs,
+                              seed=seed)
+    counts = {"regression": 0, "inconclusive": 0, "pass": 0}
+    split = 0
+    for k in range(runs):
+        res = rating_difference(sim.battles(k), sim.prompt, 0, 1, rounds=rounds,
+                                seed=seed + k, margin=margin)
+        counts[res.decide(min_prompts=min_prompts)] += 1
+        split += res.disagreement is not None
+    return {**{k: v / runs for k, v in counts.items()}, "counts": counts, "runs": runs,
+            "population_diff": population_diff_of_matrix(win, tie_rate),
+            "disagreement": split / runs}
+
+
+def hard_cases(seed: int = 3) -> dict[str, tuple]:
+    """Logs on which a gate can go wrong, each as (battles, clusters, baseline,
+    candidate, expected outcome at margin 25, what it shows):
+
+    - won_every_head_to_head / lost_every_head_to_head: 6 models, 150 prompts x 2 seeds;
+      the candidate beats common opponents 70% of the time where the baseline wins 50%,
+      and won (lost) every head-to-head battle: the separated head-to-head path must not
+      set the answer (PASS on the common-opponent interval, open above; mirror:
+      REGRESSION);
+    - intransitive: `intransitive_matrix()` (candidate wins every head-to-head battle but
+      30% against four opponents the baseline beats 70% of the time): not PASS;
+    - linked_across_prompts_only: both met one opponent, never on the same prompt;
+    - disconnected: no chain of opponents links them at all.
+    """
+    from autojudge.ratings.bradley_terry import Battles, encode_battles
+
+    strong = intransitive_matrix(1.0, 0.7, 0.5)
+    out: dict[str, tuple] = {}
+    sim = simulate_win_matrix(strong, 150, seeds=2, seed=seed)
+    out["won_every_head_to_head"] = (sim.battles(), sim.prompt, 0, 1, "pass",
+                                     "separated head-to-head, common opponents agree")
+    out["lost_every_head_to_head"] = (sim.battles(), sim.prompt, 1, 0, "regression",
+                                      "mirror of won_every_head_to_head")
+    sim = simulate_win_matrix(intransitive_matrix(), 150, seeds=2, seed=seed)
+    out["intransitive"] = (sim.battles(), sim.prompt, 0, 1, "inconclusive",
+                           "head-to-head and common-opponent evidence disagree")
+    rng = np.random.default_rng(seed)
+    wins = np.where(rng.random(40) < 0.5, "model_a", "model_b")
+    across = encode_battles(["base"] * 20 + ["cand"] * 20, ["opp"] * 40, wins)
+    b, c = across.names.index("base"), across.names.index("cand")
+    out["linked_across_prompts_only"] = (across, np.arange(40), b, c, "inconclusive",
+                                         "0 shared prompts")
+    apart = encode_battles(["base"] * 20 + ["cand"] * 20, ["oppA"] * 20 + ["oppB"] * 20,
+                           wins)
+    out["disconnected"] = (Battles(apart.names, apart.ia, apart.ib, apart.score),
+                           np.arange(40) % 20, apart.names.index("base"),
+                           apart.names.index("cand"), "inconclusive",
+                           "no chain of opponents")
+    return out

@@ -126,6 +126,21 @@ def leaderboard_figure(plt: Any, board: Mapping[str, Any], title: str,
     return fig
 
 
+def text_color(rgba: Sequence[float]) -> str:
+    """Black or white, whichever reads better on a cell of colour `rgba` (WCAG relative
+    luminance; 0.179 is where black and white have equal contrast)."""
+    def linear(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(float(c)) for c in rgba[:3])
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.179 else "white"
+
+
+def _cell_text_color(image: Any, value: float) -> str:
+    """The text colour for a cell of `image` (an imshow) holding `value`."""
+    return text_color(image.cmap(image.norm(value)))
+
+
 def tag_heatmap_figure(plt: Any, models: Sequence[str], tags: Sequence[str],
                        cells: Mapping[tuple[str, str], Mapping[str, Any]], judge: str) -> Any:
     """Model x tag matrix of per-tag ratings (blank where unrated; * one side open)."""
@@ -148,7 +163,9 @@ def tag_heatmap_figure(plt: Any, models: Sequence[str], tags: Sequence[str],
                 f"{cell['rating']:.0f}" + ("*" if cell.get("separated") else "")
             if cell.get("rating") is not None and cell.get("connected") is False:
                 text += f"\ng{int(cell.get('component') or 0) + 1}"  # not comparable across
-            ax.text(j, i, text, ha="center", va="center", fontsize=7)
+            color = "black" if cell.get("rating") is None else \
+                _cell_text_color(image, cell["rating"])
+            ax.text(j, i, text, ha="center", va="center", fontsize=7, color=color)
     ax.set_xticks(range(len(tags)))
     ax.set_xticklabels(list(tags), rotation=40, ha="right")
     ax.set_yticks(range(len(models)))
@@ -161,7 +178,8 @@ def tag_heatmap_figure(plt: Any, models: Sequence[str], tags: Sequence[str],
 
 def win_matrix_figure(plt: Any, models: Sequence[str],
                       matrix: Mapping[tuple[str, str], tuple[float, int]], judge: str) -> Any:
-    """Row model's head-to-head win rate against the column model (ties half), with n."""
+    """Row model's head-to-head win rate against the column model (ties half), with n;
+    rows and columns in the order of `models` (the report passes them best-rated first)."""
     import numpy as np
 
     values = np.full((len(models), len(models)), np.nan)
@@ -171,7 +189,7 @@ def win_matrix_figure(plt: Any, models: Sequence[str],
     image = ax.imshow(np.ma.masked_invalid(values), cmap="RdYlGn", vmin=0, vmax=1)
     for (a, b), (rate, n) in matrix.items():
         ax.text(models.index(b), models.index(a), f"{rate:.0%}\nn={n}", ha="center",
-                va="center", fontsize=7)
+                va="center", fontsize=7, color=_cell_text_color(image, rate))
     ax.set_xticks(range(len(models)))
     ax.set_xticklabels(list(models), rotation=40, ha="right")
     ax.set_yticks(range(len(models)))
@@ -235,7 +253,7 @@ def agreement_figure(plt: Any, rows: Sequence[Mapping[str, Any]]) -> Any:
         for j in range(len(judges)):
             if not math.isnan(values[i, j]):
                 ax.text(j, i, f"{values[i, j]:.0%}", ha="center", va="center", fontsize=8,
-                        color="white" if values[i, j] < 0.6 else "black")
+                        color=_cell_text_color(image, values[i, j]))
     ax.set_xticks(range(len(judges)))
     ax.set_xticklabels(judges, rotation=40, ha="right")
     ax.set_yticks(range(len(judges)))

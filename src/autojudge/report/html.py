@@ -130,9 +130,34 @@ def _tradeoff_context(board: Mapping[str, Any], stats: Mapping[str, Any],
                   if r.get("rating") is not None and r.get(xkey) is not None}
         front = analysis.pareto_front(points)
         out[f"front_{key}"] = front
+        out[f"{key}_note"] = None
+        if points and all(x == 0 for _, x in points.values()):
+            # every point on one vertical line at 0: a chart that says nothing but "0"
+            out[key], out[f"{key}_note"] = None, (
+                f"No rating vs {label} chart: every rated model's {label} is 0.")
+            continue
         out[key] = charts.add(f"quality_vs_{key}_{board['judge']}", figures.tradeoff_figure(
             charts.plt, rows, xkey, label, front, f"judge {board['judge']}: rating vs {label}"))
     return out
+
+
+def best_first(board: Mapping[str, Any], models: Sequence[str]) -> list[str]:
+    """`models` ordered by the board's rating, best first; models the board leaves
+    unrated (or does not hold) follow in their given order."""
+    rating = {r["model"]: r["rating"] for r in board["models"]
+              if r.get("rating") is not None}
+    return sorted(models, key=lambda m: (m not in rating, -rating.get(m, 0.0)))
+
+
+def _matrix_context(board: Mapping[str, Any], data: RunData, charts: _Charts
+                    ) -> dict[str, Any]:
+    """The win-rate matrix of one board, rows and columns best-rated first (a pooled
+    sweep lists its models in job order, which says nothing about who wins)."""
+    models = best_first(board, data.models)
+    matrix = analysis.win_matrix(data.battles, board["judge"], models)
+    return {"judge": board["judge"], "chart": charts.add(
+        f"winrate_{board['judge']}", figures.win_matrix_figure(
+            charts.plt, models, matrix, board["judge"]))}
 
 
 def _agreement_context(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -224,10 +249,7 @@ def render_report(data: RunData, options: ReportOptions = ReportOptions()
                 heatmaps.append({"judge": board["judge"], "chart": charts.add(
                     f"tags_{board['judge']}", figures.tag_heatmap_figure(
                         plt, models, tags, cells, board["judge"]))})
-        matrices = [{"judge": b["judge"], "chart": charts.add(
-            f"winrate_{b['judge']}", figures.win_matrix_figure(
-                plt, data.models, analysis.win_matrix(data.battles, b["judge"], data.models),
-                b["judge"]))} for b in headline]
+        matrices = [_matrix_context(b, data, charts) for b in headline]
         tradeoffs = [_tradeoff_context(b, stats, charts) for b in headline]
         agreement = document.get("agreement") or []
         agreement_chart = charts.add("agreement", figures.agreement_figure(plt, agreement)) \

@@ -127,8 +127,9 @@ TEMPLATE = """<!DOCTYPE html>
     both rating and latency (or cost), by point ratings; the CIs show how sure that is.</p>
   {% for t in tradeoffs %}
   <h3>{{ t.title }}</h3>
-  <div class="charts"><img class="chart" alt="rating vs latency, {{ t.judge }}" src="{{ t.latency }}">
-    <img class="chart" alt="rating vs cost, {{ t.judge }}" src="{{ t.cost }}"></div>
+  <div class="charts">{% for key in ("latency", "cost") if t[key] %}
+    <img class="chart" alt="rating vs {{ key }}, {{ t.judge }}" src="{{ t[key] }}">{% endfor %}</div>
+  {% for note in (t.latency_note, t.cost_note) if note %}<p class="note">{{ note }}</p>{% endfor %}
   <p class="note">Pareto front by latency: {{ t.front_latency|join(", ") or "-" }};
     by cost: {{ t.front_cost|join(", ") or "-" }}</p>
   {% endfor %}

@@ -44,7 +44,7 @@ def rating_cells(row: Mapping[str, Any], show_group: bool) -> list[str]:
     # model labels are data: "sd15[guidance_scale=5]" is not rich markup
     model = escape(row["model"]) + (" ~" if row.get("provisional") else "")
     if show_group and rated:
-        model += f" [g{row['component'] + 1}]"
+        model += escape(f" [g{row['component'] + 1}]")  # literal text, not a markup tag
     rating = (_fmt(row["rating"]) + ("*" if row.get("separated") else " ")) if rated \
         else "unrated"
     return [_fmt(row.get("rank"), "d"), model, rating,

@@ -7,16 +7,27 @@ written under the home folder and `wandb sync <run>/wandb/offline-run-*` finds e
 it uploads. Each run is finished before the next job of a Hydra multirun starts; the jobs
 of one multirun are grouped under the sweep folder's name, with the swept parameters in
 their config (`swept`). What is logged: autojudge.report.wandb_tables.
+
+An offline run keeps in `.staging` every file its artifacts hold until `wandb sync`
+uploads them from there: W&B's private read-only copy of each, the same thumbnail once
+per table, each run output once more. After `run.finish()` each copy becomes a link to
+the same bytes (slim_staging), so the W&B folder costs little more than its records.
 """
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import re
+import stat
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from autojudge.errors import AutojudgeError
 from autojudge.report.redact import redact  # kept importable from here too
+
+log = logging.getLogger(__name__)
 
 ARTIFACT_FILES = ("leaderboard.json", "leaderboard.csv", "models.csv", "battles.jsonl",
                   "generations.jsonl", "scores.jsonl", "skipped.jsonl", "prompts.jsonl",
@@ -107,7 +118,34 @@ def log_to_wandb(logger_cfg: Mapping[str, Any], run_dir: Path, config: Mapping[s
         return str(run.dir)
     finally:
         run.finish()
+        try:
+            with _shared_store(config, document) as store:
+                slim_staging(wandb_dir / ".staging", run_dir, store)
+        except OSError as exc:  # the rest stay copies: bigger, still what sync needs
+            log.warning("W&B's staged files in %s are not all linked: %s", wandb_dir, exc)
         _drop_empty_dirs(wandb_dir / ".staging")
+
+
+@contextmanager
+def _shared_store(config: Mapping[str, Any], document: Mapping[str, Any]) -> Iterator[Any]:
+    """The run's store, to share W&B's staged images through; None when the run's
+    images are copies (its folder must outlive the store), when no store is there (none
+    is created for this) or when it cannot be opened (W&B's copies then stay)."""
+    from autojudge.store import INDEX_NAME, Store
+
+    root = (document.get("run") or {}).get("store") or (config.get("store") or {}).get("root")
+    copies = str((config.get("report") or {}).get("images", "link")) == "copy"
+    if copies or not root or not (Path(root).expanduser() / INDEX_NAME).is_file():
+        yield None
+        return
+    try:
+        store = Store(root)
+    except AutojudgeError as exc:
+        log.info("W&B's staged images are not shared through the store: %s", exc)
+        yield None
+        return
+    with store:
+        yield store
 
 
 def _log_everything(run: Any, wandb: Any, logger_cfg: Mapping[str, Any],
@@ -148,6 +186,83 @@ def run_artifact(wandb: Any, run_dir: Path, name: Any) -> Any:
     if plots.is_dir() and any(plots.glob("*.png")):
         artifact.add_dir(str(plots), name="plots")
     return artifact
+
+
+def slim_staging(staging: Path, run_dir: Path, store: Any = None) -> None:
+    """Turn each file W&B staged (see the module docstring) into a link to identical
+    bytes: a repeat to the first copy (hard link), a run output to that file (hard: run
+    files are replaced by rename, never rewritten, so the link keeps the logged bytes),
+    an image to the same image as a blob of `store` (a Store with local blobs; symbolic,
+    the blob written if new, so runs share it). Bytes are matched by sha256, so every
+    manifest digest still holds. What stays a copy (tables; anything where no link can
+    be made) gets the mode of the run's other files instead of W&B's read-only one."""
+    files = sorted(p for p in staging.rglob("*") if p.is_file() and not p.is_symlink()) \
+        if staging.is_dir() else []
+    if not files:
+        return
+    outputs = {hashlib.sha256(p.read_bytes()).hexdigest(): p
+               for p in _artifact_sources(run_dir)}
+    mode = stat.S_IMODE((run_dir / "leaderboard.json").stat().st_mode)
+    blobs = _BlobLinks(store)
+    first: dict[str, Path] = {}
+    for path in files:
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest in first:
+            linked = _replace_with_link(path, first[digest], symbolic=False)
+        elif digest in outputs:
+            linked = _replace_with_link(path, outputs[digest], symbolic=False)
+        else:
+            blob = blobs.put(data)
+            linked = blob is not None and _replace_with_link(path, blob, symbolic=True)
+        if not linked:
+            os.chmod(path, mode)
+        first.setdefault(digest, path)
+
+
+class _BlobLinks:
+    """Images put into a store with local blobs, for staged copies to link to."""
+
+    def __init__(self, store: Any):
+        self.store = store if store is not None and store.blobs.local else None
+
+    def put(self, data: bytes) -> Path | None:
+        """The blob holding `data` (written if new), or None: not an image, no store,
+        or the store cannot take it (said once in the log; the copies then stay)."""
+        from autojudge.files import image_extension
+
+        if self.store is None or image_extension(data) == "bin":
+            return None
+        try:
+            sha, ext = self.store.put_blob(data)
+        except AutojudgeError as exc:
+            log.info("W&B's staged images are not shared through the store: %s", exc)
+            self.store = None
+            return None
+        return Path(self.store.blob_path(sha, ext)).absolute()  # a link's target
+
+
+def _artifact_sources(run_dir: Path) -> list[Path]:
+    files = [run_dir / name for name in ARTIFACT_FILES if (run_dir / name).is_file()]
+    return files + sorted((run_dir / "plots").glob("*.png"))
+
+
+def _replace_with_link(path: Path, target: Path, symbolic: bool) -> bool:
+    """Replace `path` by a link to `target` in one rename (`path` never goes missing);
+    False, with `path` untouched, where the link cannot be made (another filesystem,
+    no links there)."""
+    temp = path.with_name(f".{path.name}.link")
+    try:
+        temp.unlink(missing_ok=True)
+        if symbolic:
+            os.symlink(target, temp)
+        else:  # to the link itself when `target` is a symbolic link: no new one
+            os.link(target, temp, follow_symlinks=False)
+        os.replace(temp, path)
+        return True
+    except OSError:
+        temp.unlink(missing_ok=True)
+        return False
 
 
 def _drop_empty_dirs(root: Path) -> None:

@@ -14,14 +14,25 @@
   }
   const fmt = (v, digits = 0) => (v === null || v === undefined ? "-" : Number(v).toFixed(digits));
   const pct = (v) => (v === null || v === undefined ? "-" : `${Math.round(100 * v)}%`);
+  const plural = (n, word) => `${n} ${word}${Number(n) === 1 ? "" : "s"}`;
+  // what the agreement columns mean, on hover (the page's note says it once more)
+  const TIPS = {
+    agreement: "share of shared battles where the judge and people gave the same verdict (a tie counts as a tie)",
+    decisive: "agreement on the battles where both the judge and people picked a winner (ties left out)",
+    kappa: "Cohen's kappa: agreement beyond chance; 0 = chance, 1 = always the same verdict",
+    "Kendall tau": "rank correlation of the judge's board and the people's board; 1 = same order",
+  };
 
   function table(node, head, rows) {
     const thead = el("thead");
     const tr = el("tr");
     // a header aligns as its column's cells (numbers right)
     const first = rows.length ? [...rows[0].children] : [];
-    head.forEach((h, k) => tr.appendChild(
-      el("th", h, first[k] && first[k].classList.contains("num") ? "num" : "")));
+    head.forEach((h, k) => {
+      const th = el("th", h, first[k] && first[k].classList.contains("num") ? "num" : "");
+      if (TIPS[h]) th.title = TIPS[h];
+      tr.appendChild(th);
+    });
     thead.appendChild(tr);
     const tbody = el("tbody");
     for (const row of rows) tbody.appendChild(row);
@@ -38,8 +49,8 @@
     const card = el("article", null, "card" + (board.judge === "human" ? " human" : ""));
     card.dataset.judge = board.judge;
     card.appendChild(el("h2", boardTitle(board)));
-    const unit = board.judge === "human" ? "votes" : "battles";
-    card.appendChild(el("p", `${board.n_battles} ${unit} · ${board.n_prompts || 0} prompts`, "meta"));
+    const unit = board.judge === "human" ? "vote" : "battle";
+    card.appendChild(el("p", `${plural(board.n_battles, unit)} · ${plural(board.n_prompts || 0, "prompt")}`, "meta"));
     if (board.connected === false) {
       card.appendChild(el("p", `Not connected: ${board.n_components} groups of models were ` +
         "never linked by battles; ratings and ranks compare only within a group.", "warn"));
@@ -126,9 +137,10 @@
     const level = `${Math.round(100 * ((doc.run.ratings || {}).confidence || 0.95))}%`;
     const live = doc.live;
     $("n-votes").textContent = String(live.n_votes);
+    $("n-votes-unit").textContent = live.n_votes === 1 ? "human vote" : "human votes";
     document.body.dataset.votes = String(live.n_votes);
     $("refit").textContent = live.refit_at
-      ? `· Bradley-Terry ratings and CIs from ${live.refit_n_votes} votes (${ago(live.refit_at)});` +
+      ? `· Bradley-Terry ratings and CIs from ${plural(live.refit_n_votes, "vote")} (${ago(live.refit_at)});` +
         " online Elo and counts from every vote" + (live.refit_error ? ` · refit failed: ${live.refit_error}` : "")
       : "· first rating fit running";
     if (doc.run.arena.read_only) $("vote-link").hidden = true;
@@ -141,7 +153,8 @@
         "this rating on one side only (shown as >= or <=).");
     }
     if ((doc.run.runs || []).length > 1) {
-      notes.push("Runs: " + doc.run.runs.map((r) => `${r.label} = ${r.path}`).join("; "));
+      notes.push("Runs: " + doc.run.runs.map(
+        (r) => (r.name && r.name !== r.label ? `${r.label} = run ${r.name}` : r.label)).join("; "));
     }
     $("notes").replaceChildren(...notes.map((n) => el("p", n)));
   }

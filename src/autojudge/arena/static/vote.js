@@ -131,7 +131,8 @@
       left: `You preferred ${result.left}.`, right: `You preferred ${result.right}.`,
       tie: "You called it a tie.", bothbad: "You found both bad.",
     }[result.choice];
-    $("status").textContent = `${said} ${result.n_votes} votes so far.`;
+    const soFar = `${result.n_votes} vote${result.n_votes === 1 ? "" : "s"} so far`;
+    $("status").textContent = `${said} ${soFar}.`;
     $("next").hidden = false;
     setState("revealed");
     if (REVEAL_MS > 0) state.timer = setTimeout(advance, REVEAL_MS);
