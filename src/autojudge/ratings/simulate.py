@@ -65,6 +65,15 @@ def all_pairs(n_models: int) -> np.ndarray:
     return np.array(list(combinations(range(n_models), 2)), dtype=np.int64).reshape(-1, 2)
 
 
+def _design(pairs: np.ndarray, n_prompts: int, seeds: int) -> tuple[np.ndarray, ...]:
+    """(prompt, seed, model_a, model_b) codes of every pair on every (prompt, seed),
+    ordered by prompt, then seed, then pair."""
+    n_req = n_prompts * seeds
+    prompt = np.repeat(np.arange(n_prompts), seeds * len(pairs))
+    seed_idx = np.tile(np.repeat(np.arange(seeds), len(pairs)), n_prompts)
+    return prompt, seed_idx, np.tile(pairs[:, 0], n_req), np.tile(pairs[:, 1], n_req)
+
+
 def simulate_battles(ratings: Sequence[float] | np.ndarray, n_prompts: int, *, seeds: int = 1,
                      prompt_sd: float = 0.0, tie_rate: float = 0.0,
                      pairs: np.ndarray | None = None, runs: int | None = None,
@@ -93,11 +102,7 @@ def simulate_battles(ratings: Sequence[float] | np.ndarray, n_prompts: int, *, s
     m = len(r)
     pairs = all_pairs(m) if pairs is None else np.asarray(pairs, dtype=np.int64)
     rng = np.random.default_rng(seed)
-    n_req = n_prompts * seeds
-    prompt = np.repeat(np.arange(n_prompts), seeds * len(pairs))
-    seed_idx = np.tile(np.repeat(np.arange(seeds), len(pairs)), n_prompts)
-    ia = np.tile(pairs[:, 0], n_req)
-    ib = np.tile(pairs[:, 1], n_req)
+    prompt, seed_idx, ia, ib = _design(pairs, n_prompts, seeds)
     shape = (1 if runs is None else runs,)
     if offsets is None:
         offsets = rng.normal(0.0, prompt_sd, shape + (n_prompts, m)) if prompt_sd > 0 \
@@ -197,10 +202,7 @@ def simulate_win_matrix(win: np.ndarray, n_prompts: int, *, seeds: int = 1,
     m = len(win)
     pairs = all_pairs(m) if pairs is None else np.asarray(pairs, dtype=np.int64)
     rng = np.random.default_rng(seed)
-    n_req = n_prompts * seeds
-    prompt = np.repeat(np.arange(n_prompts), seeds * len(pairs))
-    seed_idx = np.tile(np.repeat(np.arange(seeds), len(pairs)), n_prompts)
-    ia, ib = np.tile(pairs[:, 0], n_req), np.tile(pairs[:, 1], n_req)
+    prompt, seed_idx, ia, ib = _design(pairs, n_prompts, seeds)
     shape = (1 if runs is None else runs, len(ia))
     score = (rng.random(shape) < win[ia, ib][None, :]).astype(np.float64)
     if tie_rate > 0:
