@@ -157,3 +157,28 @@ def test_gate_on_intransitive_log_says_the_paths_disagree(tmp_path: Path, capsys
     check = json.loads((run / "gate.json").read_text())["checks"][0]
     assert check["diff"] is None and check["disagreement"]
     assert {"ci_low", "ci_high", "diff"} <= set(check["paths"]["bt"])
+
+
+def test_group_markers_show_in_rate_and_the_run_table(tmp_path: Path, capsys) -> None:
+    from rich.console import Console
+
+    from autojudge.rate import main as rate_main
+    from autojudge.report.terminal import board_table
+
+    rows = [{"model_a": a, "model_b": b, "winner": w, "prompt_id": f"p{k}"}
+            for k in range(20) for a, b, w in (("x", "y", "model_a" if k % 3 else "model_b"),
+                                               ("u", "v", "model_b" if k % 3 else "model_a"))]
+    log = tmp_path / "two_groups.jsonl"
+    write_battle_log(rows, log)
+    assert rate_main([str(log), "--bootstrap", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "[g1]" in out and "[g2]" in out and "[gN] group N" in out
+    board = {"judge": "ocr", "tag": None, "method": "bt", "n_battles": 40,
+             "connected": False, "n_components": 2,
+             "models": [{"model": m, "rating": 1000.0, "ci_low": 950.0, "ci_high": 1050.0,
+                         "rank": 1, "elo": 1000.0, "battles": 20, "wins": 10, "losses": 10,
+                         "ties": 0, "component": c} for m, c in (("x", 0), ("u", 1))]}
+    console = Console(record=True, width=130)
+    console.print(board_table(board, {}, 0.95))
+    text = console.export_text()
+    assert "x [g1]" in text and "u [g2]" in text
