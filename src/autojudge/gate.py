@@ -438,7 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(1 - confidence) / 2; default 0.95")
     p.add_argument("--margin", type=float, default=DEFAULT_MARGIN, metavar="ELO",
                    help="tolerated regression in Elo points; default "
-                        f"{DEFAULT_MARGIN:g} (a 53.6%% head-to-head win rate)")
+                        f"{DEFAULT_MARGIN:g} (the candidate may win as little as 46.4%% of "
+                        "its battles against the baseline)")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                    help=f"bootstrap rounds, at least {MIN_ROUNDS}; default 1000")
     p.add_argument("--correction", choices=CORRECTIONS, default="holm",
