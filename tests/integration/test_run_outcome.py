@@ -79,7 +79,7 @@ def test_a_sweep_where_no_job_answered_exits_3(tmp_path: Path) -> None:
 
 def test_ctrl_c_says_in_the_log_how_to_resume(tmp_path: Path) -> None:
     store, run_dir = tmp_path / "store", tmp_path / "run"
-    args = ["suite.tags=[text_rendering]", "suite.limit=8", "logger=none", "progress=false",
+    args = ["suite.tags=[text_rendering]", "suite.limit=28", "logger=none", "progress=false",
             f"store.root={store}", f"hydra.run.dir={run_dir}"]
     proc = subprocess.Popen([sys.executable, "-m", "autojudge", *args], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
