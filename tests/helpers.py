@@ -58,3 +58,20 @@ def needs_chromium() -> list:
             pytest.mark.skipif(not CHROMIUM.exists(),
                                reason=f"needs Debian's chromium at {CHROMIUM} (apt-get install "
                                       "chromium; .ci/run installs it)")]
+
+
+def record_connections(monkeypatch) -> list:
+    """Make every outgoing socket connection of this process fail and record its address:
+    a check that must answer from settings and local files alone (no hub lookup, so no
+    retry loop) asserts the list stays empty, instead of timing itself."""
+    import socket
+
+    attempts: list = []
+
+    def refuse(self, address, *args, **kwargs):
+        attempts.append(address)
+        raise OSError("network use recorded by the test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    return attempts

@@ -65,9 +65,6 @@ class PluginContract:
     plugin_name: str = "under_test"
     import_module: str = ""
     forbidden_imports: tuple[str, ...] = DEFAULT_FORBIDDEN_IMPORTS
-    #: seconds allowed to import `import_module` beyond PIL + numpy (generous: the real
-    #: guard is `forbidden_imports`; this catches gross regressions on a loaded machine)
-    import_budget_s: float = 2.0
     fingerprint_changes: list[dict[str, Any]] = []
     fingerprint_invariant: list[dict[str, Any]] = []
     deterministic: bool = True
@@ -157,18 +154,17 @@ class PluginContract:
     def test_module_import_is_light(self) -> None:
         if not self.import_module:
             pytest.skip("import_module not set")
+        # the behaviour that keeps start-up light: no heavy module at import (its time is
+        # a benchmark's business, not a test's)
         result = run_isolated(f"""
-            import json, sys, time
+            import json, sys
             import numpy, PIL.Image
-            t = time.perf_counter()
             import {self.import_module}
-            dt = time.perf_counter() - t
             heavy = sorted(m for m in {list(self.forbidden_imports)!r} if m in sys.modules)
-            print(json.dumps({{"heavy": heavy, "seconds": dt}}))
+            print(json.dumps({{"heavy": heavy}}))
         """)
         assert result["heavy"] == [], (
             f"importing {self.import_module} imports {result['heavy']}; import them lazily")
-        assert result["seconds"] < self.import_budget_s, result
 
 
 def image_digest(data: bytes | None) -> str | None:

@@ -3,7 +3,8 @@ and the offline no-weights failure (one line, before any generation, no hub retr
 from __future__ import annotations
 
 import json
-import time
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -13,15 +14,40 @@ from tiny_clip import TINY_ARCH, make_aesthetic_head, make_open_clip
 pytestmark = pytest.mark.slow
 
 
+class _HubSpy(BaseHTTPRequestHandler):
+    """A stand-in model hub on 127.0.0.1 that records every request made to it."""
+
+    requests: list[str] = []
+
+    def _answer(self) -> None:
+        self.requests.append(f"{self.command} {self.path}")
+        self.send_response(503)
+        self.end_headers()
+
+    do_GET = do_HEAD = do_POST = _answer
+
+    def log_message(self, *args) -> None:  # keep the test output clean
+        pass
+
+
 def test_clip_without_weights_offline_fails_before_generation(tmp_path):
     store = tmp_path / "store"
-    started = time.perf_counter()
-    proc = run_cli(["autojudge", "model=[typeset,blank]", "judge=[clip,ocr]", "suite.limit=2",
-                    "logger=none", f"store.root={store}", f"hydra.run.dir={tmp_path / 'run'}"],
-                   env={"HF_HUB_OFFLINE": "1"}, timeout=120)
-    elapsed = time.perf_counter() - started
+    _HubSpy.requests = []
+    hub = ThreadingHTTPServer(("127.0.0.1", 0), _HubSpy)
+    threading.Thread(target=hub.serve_forever, daemon=True).start()
+    try:
+        proc = run_cli(["autojudge", "model=[typeset,blank]", "judge=[clip,ocr]",
+                        "suite.limit=2", "logger=none", f"store.root={store}",
+                        f"hydra.run.dir={tmp_path / 'run'}"],
+                       env={"HF_HUB_OFFLINE": "1",
+                            "HF_ENDPOINT": f"http://127.0.0.1:{hub.server_port}"},
+                       timeout=120)
+    finally:
+        hub.shutdown()
     assert_one_line_error(proc, "judge 'clip'", "judge.clip.pretrained=/path/to/")
-    assert elapsed < 40, elapsed  # imports only: never the ~47 s hub retry loop
+    # refused from the settings alone: not one request to the hub, so no retry loop
+    assert _HubSpy.requests == []
+    assert "retry" not in proc.stderr.lower() and "Retrying" not in proc.stdout
     assert not any((store / "blobs").rglob("*.png")), "no image may be generated"
 
 
