@@ -26,7 +26,9 @@ def resource_packages() -> list[str]:
     here = Path(__file__).resolve().parent
     names = []
     for name, folder in RESOURCES.items():
-        subs = find_namespace_packages(str(here / folder), exclude=["*__pycache__*"])
+        # conf/local/ is one machine's own settings (git-ignored): never in a wheel
+        subs = find_namespace_packages(str(here / folder),
+                                       exclude=["*__pycache__*", "local", "local.*"])
         names += [name, *(f"{name}.{sub}" for sub in subs)]
     return names
 
@@ -36,7 +38,7 @@ PACKAGES = resource_packages()
 setup(
     packages=[*find_packages("src"), *PACKAGES],
     package_dir={"": "src", **RESOURCES},
-    package_data={"autojudge": ["py.typed"],
+    package_data={"autojudge": ["py.typed", "leaderboard.schema.json"],
                   "autojudge.arena": ["static/*.html", "static/*.js", "static/*.css"],
                   **{name: DATA for name in PACKAGES}},
 )

@@ -34,10 +34,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from autojudge.ratings.compare import rating_difference  # noqa: E402
 from autojudge.ratings.simulate import simulate_battles  # noqa: E402
-from autojudge.ratings.studies import (GATE_POOL, coverage_study, gate_study,  # noqa: E402
-                                       hard_cases, intransitive_matrix, matrix_study,
-                                       power_pair, prompts_for_power, regression_for,
-                                       schedule_study, wilson)
+from studies import (GATE_POOL, coverage_study, gate_study, hard_cases,  # noqa: E402
+                     intransitive_matrix, matrix_study, power_pair, prompts_for_power,
+                     regression_for, schedule_study, wilson)
 
 
 def rate_line(label: str, hits: int, runs: int, bound: float | None = None) -> dict:

@@ -14,8 +14,19 @@ os.environ["WANDB_SILENT"] = "true"
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for `import helpers`
+sys.path.insert(0, str(REPO / "benchmarks"))  # for `import studies` (not shipped in the package)
 CONF_DIR = REPO / "conf"
-SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collect_file(file_path: Path, parent):
+    """Doctests run over the package only (pyproject's --doctest-modules): the test folder's
+    modules hold none, and several share a name (conftest.py in each folder), which the
+    doctest importer would refuse as a file mismatch."""
+    from _pytest.doctest import DoctestModule
+
+    collected = yield
+    return [item for item in collected if not isinstance(item, DoctestModule)]
 
 
 @pytest.fixture

@@ -75,3 +75,55 @@ def record_connections(monkeypatch) -> list:
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     return attempts
+
+
+#: real public suites (PartiPrompts.tsv, geneval_evaluation_metadata.jsonl) kept next to
+#: the checkout rather than copied into it: optional, so tests that read them skip without
+SHARED_DATA = REPO.parent / "shared" / "data"
+PARTI = SHARED_DATA / "PartiPrompts.tsv"
+GENEVAL = SHARED_DATA / "geneval_evaluation_metadata.jsonl"
+
+
+def needs_shared_data(*names: str):
+    """The one skip mark for tests that read ../shared/data/<name>: skipped, not failed,
+    where a checkout has no copy (a decorator, a `pytestmark`, or `pytest.param(...,
+    marks=needs_shared_data(...))` for one case of a parametrized test)."""
+    import pytest
+
+    missing = [name for name in names if not (SHARED_DATA / name).is_file()]
+    return pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} in "
+                                                    f"{SHARED_DATA} (optional data)")
+
+
+class NeverGenerates:
+    """A generator that must never be asked: a test that expects a refusal before any
+    image registers it (`never_generates()`) as one of the run's models."""
+
+    kind = "never_generates_test"
+    cacheable = True
+    batch_size = 4
+    calls = 0
+
+    def __init__(self, name: str = "never"):
+        self.name = name
+
+    def fingerprint(self):
+        return {"kind": self.kind, "version": 1}
+
+    def check(self) -> None:
+        pass
+
+    def generate(self, requests):
+        type(self).calls += 1
+        raise AssertionError("generated before pre-flight refused the run")
+
+
+def never_generates() -> type[NeverGenerates]:
+    """`NeverGenerates`, registered as a generator kind (once per process), its call
+    count reset."""
+    from autojudge.registry import GENERATORS
+
+    if NeverGenerates.kind not in GENERATORS.names():
+        GENERATORS.register(NeverGenerates.kind)(NeverGenerates)
+    NeverGenerates.calls = 0
+    return NeverGenerates

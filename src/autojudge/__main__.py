@@ -1,4 +1,5 @@
-"""`python -m autojudge [overrides]`: a Hydra app; the work happens in pipeline.run.
+"""`autojudge [run] [overrides]` (or `python -m autojudge`): a Hydra app; the work happens
+in pipeline.run. `autojudge COMMAND ...` runs a subcommand instead (autojudge.cli).
 
 `--help` prints autojudge's own page (cli_help.py); Hydra's flags (`--cfg job`, `-m`,
 `--info`, `--hydra-help`) pass through to Hydra.
@@ -26,6 +27,9 @@ EXIT_REFUSED, EXIT_NO_ANSWER, EXIT_INTERRUPTED = 2, 3, 130
 _EXISTING_RUN_DIRS: set[str] = set()
 # whether each job of this process answered (a multirun's jobs, when launched here)
 _ANSWERED: list[bool] = []
+# the run folder of each job this process started: a Ctrl-C after one started (between a
+# sweep's jobs, as Hydra ends a job) has finished work to resume
+_STARTED: list[Path] = []
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -35,6 +39,7 @@ def _experiment(cfg: DictConfig) -> float | None:
     from autojudge.errors import AutojudgeError
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    _STARTED.append(run_dir)
     try:
         return _run(cfg, run_dir)
     except AutojudgeError as exc:
@@ -45,7 +50,12 @@ def _experiment(cfg: DictConfig) -> float | None:
         print(f"error: {exc}", file=sys.stderr)
         to_log_file(f"error: {exc}", logging.ERROR)  # for a folder kept: it was there before
         _discard_run_dir(run_dir)
-        sys.exit(getattr(exc, "exit_code", EXIT_REFUSED))  # 75: Ray cluster lost, re-run
+        code = getattr(exc, "exit_code", EXIT_REFUSED)  # 75: Ray cluster lost, re-run
+        if code == EXIT_REFUSED:  # a sweep's folder goes too, or says why it stopped
+            from autojudge.sweep_jobs import refused_in_multirun
+
+            refused_in_multirun(str(exc))
+        sys.exit(code)
     except KeyboardInterrupt:
         _say_interrupted()
         sys.exit(EXIT_INTERRUPTED)
@@ -148,12 +158,28 @@ def _check_logger(cfg: DictConfig) -> None:
                              "pip install wandb, or run with logger=none")
 
 
-def main() -> None:
-    """Console entry point (also `python -m autojudge`)."""
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point `autojudge` (also `python -m autojudge`): a first argument that
+    names a subcommand (autojudge.cli) runs it; anything else is an experiment, as is
+    `autojudge run ...`."""
+    from autojudge.cli.commands import run_command, split_command, unknown_command
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    command, rest = split_command(args)
+    if command is not None and command.name != "run":
+        sys.exit(run_command(command, rest))
+    sys.argv = [sys.argv[0], *rest]  # Hydra reads sys.argv itself: it must not see `run`
+    problem = None if command else unknown_command(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(EXIT_REFUSED)
     try:
-        _main(sys.argv[1:])
-    except KeyboardInterrupt:  # during the checks, before any work: nothing to resume
-        print("interrupted before the run started; nothing was done", file=sys.stderr)
+        _main(rest)
+    except KeyboardInterrupt:  # outside a job: in the checks, or in Hydra around a job
+        if _STARTED:
+            _say_interrupted()
+        else:
+            print("interrupted before the run started; nothing was done", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
 
 

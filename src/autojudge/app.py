@@ -2,19 +2,20 @@
 
 Plugins are looked up by `kind` in the registries and validated against their own
 `Config` dataclass, so `model.typeset.font_sise=3` fails before any work with a line that
-names the label, the bad key and the keys that exist.
+names the label, the bad key and the keys that exist. The constructor convention
+(`cls(label, config)`, or `cls(label)` without a `Config`) is the SDK's (`autojudge.sdk`).
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from autojudge.errors import AutojudgeError
 from autojudge.registry import GENERATORS, JUDGES, Registry
 from autojudge.resources import SUITES_DIR, shipped
-
+from autojudge.sdk import is_pointwise
 
 
 def resolve_path(path: str | Path, what: str) -> Path:
@@ -69,6 +70,10 @@ def _plugin_node(group: str, label: str, node: Any) -> tuple[str, dict[str, Any]
 
 def build_plugin(registry: Registry, group: str, label: str, node: Any) -> Any:
     kind, params = _plugin_node(group, label, node)
+    # a Ray worker's one-class table reads no entry points
+    check = getattr(registry, "check_entry_points", None)
+    if callable(check):
+        check()  # a package reusing a taken name is refused here, in one line
     cls = registry.get(kind)
     config = validate_params(cls, params, f"{group}.{label} (kind {kind})")
     return cls(label, config) if config is not None else cls(label)
@@ -91,11 +96,14 @@ def build_generators(models: Mapping[str, Any]) -> dict[str, Any]:
     return {label: build_plugin(GENERATORS, "model", label, node) for label, node in models.items()}
 
 
-def build_judges(judges: Mapping[str, Any], store: Any) -> dict[str, Any]:
+def build_judges(judges: Mapping[str, Any], store: Any,
+                 compute_for: Callable[[str, Any], Any] | None = None) -> dict[str, Any]:
     """label -> `stages.runner.JudgeRunner` around the plugin, in config order.
 
     The runner keys of a judge's config (`tie_margin` for pointwise judges, `swap` for
-    pairwise ones) configure the runner; the rest is the plugin's own `Config`."""
+    pairwise ones, `call_timeout_s` for any) configure the runner; the rest is the
+    plugin's own `Config`. `compute_for(label, plugin, timeout_s)`: where the plugin's batches run (an executor's
+    `judge_compute`), handed to each runner as it is built; None: here."""
     from autojudge.stages.runner import RUNNER_KEYS, JudgeRunner
 
     if not judges:
@@ -106,8 +114,10 @@ def build_judges(judges: Mapping[str, Any], store: Any) -> dict[str, Any]:
         runner_keys = {k: node.pop(k) for k in RUNNER_KEYS
                        if isinstance(node, dict) and k in node}
         judge = build_plugin(JUDGES, "judge", label, node)
-        built[label] = JudgeRunner(label, judge, store,
-                                   runner_settings(label, runner_keys, hasattr(judge, "score")))
+        settings = runner_settings(label, runner_keys, is_pointwise(judge))
+        built[label] = JudgeRunner(label, judge, store, settings,
+                                   compute_for(label, judge, settings.timeout_s)
+                                   if compute_for else None)
     return built
 
 
@@ -135,7 +145,24 @@ def runner_settings(label: str, keys: Mapping[str, Any], pointwise: bool) -> Any
     swap = keys.get("swap", True)
     if not isinstance(swap, bool):
         raise AutojudgeError(f"judge.{label}.swap: must be true or false, got {swap!r}")
-    return RunnerSettings(tie_margin=margin, swap=swap)
+    return RunnerSettings(tie_margin=margin, swap=swap,
+                          timeout_s=call_timeout(label, keys.get("call_timeout_s")))
+
+
+def call_timeout(label: str, value: Any) -> float | None:
+    """`judge.<label>.call_timeout_s`: seconds one call of the plugin (one batch) may take
+    before its items fail as `judge_timeout`; null waits as long as it takes."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if isinstance(value, bool) or not 0 < seconds < float("inf"):
+        raise AutojudgeError(f"judge.{label}.call_timeout_s: must be a number of seconds > 0 "
+                             f"(or null: no limit), got {value!r}; e.g. "
+                             f"judge.{label}.call_timeout_s=120")
+    return seconds
 
 
 def load_suite_from_config(suite_cfg: Any, judges: Any = None) -> Any:

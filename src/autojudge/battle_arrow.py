@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from autojudge.names import CONTROL
-from autojudge.ratings.bradley_terry import _SCORES, Battles
+from autojudge.ratings.bradley_terry import WINNER_SCORES, Battles
 
 _TEXT_COLUMNS = ("model_a", "model_b", "winner", "preference", "judge", "prompt_id",
                  "prompt")
@@ -166,7 +166,7 @@ def _scores(table: Any, preference: str) -> np.ndarray | None:
         labels = preference_to_winner(values, preference)
     else:
         return None
-    lut = np.array([_SCORES.get(v, np.nan) if isinstance(v, str) else np.nan
+    lut = np.array([WINNER_SCORES.get(v, np.nan) if isinstance(v, str) else np.nan
                     for v in labels], dtype=np.float64)
     if (codes < 0).any() or np.isnan(lut).any():
         return None

@@ -9,7 +9,7 @@ import difflib
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-CHECKED_GROUPS = ("model", "judge", "suite", "logger", "executor")
+CHECKED_GROUPS = ("model", "judge", "suite", "logger", "executor", "experiment")
 
 #: Hydra plugins a user selects by name: (group, option prefix) -> (plugin module, install)
 HYDRA_PLUGINS = {
@@ -162,12 +162,16 @@ def check_composition(args: Sequence[str]) -> str | None:
         groups = [a for a in overrides if "." not in a.split("=", 1)[0] or _is_searchpath(a)]
         hint = _known_keys_hint(full_key, groups) if full_key and "not in" in detail else ""
         return f"{first.rstrip('.')}: {detail}{hint}" if detail else first
+    from autojudge.config import rule_problems
     from autojudge.preflight import unknown_keys
 
     problems = unknown_keys(composed)  # e.g. a key added with '+' that nothing reads
     if problems:
         return f"{problems[0]}; remove it or fix its spelling"
-    return None
+    # every range rule of the schema, before Hydra makes a run folder (the run checks
+    # them again, for multirun jobs and API callers)
+    problems = rule_problems(composed)
+    return problems[0] if problems else None
 
 
 def check_run_dir(args: Sequence[str], cwd: Path | None = None) -> str | None:

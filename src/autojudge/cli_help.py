@@ -19,6 +19,7 @@ GROUP_ORDER = ("model", "judge", "suite", "logger")
 #: (arguments, comment) of the example commands
 EXAMPLES = (
     ("", "the default experiment"),
+    ("experiment=smoke", "a preset of conf/experiment/"),
     ("model=[typeset,blank] judge=[ocr] suite.limit=10", ""),
     ("suite.tags=[text_rendering] suite.seeds=[0,1,2]", "filter the suite, more seeds"),
     ("model=[flux_schnell,fast_sdxl] judge=[ocr,clip]", "needs [fal] and [clip]"),
@@ -27,14 +28,17 @@ EXAMPLES = (
     ("--cfg job model=[typeset,blank]", "print the composed config"),
 )
 
-COMMANDS = """\
-  python -m autojudge.rate FILE [--bootstrap N] [--json]        rate any battle log
-  python -m autojudge.gate RUN_DIR --baseline A --candidate B   release gate (exit 1: worse)
-  python -m autojudge.validate judge=[ocr]                      judge accuracy on known pairs
-  python -m autojudge.store check|repair [--root PATH]          check / mend the image store
-  python -m autojudge.report RUN_DIR                            rebuild report.html, plots/
-  python -m autojudge.compare RUN_DIR... [--out DIR]            one board over runs / a sweep
-  python -m autojudge.arena RUN_DIR                             people vote; live human board"""
+def commands_section(width: int) -> list[str]:
+    """The subcommands, from autojudge.cli's table (so the page lists every one), and
+    their aliases."""
+    from autojudge.cli.commands import COMMANDS
+
+    rows = [(f"{c.name} {c.usage}", c.summary) for c in COMMANDS]
+    column = max(len(left) for left, _ in rows) + 2
+    others = [c.name for c in COMMANDS if c.name != "run"]
+    aliases = [f"autojudge-{n}" for n in others] + [f"python -m autojudge.{n}" for n in others]
+    return [*(f"  autojudge {left:<{column}}{summary}" for left, summary in rows),
+            *_wrap("  aliases: ", aliases, width)]
 
 EXTRAS = """\
   The core runs the default experiment, rate, gate and validate judge=[ocr]. Others:
@@ -104,6 +108,8 @@ def default_choices(conf_dir: Path) -> list[str]:
     for entry in document.get("defaults") or []:
         if isinstance(entry, dict):
             for group, value in entry.items():
+                if value is None or group.startswith("optional "):
+                    continue  # experiment: null, optional local: nothing chosen by default
                 shown = f"[{','.join(map(str, value))}]" if isinstance(value, list) else value
                 out.append(f"{group}={shown}")
     return out
@@ -132,7 +138,8 @@ def help_page(conf_dir: Path, args: Sequence[str] = (), argv0: str | None = None
         group_lines += _wrap(f"  {group + ':':<{pad}}", names, width)
     defaults = " ".join(default_choices(conf_dir)) or "(see config.yaml)"
     sections: list[str] = [
-        f"usage: {prog} [OVERRIDES...] [--cfg job] [-m]",
+        f"usage: {prog} [run] [OVERRIDES...] [--cfg job] [-m]",
+        f"       {prog} COMMAND [ARGS...]   (COMMAND --help for its page)",
         "",
         "Generate images from a tagged prompt suite, let judges fight pairwise battles and",
         "print a leaderboard (Bradley-Terry ratings on the Elo scale, with confidence",
@@ -150,10 +157,8 @@ def help_page(conf_dir: Path, args: Sequence[str] = (), argv0: str | None = None
         "Examples:",
         *_examples(prog),
         "",
-        "Other commands (each takes --help; also installed as autojudge-rate, autojudge-gate,",
-        "autojudge-validate, autojudge-store, autojudge-report, autojudge-compare,",
-        "autojudge-arena):",
-        COMMANDS,
+        "Commands (each takes --help):",
+        *commands_section(width),
         "",
         "Extras (optional capabilities):",
         EXTRAS,

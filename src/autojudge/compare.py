@@ -12,11 +12,11 @@ generations.jsonl, scores.jsonl, models.csv, images/, report.html, plots/) and c
 itself be pooled again.
 
 Every pooled image is hashed in the store before judging. A damaged one is made again
-where its model can do that for nothing and byte for byte (baselines, folder models:
-compare_jobs.REMAKE_KINDS); any other stays damaged: its battles are skipped (never a
-loss), it counts as a failed image (`damaged_image`) in the models table and the cache
-line, and the console names it with the fix (`python -m autojudge.store repair`, then the
-run that made it again).
+where its model can do that for nothing and byte for byte (generators that declare
+`cheap_to_remake`: baselines, folder models); any other stays damaged: its battles are
+skipped (never a loss), it counts as a failed image (`damaged_image`) in the models table
+and the cache line, and the console names it with the fix (`python -m autojudge.store
+repair`, then the run that made it again).
 
 Exit 0, or 2 with one `error:` line (bad folder, different stores or judge settings).
 """
@@ -31,8 +31,10 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any, Sequence
 
-from autojudge.compare_jobs import (DAMAGED, Job, check_images, image_lines, load_job,
-                                    mark_damaged, pool_judges, pool_models, shared_store)
+from autojudge.cli.base import command_parser
+from autojudge.compare_jobs import (DAMAGED, Job, check_images, image_lines, job_requests,
+                                    load_job, mark_damaged, pool_judges, pool_models,
+                                    shared_store)
 from autojudge.errors import AutojudgeError
 from autojudge.types import Failure, Generation, Prompt
 
@@ -53,17 +55,14 @@ class CompareOptions:
 
 
 def pooled_prompts(jobs: Sequence[Job]) -> tuple[dict[str, Prompt], list[tuple[Prompt, int]]]:
-    """Every job's (prompt, seed) requests, pooled in order; one line when two jobs hold
-    different prompts under one id (their cached scores would not be comparable)."""
-    from omegaconf import OmegaConf
-
-    from autojudge import app
-
+    """Every job's (prompt, seed) requests, pooled in order: exactly those the jobs
+    generated (compare_jobs.job_requests: with suite.only_judged a run leaves out the
+    prompts none of its judges applies to). One line when two jobs hold different
+    prompts under one id (their cached scores would not be comparable)."""
     prompts: dict[str, Prompt] = {}
     requests: dict[tuple[str, int], tuple[Prompt, int]] = {}
     for job in jobs:
-        suite = app.load_suite_from_config(OmegaConf.create(job.config["suite"]))
-        for prompt, seed in suite.requests():
+        for prompt, seed in job_requests(job):
             known = prompts.setdefault(prompt.id, prompt)
             if known.content() != prompt.content():
                 raise AutojudgeError(f"prompt {prompt.id!r} differs between the pooled runs "
@@ -196,14 +195,16 @@ def _document(jobs: Sequence[Job], nodes: dict[str, Any], mapping: dict[tuple[in
               requests: Sequence[tuple[Prompt, int]], rating_cfg: Any, store: Any
               ) -> dict[str, Any]:
     from autojudge.report.files import leaderboard_document
+    from autojudge.results import run_info
     from autojudge.stages.agreement import compute_agreement
     from autojudge.stages.boards import BoardSpec, RunFacts, build_boards, model_stats
 
     config, models = jobs[0].config, list(nodes)
-    report, ratings = config.get("report") or {}, config.get("ratings") or {}
-    spec = BoardSpec(rating_cfg, int(report.get("per_tag_min_prompts", 5)),
-                     int(report.get("min_battles", 0)),
-                     str(ratings.get("overall_weighting", "equal")), False)
+    from autojudge.config import enum_value, stored_section
+
+    report, ratings = stored_section(config, "report"), stored_section(config, "ratings")
+    spec = BoardSpec(rating_cfg, report.per_tag_min_prompts, report.min_battles,
+                     enum_value(ratings.overall_weighting), False)
     applicable = {label: sum(1 for p, _ in requests if j.applies(p))
                   for label, j in judges.items()}
     boards = build_boards(battles, models, list(judges), spec,
@@ -213,23 +214,18 @@ def _document(jobs: Sequence[Job], nodes: dict[str, Any], mapping: dict[tuple[in
                 "models": {label: mapping[(i, label)] for label in job.models}}
                for i, job in enumerate(jobs)]
     failed = sum(1 for g in generations if not g.ok)
-    run = {"name": "compare", "suite": jobs[0].document["run"].get("suite"),
-           "suite_path": jobs[0].document["run"].get("suite_path"), "models": models,
-           "judges": list(judges), "n_prompts": len(prompts), "n_requests": len(requests),
-           "seeds": sorted({s for _, s in requests}), "n_battles": len(battles),
-           "n_skipped": len(skipped),
-           "ratings": {"bootstrap_rounds": rating_cfg.bootstrap_rounds,
-                       "seed": rating_cfg.seed, "confidence": rating_cfg.confidence,
-                       "prior": rating_cfg.prior, "anchor": rating_cfg.anchor,
-                       "cluster": "prompt_id"},
-           "schedule": "all_pairs", "schedules": {}, "human_votes": None,
-           "judge_stats": {label: s for label, j in judges.items()
-                           if (s := j.run_stats()) is not None},
-           "notes": [f"pooled {len(jobs)} runs by autojudge.compare"],
-           "store": str(store.root), "compare": {"sources": sources},
-           "cache": {"generation": {"cached": len(generations) - failed, "computed": 0,
-                                    "failed": failed},
-                     "judges": {label: j.counts.as_dict() for label, j in judges.items()}}}
+    first = jobs[0].document["run"]
+    run = run_info(rating_cfg, requests, name="compare", suite=first.get("suite"),
+                   suite_path=first.get("suite_path"), models=models, judges=list(judges),
+                   n_prompts=len(prompts), n_battles=len(battles), n_skipped=len(skipped),
+                   judge_stats={label: s for label, j in judges.items()
+                                if (s := j.run_stats()) is not None},
+                   notes=[f"pooled {len(jobs)} runs by autojudge.compare"],
+                   store=str(store.root), compare={"sources": sources},
+                   cache={"generation": {"cached": len(generations) - failed,
+                                         "computed": 0, "failed": failed},
+                          "judges": {label: j.counts.as_dict()
+                                     for label, j in judges.items()}})
     return leaderboard_document(run, boards, model_stats(generations, models), agreement)
 
 
@@ -253,14 +249,8 @@ def _write(options: CompareOptions, jobs: Sequence[Job], nodes: dict[str, Any],
         log_to_wandb(logger, out, config, document)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        print(f"error: {message}; see python -m autojudge.compare --help", file=sys.stderr)
-        sys.exit(2)
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m autojudge.compare", description=__doc__.split("\n\n")[0])
+    parser = command_parser("compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path,
                         help="finished run folders, or a multirun's sweep folder")
     parser.add_argument("--out", type=Path, default=None,

@@ -49,10 +49,12 @@ def load_job(run_dir: Path) -> Job:
     if not board.is_file():
         raise AutojudgeError(f"{run_dir} is not finished (no leaderboard.json); run that job "
                              "again, or pass the finished jobs by name")
+    from autojudge.results import read_leaderboard
+
     try:
-        document = json.loads(board.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise AutojudgeError(f"{board}: unreadable ({exc}); run that job again") from None
+        document = read_leaderboard(board).to_dict()
+    except AutojudgeError as exc:
+        raise AutojudgeError(f"{exc}; run that job again") from None
     generations = read_jsonl(run_dir / "generations.jsonl")
     if not generations:
         raise AutojudgeError(f"{run_dir} has no generations.jsonl rows: nothing to pool; "
@@ -83,6 +85,32 @@ def job_config(run_dir: Path) -> dict[str, Any]:
     config["model"] = expand_variants(config.get("model") or {},
                                       (config.get("sweep") or {}).get("variants"))
     return config
+
+
+def job_requests(job: Job) -> list[tuple[Any, int]]:
+    """The (prompt, seed) requests the job's run generated, in suite order: those of its
+    generations.jsonl, the run's own record of what it chose by its rule (suite.tags and
+    exclude_tags; with suite.only_judged only prompts one of its judges applies to; then
+    suite.limit), with each prompt as its suite file holds it. Re-applying the filters
+    here could choose other prompts (judges' applicability, a pooled folder's several
+    sources). One line when the file no longer holds one of them."""
+    from omegaconf import OmegaConf
+
+    from autojudge import app
+
+    used = {(str(row["prompt_id"]), int(row["seed"])) for row in job.generations}
+    whole = {**job.config["suite"], "tags": [], "exclude_tags": [], "limit": None}
+    chosen = [(prompt, seed) for prompt, seed in
+              app.load_suite_from_config(OmegaConf.create(whole)).requests()
+              if (prompt.id, seed) in used]
+    missing = sorted(used - {(prompt.id, seed) for prompt, seed in chosen})
+    if missing:
+        raise AutojudgeError(
+            f"{job.run_dir}: {len(missing)} of its (prompt, seed) requests are not in its "
+            f"suite {job.config['suite']['path']} any more (e.g. prompt {missing[0][0]!r}, "
+            f"seed {missing[0][1]}): the suite changed since the run; pool runs of the suite "
+            "as it is, or run that job again")
+    return chosen
 
 
 def canonical(node: Any) -> str:
@@ -181,11 +209,10 @@ def shared_store(jobs: Sequence[Job], given: str | None) -> str:
     return roots.pop()
 
 
-#: Generators that make an image again here, for nothing and with the same bytes (the
-#: baselines render it, a folder model reads its file again). A damaged stored image of
-#: any other model (fal, diffusers, a plugin) is never re-made by compare: that may cost
-#: money or need a GPU; compare says how to get it back instead.
-REMAKE_KINDS = frozenset({"blank", "noise", "typeset", "folder"})
+# Only generators that declare `cheap_to_remake` (the SDK hook: the baselines render an
+# image again, a folder model reads its file again, for nothing and with the same bytes)
+# re-make a damaged stored image. Any other model's (fal, diffusers, a plugin) is never
+# re-made by compare: that may cost money or need a GPU; compare says how to get it back.
 DAMAGED = "damaged_image"  # the failure kind of an image the store lost
 
 
@@ -206,7 +233,7 @@ class ImageCheck:
 def check_images(generations: Sequence[Any], nodes: Mapping[str, Any], store: Any
                  ) -> ImageCheck:
     """Hash every pooled image in the store (once per Store); re-make the damaged ones
-    whose model can (REMAKE_KINDS)."""
+    whose model can (its generator is `cheap_to_remake`)."""
     bad: dict[str, list[Any]] = {}
     for g in generations:
         if g.ok and store.verified_blob(g.image_sha, _ext(g)) is None:
@@ -218,6 +245,16 @@ def check_images(generations: Sequence[Any], nodes: Mapping[str, Any], store: An
     return check
 
 
+def _cheap_to_remake(kind: str) -> bool:
+    from autojudge import sdk
+    from autojudge.registry import GENERATORS
+
+    try:
+        return sdk.cheap_to_remake(GENERATORS.get(kind))
+    except Exception:  # an unknown or broken plugin: never re-made, the image stays damaged
+        return False
+
+
 def _remake(model: str, node: Mapping[str, Any], gens: list[Any], store: Any,
             remade: list[Any]) -> list[tuple[Any, str]]:
     """Make `gens` again with their model; returns those still damaged, each with why
@@ -227,7 +264,7 @@ def _remake(model: str, node: Mapping[str, Any], gens: list[Any], store: Any,
     from autojudge.types import GenRequest
 
     kind = str(node.get("kind"))
-    if kind not in REMAKE_KINDS:
+    if not _cheap_to_remake(kind):
         return [(g, f"a {kind} model's images are not made again by compare (it may cost "
                     f"money or need a GPU)") for g in gens]
     try:

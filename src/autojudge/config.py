@@ -4,18 +4,23 @@ The top level and the fixed sections (suite, battles, ratings, store, report, lo
 structured configs, so a misspelled key fails at composition with Hydra's own message.
 `model` and `judge` are maps of label -> plugin params; each plugin validates its own
 params against its `Config` dataclass in `app.py`.
+
+Each setting's type, default and range rule live together here (`ranged(default, Range)`,
+cross-field rules as a section's `RULES`; `autojudge.config_rules`): pre-flight checks
+them all (`rule_problems`), and the run reads the typed tree (`typed_settings`),
+never a second copy of a default.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, ClassVar, Dict, List, Mapping, Optional
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from autojudge import resources
+from autojudge.config_rules import Distinct, OneOf, Range, When, check_rules, ranged
 
 
 class FailedImage(Enum):
@@ -63,8 +68,9 @@ class SuiteConfig:
     format: str = "auto"  # auto | autojudge | parti | geneval
     tags: List[str] = field(default_factory=list)
     exclude_tags: List[str] = field(default_factory=list)
-    limit: Optional[int] = None
-    seeds: Optional[List[int]] = None  # None: the suite file's seeds (default [0])
+    limit: Optional[int] = ranged(None, Range(low=1))
+    # None: the suite file's seeds (default [0])
+    seeds: Optional[List[int]] = ranged(None, Distinct("[0,1,2]"))
     # generate only for prompts some selected judge applies to (limit counts those);
     # false: every selected prompt, also those no judge looks at
     only_judged: bool = True
@@ -85,22 +91,35 @@ class BattlesConfig:
 
     failed_image: FailedImage = FailedImage.skip
     schedule: Schedule = Schedule.all_pairs
-    target_ci_width: float = 100.0  # adaptive: stop when every CI is this narrow (Elo)
-    max_battles: Optional[int] = None  # adaptive: battle budget per judge
-    max_cost_usd: Optional[float] = None  # adaptive: cost budget per judge
-    cost_per_battle_usd: Optional[float] = None  # None: the judge's own, else 0
-    batch: int = 32  # adaptive: battles judged between refits
-    bootstrap_rounds: int = 100  # adaptive: bootstrap rounds of each in-loop refit
+    # adaptive: stop when every CI is this narrow (Elo)
+    target_ci_width: float = ranged(100.0, Range(low=0, open_low=True,
+                                                 what="a width in Elo points"))
+    max_battles: Optional[int] = ranged(None, Range(low=1))  # adaptive: budget per judge
+    # adaptive: cost budget per judge
+    max_cost_usd: Optional[float] = ranged(None, Range(low=0, what="a dollar amount"))
+    # None: the judge's own, else 0
+    cost_per_battle_usd: Optional[float] = ranged(None, Range(low=0, what="a dollar amount"))
+    batch: int = ranged(32, Range(low=1))  # adaptive: battles judged between refits
+    # adaptive: bootstrap rounds of each in-loop refit
+    bootstrap_rounds: int = ranged(100, Range(low=1))
+
+    # a few-round bootstrap has no spread to steer by (autojudge.scheduling)
+    RULES: ClassVar[tuple[When, ...]] = (
+        When("bootstrap_rounds", Range(low=10), "schedule", Schedule.adaptive,
+             "adaptive scheduling"),)
 
 
 @dataclass
 class RatingsConfig:
     """How boards are rated (docs/statistics.md): BT + prompt-clustered bootstrap."""
 
-    bootstrap_rounds: int = 1000
+    bootstrap_rounds: int = ranged(1000, Range(low=0))
     seed: int = 0
-    confidence: float = 0.95
-    prior: Optional[float] = None  # None: the ratings module's documented default
+    # the CI level of every board, interval and schedule of the run
+    confidence: float = ranged(0.95, Range(low=0, high=1, open_low=True, open_high=True))
+    # None: the ratings module's documented default
+    prior: Optional[float] = ranged(None, Range(low=1e-6, high=1e6,
+                                                null="the ratings module's default 0.1"))
     anchor: Optional[str] = None
     overall_weighting: OverallWeighting = OverallWeighting.equal  # the "all" board
     overall_includes_human: bool = False  # human votes pooled into the "all" board too
@@ -116,9 +135,11 @@ class StoreConfig:
 
 @dataclass
 class ReportConfig:
-    per_tag_min_prompts: int = 5  # per-tag boards only for tags with this many prompts
+    # per-tag boards only for tags with this many prompts
+    per_tag_min_prompts: int = ranged(5, Range(low=1))
     terminal_tags: bool = True  # print the per-tag rating matrix
-    min_battles: int = 20  # fewer battles: the model is flagged "provisional"
+    # fewer battles: the model is flagged "provisional"
+    min_battles: int = ranged(20, Range(low=0))
     write_scores: bool = True
     images: Images = Images.link  # the run's images, browsable from the run folder
     html: bool = True  # report.html + plots/*.png at the end of every run
@@ -149,12 +170,15 @@ class GateConfig:
     candidate: Optional[str] = None
     judges: List[str] = field(default_factory=list)  # empty: every judge of the run
     tags: List[str] = field(default_factory=list)
-    confidence: float = 0.95
-    margin: float = 25.0  # tolerated regression, Elo points (non-inferiority margin)
+    confidence: float = ranged(0.95, Range(low=0, high=1, open_low=True, open_high=True))
+    # tolerated regression, Elo points (non-inferiority margin)
+    margin: float = ranged(25.0, Range(low=0, what="a number of Elo points"))
     allow_inconclusive: bool = False
-    min_prompts: int = 10
+    min_prompts: int = ranged(10, Range(low=1))
     correction: Correction = Correction.holm  # family-wise error of REGRESSION claims
-    bootstrap_rounds: Optional[int] = None  # None: ratings.bootstrap_rounds (>= 200)
+    # fewer rounds make the tails that decide too coarse
+    bootstrap_rounds: Optional[int] = ranged(None, Range(
+        low=200, null="ratings.bootstrap_rounds (at least 200)"))
 
 
 @dataclass
@@ -191,21 +215,26 @@ class ExecutorConfig:
 
     kind: str = "local"
     address: Optional[str] = None  # null: start a local Ray; auto; host:6379; ray://host:10001
-    num_cpus: Optional[int] = None  # the local Ray's CPUs (null: all)
-    num_gpus: Optional[int] = None  # the local Ray's GPUs (null: all)
+    num_cpus: Optional[int] = ranged(None, Range(low=1, what=""))  # local Ray's (null: all)
+    num_gpus: Optional[int] = ranged(None, Range(low=0, what=""))  # local Ray's (null: all)
     # label -> {num_cpus, num_gpus, actors, max_in_flight} per worker
     resources: Dict[str, Any] = field(default_factory=dict)
-    kind_resources: Dict[str, Any] = field(default_factory=dict)  # plugin kind -> the same
-    default_num_cpus: float = 1.0  # per worker, for labels not in `resources`
-    default_num_gpus: float = 0.0
-    max_in_flight: int = 2  # batches queued per worker (backpressure)
-    window: int = 64  # judge batches handed to the pool per runner call
-    max_restarts: int = 3  # Ray restarts of a dead worker
-    max_task_retries: int = 3  # Ray retries of a dead worker's batches
-    transfer: str = "auto"  # auto | bytes (object store) | shared (store.blobs)
-    local_kinds: List[str] = field(default_factory=lambda: ["folder"])  # run on the driver
+    # plugin kind -> the same, over the plugin's own `pool_resources` (autojudge.sdk);
+    # where a plugin runs (driver or pool) is its `placement`, not a setting
+    kind_resources: Dict[str, Any] = field(default_factory=dict)
+    # per worker, for labels not in `resources`
+    default_num_cpus: float = ranged(1.0, Range(low=0, what=""))
+    default_num_gpus: float = ranged(0.0, Range(low=0, what=""))
+    # batches queued per worker (backpressure)
+    max_in_flight: int = ranged(2, Range(low=1, what=""))
+    window: int = ranged(64, Range(low=1, what=""))  # judge batches per runner call
+    # Ray restarts of a dead worker, and retries of its batches (-1: Ray's "forever")
+    max_restarts: int = ranged(3, Range(low=-1, what=""))
+    max_task_retries: int = ranged(3, Range(low=-1, what=""))
+    # auto | bytes (object store) | shared (store.blobs)
+    transfer: str = ranged("auto", OneOf(("auto", "bytes", "shared")))
     runtime_env: Dict[str, Any] = field(default_factory=dict)  # passed to ray.init
-    start_timeout_s: float = 600.0
+    start_timeout_s: float = ranged(600.0, Range(low=1, what=""))
     log_to_driver: bool = False  # workers' stdout/stderr on this console
 
 
@@ -227,11 +256,74 @@ class AutojudgeConfig:
     progress: bool = True
 
 
+def rule_problems(settings: Any) -> list[str]:
+    """Every declared rule `settings` breaks (the typed tree or the composed OmegaConf
+    node), one line each: what pre-flight refuses."""
+    return check_rules(settings, AutojudgeConfig)
+
+
+def rule_of(section: type, name: str) -> Any:
+    """The rule declared on `section.name` (e.g. the gate's minimum bootstrap rounds)."""
+    import dataclasses
+
+    return next(f.metadata["rule"] for f in dataclasses.fields(section) if f.name == name)
+
+
+def typed_settings(config: Any) -> AutojudgeConfig:
+    """The run's typed settings tree from the composed config (an OmegaConf node or its
+    plain, resolved dict): every section an instance of its dataclass, so readers get
+    the schema's types and defaults; `model` and `judge` stay maps of plain params."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from autojudge.errors import AutojudgeError
+    from autojudge.preflight import unknown_keys
+
+    plain = OmegaConf.to_container(config, resolve=True) if OmegaConf.is_config(config) \
+        else dict(config)
+    if not isinstance(plain, Mapping):
+        raise TypeError(f"a config mapping is needed, got {type(plain).__name__}")
+    problems = unknown_keys(plain)
+    if problems:
+        raise AutojudgeError(f"{problems[0]}; remove it or fix its spelling")
+    try:
+        settings = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(AutojudgeConfig),
+                                                       plain))
+    except OmegaConfBaseException as exc:  # a value of the wrong type, set from Python
+        key = getattr(exc, "full_key", "") or "config"
+        raise AutojudgeError(f"{key}: {str(exc).splitlines()[0]}") from None
+    assert isinstance(settings, AutojudgeConfig)
+    return settings
+
+
+def stored_section(config: Mapping[str, Any] | None, name: str) -> Any:
+    """Section `name` of a stored run config (config.json, a sweep job's .hydra) as its
+    typed dataclass: keys this version does not know are left out and absent ones take
+    the schema's defaults, so an older run folder reads with today's meaning."""
+    import dataclasses
+    import typing
+
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from autojudge.errors import AutojudgeError
+
+    cls = typing.get_type_hints(AutojudgeConfig)[name]
+    known = {f.name for f in dataclasses.fields(cls)}
+    given = {k: v for k, v in dict((config or {}).get(name) or {}).items() if k in known}
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), given))
+    except OmegaConfBaseException as exc:
+        raise AutojudgeError(f"stored config, {name}: {str(exc).splitlines()[0]}") from None
+
+
 def register_configs() -> None:
     """Make the schemas available to the defaults list: `- base_config`, and one schema
     per built-in plugin kind (`- /schema/model/fal@flux_schnell` in a model file), so a
     config file holds only what differs from its plugin's `Config` defaults and every
     value is type-checked when Hydra composes."""
+    from hydra.core.config_store import ConfigStore
+
     store = ConfigStore.instance()
     store.store(name="base_config", node=AutojudgeConfig)
     from autojudge.registry import GENERATORS, JUDGES
@@ -263,10 +355,14 @@ def plugin_schema(kind: str, cls: Any, judge: bool = False) -> Any:
         else:
             default = field(default=MISSING)
         fields.append((f.name, hints[f.name], default))
-    if judge and callable(getattr(cls, "score", None)):
+    from autojudge.sdk import is_pointwise
+
+    if judge and is_pointwise(cls):
         fields.append(("tie_margin", float, field(default=0.0)))
     elif judge:
         fields.append(("swap", bool, field(default=True)))
+    if judge:  # the runner's limit on one call of the plugin (None: no limit)
+        fields.append(("call_timeout_s", Optional[float], field(default=None)))
     return dataclasses.make_dataclass(f"{cls.__name__}Schema", fields)
 
 

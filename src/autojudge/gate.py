@@ -34,13 +34,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from autojudge.cli.base import command_parser
+from autojudge.config import Correction, GateConfig, RatingsConfig, enum_value, rule_of
 from autojudge.errors import AutojudgeError
 
 GATE_SCHEMA = 1
 EXIT = {"pass": 0, "regression": 1, "inconclusive": 1}
-MIN_ROUNDS = 200
-DEFAULT_MARGIN = 25.0
-CORRECTIONS = ("holm", "none")
+# the `gate` settings' defaults and rules (config.GateConfig) serve the command line too
+MIN_ROUNDS = int(rule_of(GateConfig, "bootstrap_rounds").low)
+DEFAULT_MARGIN = GateConfig.margin
+CORRECTIONS = tuple(c.value for c in Correction)
 
 
 @dataclass(frozen=True)
@@ -51,27 +54,31 @@ class GateSettings:
     candidate: str
     judges: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
-    confidence: float = 0.95
+    confidence: float = GateConfig.confidence
     margin: float = DEFAULT_MARGIN
-    bootstrap: int = 1000
-    seed: int = 0
-    min_prompts: int = 10
-    allow_inconclusive: bool = False
+    bootstrap: int = RatingsConfig.bootstrap_rounds
+    seed: int = RatingsConfig.seed
+    min_prompts: int = GateConfig.min_prompts
+    allow_inconclusive: bool = GateConfig.allow_inconclusive
     prior: float | None = None
-    correction: str = "holm"
+    correction: str = GateConfig.correction.value
 
     def validate(self) -> None:
         checks = [
             (bool(self.baseline) and bool(self.candidate), "name both --baseline and --candidate"),
             (self.baseline != self.candidate, "baseline and candidate are the same model"),
-            (0.0 < self.confidence < 1.0, f"--confidence must be between 0 and 1, got "
-                                          f"{self.confidence}"),
-            (math.isfinite(self.margin) and self.margin >= 0,
-             f"--margin must be >= 0 Elo points, got {self.margin}"),
+            (rule_of(GateConfig, "confidence").allows(self.confidence),
+             f"--confidence must be {rule_of(GateConfig, 'confidence').bounds()}, got "
+             f"{self.confidence}"),
+            (rule_of(GateConfig, "margin").allows(self.margin),
+             f"--margin must be {rule_of(GateConfig, 'margin').bounds()} Elo points, got "
+             f"{self.margin}"),
             (self.bootstrap >= MIN_ROUNDS,
              f"--bootstrap must be >= {MIN_ROUNDS} rounds (the tails that decide need "
              f"them), got {self.bootstrap}"),
-            (self.min_prompts >= 1, f"--min-prompts must be >= 1, got {self.min_prompts}"),
+            (rule_of(GateConfig, "min_prompts").allows(self.min_prompts, integer=True),
+             f"--min-prompts must be {rule_of(GateConfig, 'min_prompts').bounds()}, got "
+             f"{self.min_prompts}"),
             (self.correction in CORRECTIONS,
              f"--correction must be one of {', '.join(CORRECTIONS)}, got {self.correction!r}"),
         ]
@@ -355,6 +362,19 @@ def _verdict(checks: list[dict[str, Any]], s: GateSettings) -> GateResult:
     return GateResult("pass", 0, msg, checks)
 
 
+def _run_summary(run_dir: Path) -> dict[str, Any]:
+    """What gate.json says of the run: from its leaderboard, or nulls for a folder that
+    holds only a battle log (or a damaged leaderboard: the gate needs only the battles)."""
+    from autojudge.results import read_leaderboard
+
+    try:
+        run = read_leaderboard(run_dir).run
+    except AutojudgeError:
+        return dict.fromkeys(("name", "suite", "models", "judges", "n_battles"))
+    return {"name": run.name, "suite": run.suite, "models": run.models,
+            "judges": run.judges, "n_battles": run.n_battles}
+
+
 def run_gate(run_dir: str | Path, settings: GateSettings, *, write: bool = True,
              out: Any = None) -> GateResult:
     """Read the run, decide, print one line per check and the verdict, write gate.json."""
@@ -370,13 +390,6 @@ def run_gate(run_dir: str | Path, settings: GateSettings, *, write: bool = True,
         out.write(f"  {c['outcome']:<12} {where}: {c['reason']}\n")
     out.write(f"gate: {result.message}\n")
     if write:
-        run_info = {}
-        board = run_dir / "leaderboard.json"
-        if board.is_file():
-            try:
-                run_info = json.loads(board.read_text()).get("run", {})
-            except (OSError, ValueError):
-                run_info = {}
         doc = {"schema": GATE_SCHEMA, "decision": result.decision,
                "exit_code": result.exit_code, "message": result.message,
                "inputs": {"run_dir": str(run_dir), **asdict(settings),
@@ -387,40 +400,30 @@ def run_gate(run_dir: str | Path, settings: GateSettings, *, write: bool = True,
                                        "not), prompt-clustered bootstrap standard error "
                                        "on Student's t; profile likelihood for one-sided "
                                        "data",
-                          "run": {k: run_info.get(k) for k in ("name", "suite", "models",
-                                                               "judges", "n_battles")}},
+                          "run": _run_summary(run_dir)},
                "checks": result.checks}
         atomic_write_text(run_dir / "gate.json", json.dumps(doc, indent=2, default=str) + "\n")
     return result
 
 
-def settings_from_config(gate_cfg: Any, ratings_cfg: Any) -> GateSettings:
-    """GateSettings from the run config's `gate` (and `ratings`) sections."""
-    from autojudge.config import enum_value
-
-    rounds = gate_cfg.get("bootstrap_rounds")
+def settings_from_config(gate_cfg: GateConfig, ratings_cfg: RatingsConfig) -> GateSettings:
+    """GateSettings from the run's typed `gate` and `ratings` sections (config.GateConfig,
+    config.RatingsConfig; a composed OmegaConf node reads the same)."""
+    rounds = gate_cfg.bootstrap_rounds
     return GateSettings(
-        str(gate_cfg.get("baseline") or ""), str(gate_cfg.get("candidate") or ""),
-        tuple(gate_cfg.get("judges") or ()), tuple(gate_cfg.get("tags") or ()),
-        float(gate_cfg.get("confidence", 0.95)),
-        float(gate_cfg.get("margin", DEFAULT_MARGIN)),
+        str(gate_cfg.baseline or ""), str(gate_cfg.candidate or ""),
+        tuple(gate_cfg.judges), tuple(gate_cfg.tags), float(gate_cfg.confidence),
+        float(gate_cfg.margin),
         int(rounds if rounds is not None else max(int(ratings_cfg.bootstrap_rounds),
                                                   MIN_ROUNDS)),
-        int(ratings_cfg.seed), int(gate_cfg.get("min_prompts", 10)),
-        bool(gate_cfg.get("allow_inconclusive", False)),
-        None if ratings_cfg.get("prior") is None else float(ratings_cfg.prior),
-        str(enum_value(gate_cfg.get("correction", "holm"))))
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"error: {message}; see --help\n")
-        raise SystemExit(2)
+        int(ratings_cfg.seed), int(gate_cfg.min_prompts), bool(gate_cfg.allow_inconclusive),
+        None if ratings_cfg.prior is None else float(ratings_cfg.prior),
+        str(enum_value(gate_cfg.correction)))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m autojudge.gate",
-                description="Non-inferiority release gate on a finished run: PASS (exit 0) "
+    p = command_parser(
+        "gate", description="Non-inferiority release gate on a finished run: PASS (exit 0) "
                             "when the candidate is shown not worse than the baseline by more "
                             "than --margin Elo, REGRESSION (exit 1) when shown worse by more, "
                             "INCONCLUSIVE (exit 1 unless --allow-inconclusive) otherwise.")
@@ -433,21 +436,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gate on judge J (repeatable); default every judge in the run")
     p.add_argument("--tag", action="append", default=[], metavar="T",
                    help="also gate on the battles of prompts tagged T (repeatable)")
-    p.add_argument("--confidence", type=float, default=0.95,
+    p.add_argument("--confidence", type=float, default=GateConfig.confidence,
                    help="level of the two-sided CI; each claim is a one-sided test at "
-                        "(1 - confidence) / 2; default 0.95")
+                        f"(1 - confidence) / 2; default {GateConfig.confidence:g}")
     p.add_argument("--margin", type=float, default=DEFAULT_MARGIN, metavar="ELO",
                    help="tolerated regression in Elo points; default "
                         f"{DEFAULT_MARGIN:g} (the candidate may win as little as 46.4%% of "
                         "its battles against the baseline)")
-    p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
-                   help=f"bootstrap rounds, at least {MIN_ROUNDS}; default 1000")
-    p.add_argument("--correction", choices=CORRECTIONS, default="holm",
+    p.add_argument("--bootstrap", type=int, default=RatingsConfig.bootstrap_rounds,
+                   metavar="N", help=f"bootstrap rounds, at least {MIN_ROUNDS}; default "
+                                     f"{RatingsConfig.bootstrap_rounds}")
+    p.add_argument("--correction", choices=CORRECTIONS, default=GateConfig.correction.value,
                    help="family-wise error control of REGRESSION claims over the checks; "
                         "default holm")
     p.add_argument("--seed", type=int, default=0,
                    help="bootstrap seed (the same seed gives the same verdict); default 0")
-    p.add_argument("--min-prompts", type=int, default=10, metavar="N",
+    p.add_argument("--min-prompts", type=int, default=GateConfig.min_prompts, metavar="N",
                    help="fewer shared prompts than this is inconclusive; default 10")
     p.add_argument("--allow-inconclusive", action="store_true",
                    help="exit 0 when the data cannot decide")

@@ -24,7 +24,12 @@ CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def kind_of(value: Any) -> str:
-    """A value's JSON-ish kind, with its article: "a list", "an object", "a number"."""
+    """A value's JSON-ish kind, with its article: "a list", "an object", "a number".
+
+    Example:
+        >>> kind_of([1]), kind_of({}), kind_of(True), kind_of(float("inf")), kind_of(None)
+        ('a list', 'an object', 'a boolean', 'a number', 'a NoneType')
+    """
     if isinstance(value, (list, tuple)) or type(value).__name__ == "ndarray":
         return "a list"
     if isinstance(value, dict):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from autojudge import app, preflight
+from autojudge.config import Schedule, enum_value, typed_settings
 from autojudge.errors import AutojudgeError
 from autojudge.progress import progress_bar, to_log_file
 from autojudge.stages.battles import count_pairs, run_judge
@@ -43,7 +44,7 @@ def plain_config(cfg: Any) -> dict[str, Any]:
 class Experiment:
     """Everything a run works from, built and checked before any work is done."""
 
-    config: dict[str, Any]
+    config: dict[str, Any]  # plain: plugin params, config.json, the sweep's objective
     suite: Any
     generators: dict[str, Any]
     judges: dict[str, Any]
@@ -51,14 +52,16 @@ class Experiment:
     rating_cfg: Any
     models: list[str]
     requests: list[tuple[Any, int]]
-    votes: dict[str, Any] = field(default_factory=dict)
+    votes: Any = None  # config.HumanVotesConfig, its path resolved
     notes: list[str] = field(default_factory=list)
     # where batches run (autojudge.executors); None: here. Only this process writes the store.
     executor: Any = None
+    # the typed settings tree (config.AutojudgeConfig): what every stage reads
+    settings: Any = None
 
     @property
     def progress(self) -> bool:
-        return bool(self.config.get("progress", True))
+        return bool(self.settings.progress)
 
     def runs_on(self) -> Any:
         """The executor, the local one when none was built."""
@@ -79,39 +82,41 @@ class Judged:
     schedules: dict[str, Any] = field(default_factory=dict)
 
 
-def prepare(cfg: Any, config: dict[str, Any], store: Store) -> Experiment:
+def prepare(cfg: Any, config: dict[str, Any], store: Store,
+            settings: Any = None) -> Experiment:
     """Build every object and run every check (`preflight`): no image is generated and
-    no judge is asked before this returns."""
+    no judge is asked before this returns. `settings`: the typed tree of `config`
+    (`config.typed_settings`), built here when not given."""
+    settings = settings if settings is not None else typed_settings(config)
     models, judge_labels = list(config["model"]), list(config["judge"])
-    votes = dict(config.get("human_votes") or {})
-    if votes.get("path"):
+    votes = settings.human_votes
+    if votes.path:
         if "human" in judge_labels:
             raise AutojudgeError("a judge is labelled 'human' and human_votes.path is set; "
                                  "rename the judge (human votes are judge 'human')")
         judge_labels.append("human")
-    preflight.check_settings(config, models, judge_labels)
+    preflight.check_settings(config, models, judge_labels, settings)
     preflight.check_models(models)
-    store.use_blobs((config.get("store") or {}).get("blobs"))  # shared storage, if set
+    store.use_blobs(settings.store.blobs)  # shared storage, if set
     generators = app.build_generators(config["model"])
-    judges = app.build_judges(config["judge"], store)
+    from autojudge.executors import build_executor
+
+    executor = build_executor(config, store)  # no worker starts before the first batch
+    # the runners stay here; their plugin calls go where the executor says
+    judges = app.build_judges(config["judge"], store, executor.judge_compute)
     # only the prompts a judge looks at are generated (suite.only_judged): built judges first
     suite = app.load_suite_from_config(cfg.suite, JudgeScope.of(
-        judges, only_judged=config["suite"].get("only_judged", True),
-        human_votes=bool(votes.get("path"))))
-    if votes.get("path"):
-        votes["path"] = str(app.resolve_path(votes["path"], "human_votes.path"))
+        judges, only_judged=settings.suite.only_judged, human_votes=bool(votes.path)))
+    if votes.path:
+        votes.path = str(app.resolve_path(votes.path, "human_votes.path"))
     for plugin in [*generators.values(), *judges.values()]:
         plugin.check()
     requests = suite.requests()
     notes = [*suite.notes, *preflight.check_applicability(judges, suite.prompts)]
     notes += preflight.check_folders(generators, expand_requests(requests))
-    from autojudge.executors import build_executor
-
-    executor = build_executor(config, store)
-    for label, runner in judges.items():  # the runners stay here; their plugin calls go out
-        runner.compute = executor.judge_compute(label, runner.plugin)
-    return Experiment(config, suite, generators, judges, store, app.rating_config(cfg.ratings),
-                      models, requests, votes, notes, executor)
+    return Experiment(config, suite, generators, judges, store,
+                      app.rating_config(settings.ratings), models, requests, votes, notes,
+                      executor, settings)
 
 
 def generate_all(exp: Experiment, progress: Any) -> tuple[list[Any], dict[str, int]]:
@@ -136,26 +141,34 @@ def generate_all(exp: Experiment, progress: Any) -> tuple[list[Any], dict[str, i
 def judge_all(exp: Experiment, generations: list[Any], progress: Any) -> Judged:
     """Every judge's battles over the generations (all pairs, or the adaptive schedule)."""
     out = Judged()
-    battles_cfg = exp.config["battles"]
+    battles_cfg = exp.settings.battles
+    failed_image = enum_value(battles_cfg.failed_image)
     for label, judge in exp.judges.items():
         started = time.time()
         task = progress.add_task(f"judge {label}",
                                  total=count_pairs(exp.models, exp.requests, judge.applies))
         advance = lambda n, t=task: progress.advance(t, n)  # noqa: E731
-        if battles_cfg["schedule"] == "adaptive":
+        if battles_cfg.schedule == Schedule.adaptive:
             from autojudge.stages.adaptive import run_judge_adaptive, schedule_config
 
             outcome, out.schedules[label] = run_judge_adaptive(
                 judge, exp.models, generations, exp.requests, exp.store,
-                battles_cfg["failed_image"], advance,
-                schedule_config(battles_cfg, judge, exp.rating_cfg))
+                failed_image, advance, schedule_config(battles_cfg, judge, exp.rating_cfg))
         else:
             outcome = run_judge(judge, exp.models, generations, exp.requests, exp.store,
-                                battles_cfg["failed_image"], advance)
+                                failed_image, advance)
         exp.runs_on().release("judge", label)
         out.battles.extend(outcome.battles)
         out.skipped.extend(outcome.skipped)
         out.counts[label] = judge.counts.as_dict()
+        note = judge.failure_note()  # items a plugin failed on: counted, the run goes on
+        if note:
+            exp.notes.append(note)  # the report's and leaderboard.json's run notes
+            if exp.progress:
+                print(f"note: {note}")
+                to_log_file(f"judge: {note}", name=__name__)
+            else:
+                log.warning("note: %s", note)
         log.info("judge %s: %d battles, %d skipped; %s in %.1f s", label,
                  len(outcome.battles), len(outcome.skipped), judge.counts.as_dict(),
                  time.time() - started)
@@ -169,43 +182,38 @@ def rate(exp: Experiment, generations: list[Any], judged: Judged
     Returns:
         (the leaderboard document, every battle rated, human votes included)."""
     from autojudge.report.files import leaderboard_document
+    from autojudge.results import run_info
     from autojudge.stages.agreement import compute_agreement
 
     judge_stats = {label: stats for label, judge in exp.judges.items()
                    if (stats := judge.run_stats()) is not None}  # after all judges ran
     battles, board_judges, human_summary = list(judged.battles), list(exp.judges), None
-    if exp.votes.get("path"):
+    if exp.votes.path:
         from autojudge.human_votes import load_human_votes
 
         votes, human_summary = load_human_votes(
-            exp.votes["path"], exp.suite.prompts, exp.models, exp.votes.get("models") or {},
-            str(exp.votes.get("preference", "imgsys")))
+            exp.votes.path, exp.suite.prompts, exp.models, dict(exp.votes.models),
+            enum_value(exp.votes.preference))
         battles.extend(votes)
         board_judges.append("human")
-    config, rating_cfg = exp.config, exp.rating_cfg
-    spec = BoardSpec(rating_cfg, int(config["report"]["per_tag_min_prompts"]),
-                     int(config["report"].get("min_battles", 0)),
-                     str(config["ratings"].get("overall_weighting", "equal")),
-                     bool(config["ratings"].get("overall_includes_human", False)))
+    config, rating_cfg, settings = exp.config, exp.rating_cfg, exp.settings
+    spec = BoardSpec(rating_cfg, settings.report.per_tag_min_prompts,
+                     settings.report.min_battles,
+                     enum_value(settings.ratings.overall_weighting),
+                     settings.ratings.overall_includes_human)
     applicable = {label: sum(1 for p, _ in exp.requests if judge.applies(p))
                   for label, judge in exp.judges.items()}
     boards = build_boards(battles, exp.models, board_judges, spec,
                           RunFacts(generations, judged.skipped, applicable))
     agreement = compute_agreement(battles, boards, board_judges, rating_cfg)
-    run_info = {"name": config["name"], "suite": exp.suite.name,
-                "suite_path": exp.suite.source, "models": exp.models,
-                "judges": list(exp.judges), "n_prompts": len(exp.suite.prompts),
-                "n_requests": len(exp.requests),
-                "seeds": sorted({s for _, s in exp.requests}), "n_battles": len(battles),
-                "n_skipped": len(judged.skipped),
-                "ratings": {"bootstrap_rounds": rating_cfg.bootstrap_rounds,
-                            "seed": rating_cfg.seed, "confidence": rating_cfg.confidence,
-                            "prior": rating_cfg.prior, "anchor": rating_cfg.anchor,
-                            "cluster": "prompt_id"},
-                "schedule": config["battles"]["schedule"], "schedules": judged.schedules,
-                "human_votes": human_summary, "judge_stats": judge_stats,
-                "notes": exp.notes, "store": str(exp.store.root)}
-    return leaderboard_document(run_info, boards, model_stats(generations, exp.models),
+    run = run_info(rating_cfg, exp.requests, name=settings.name, suite=exp.suite.name,
+                   suite_path=exp.suite.source, models=exp.models, judges=list(exp.judges),
+                   n_prompts=len(exp.suite.prompts), n_battles=len(battles),
+                   n_skipped=len(judged.skipped),
+                   schedule=enum_value(settings.battles.schedule),
+                   schedules=judged.schedules, human_votes=human_summary,
+                   judge_stats=judge_stats, notes=exp.notes, store=str(exp.store.root))
+    return leaderboard_document(run, boards, model_stats(generations, exp.models),
                                 agreement), battles
 
 
@@ -221,8 +229,9 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
     config = plain_config(cfg)
     config["model"] = app.expand_model_variants(config)  # sweep variants -> models
     sweeps.check_objective(config)
-    with Store(config["store"]["root"]) as store:
-        exp = prepare(cfg, config, store)
+    settings = typed_settings(config)
+    with Store(settings.store.root) as store:
+        exp = prepare(cfg, config, store, settings)
         for note in exp.notes:  # said once on the console; always in the log file
             if exp.progress:
                 print(f"note: {note}")
@@ -243,9 +252,9 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
         document["run"]["objective"] = sweeps.compute_objective(config, document, battles)
         scores = [row for judge in exp.judges.values()
                   for row in judge.score_rows(generations)] \
-            if config["report"]["write_scores"] else []
+            if exp.settings.report.write_scores else []
         write_run_files(run_dir, document, battles, generations, scores, judged.skipped,
-                        images=str(config["report"].get("images", "link")))
+                        images=enum_value(exp.settings.report.images))
         write_report_files(run_dir, config, exp.suite.prompts)  # report.html, config.json
         wrote = f"wrote {run_dir} ({len(battles)} battles, {len(document['boards'])} boards)"
         if exp.progress:  # the report's last line says it on the console

@@ -2,9 +2,9 @@
 is generated or paid for, with one line saying what is wrong, where, and what to do.
 
 - every key of the composed config exists in the schema (also keys added with `+`);
-- every setting of `ratings`, `gate`, `battles`, `human_votes`, `report`, `suite` is in
-  range, and names that must exist do (an anchor or gate model among the run's models, a
-  gated judge among its judges);
+- every setting is in range: the rules declared beside each setting in the schema
+  (`autojudge.config`), cross-field rules included; and names that must exist do (an
+  anchor or gate model among the run's models, a gated judge among its judges);
 - at least two distinct models;
 - every judge applies to at least one selected prompt (partial applicability is reported
   up front, e.g. "ocr applies to 28 of 94 prompts");
@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 import typing
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from autojudge.errors import AutojudgeError
 
@@ -57,76 +56,34 @@ def _walk(node: Mapping[str, Any], schema: type, prefix: str, problems: list[str
             _walk(value, sub, f"{path}.", problems)
 
 
-def _num(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-# (config path, test on the value, what it must be); None values are allowed where the
-# schema makes them optional and the test says so.
-_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
-    ("ratings.bootstrap_rounds", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
-    ("ratings.confidence", lambda v: (_num(v) or 0) > 0 and _num(v) < 1, "between 0 and 1"),
-    ("ratings.prior", lambda v: v is None or (_num(v) is not None and 1e-6 <= _num(v) <= 1e6),
-     "between 1e-6 and 1e6 (or null for the default 0.1)"),
-    ("gate.confidence", lambda v: (_num(v) or 0) > 0 and _num(v) < 1, "between 0 and 1"),
-    ("gate.margin", lambda v: _num(v) is not None and _num(v) >= 0, "a number of Elo points >= 0"),
-    ("gate.min_prompts", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
-    ("gate.bootstrap_rounds", lambda v: v is None or (isinstance(v, int) and v >= 200),
-     "an integer >= 200 (or null: ratings.bootstrap_rounds, at least 200)"),
-    ("battles.target_ci_width", lambda v: (_num(v) or 0) > 0, "a width in Elo points > 0"),
-    ("battles.max_battles", lambda v: v is None or (isinstance(v, int) and v >= 1),
-     "an integer >= 1 or null"),
-    ("battles.max_cost_usd", lambda v: v is None or (_num(v) is not None and _num(v) >= 0),
-     "a dollar amount >= 0 or null"),
-    ("battles.cost_per_battle_usd",
-     lambda v: v is None or (_num(v) is not None and _num(v) >= 0), "a dollar amount >= 0 or null"),
-    ("battles.batch", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
-    ("battles.bootstrap_rounds", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
-    ("report.per_tag_min_prompts", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
-    ("report.min_battles", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
-    ("suite.limit", lambda v: v is None or (isinstance(v, int) and v >= 1),
-     "an integer >= 1 or null"),
-    ("suite.seeds", lambda v: v is None or (len(v) >= 1 and len(set(v)) == len(v)),
-     "a non-empty list of distinct integers or null"),
-]
-
-
-def _get(config: Mapping[str, Any], path: str) -> Any:
-    node: Any = config
-    for part in path.split("."):
-        node = node.get(part) if isinstance(node, Mapping) else None
-    return node
-
-
 def check_settings(config: Mapping[str, Any], models: Sequence[str],
-                   judges: Sequence[str]) -> None:
-    """Range and reference checks of the run's settings (see the module docstring)."""
+                   judges: Sequence[str], settings: Any = None) -> None:
+    """Range and reference checks of the run's settings (see the module docstring): every
+    rule declared in the schema (`config.rule_problems`), checked on the typed tree
+    `settings` (built from `config` when not given)."""
+    from autojudge.config import rule_problems, typed_settings
+
     problems = unknown_keys(config)
     if problems:
         raise AutojudgeError(f"{problems[0]}; remove it or fix its spelling")
-    for path, ok, must in _RULES:
-        value = _get(config, path)
-        if isinstance(value, bool) or not ok(value):
-            raise AutojudgeError(f"{path}={value!r}: must be {must}")
-    anchor = _get(config, "ratings.anchor")
+    settings = settings if settings is not None else typed_settings(config)
+    problems = rule_problems(settings)
+    if problems:
+        raise AutojudgeError(problems[0])
+    anchor = settings.ratings.anchor
     if anchor is not None and anchor not in models:
         raise AutojudgeError(f"ratings.anchor={anchor!r}: not a model of this run; choose one "
                              f"of {', '.join(models)}")
-    _check_gate(config, models, judges)
-    mapped = _get(config, "human_votes.models") or {}
+    _check_gate(settings.gate, models, judges)
+    mapped = settings.human_votes.models
     for name, label in mapped.items():
         if label not in models:
             raise AutojudgeError(f"human_votes.models.{name}={label!r}: not a model of this "
                                  f"run; map vote names onto {', '.join(models)}")
 
 
-def _check_gate(config: Mapping[str, Any], models: Sequence[str], judges: Sequence[str]) -> None:
-    gate = _get(config, "gate") or {}
-    base, cand = gate.get("baseline"), gate.get("candidate")
+def _check_gate(gate: Any, models: Sequence[str], judges: Sequence[str]) -> None:
+    base, cand = gate.baseline, gate.candidate
     if not base and not cand:
         return
     if not base or not cand:
@@ -141,7 +98,7 @@ def _check_gate(config: Mapping[str, Any], models: Sequence[str], judges: Sequen
                                  f"{', '.join(models)}")
     if base == cand:
         raise AutojudgeError("gate.baseline and gate.candidate name the same model; name two")
-    for judge in gate.get("judges") or []:
+    for judge in gate.judges:
         if judge not in judges:
             raise AutojudgeError(f"gate.judges: {judge!r} is not a judge of this run; judges: "
                                  f"{', '.join(judges)}")
@@ -179,9 +136,11 @@ def check_folders(generators: Mapping[str, Any], requests: Sequence[Any]) -> lis
     return notes
 
 
-def check_applicability(judges: Mapping[str, Any], prompts: Sequence[Any]) -> list[str]:
+def check_applicability(judges: Mapping[str, Any], prompts: Sequence[Any],
+                        pool: Sequence[Any] = ()) -> list[str]:
     """Refuse a judge that applies to none of the selected prompts (naming what it needs
-    and a fix); one line per judge that applies to only some of them."""
+    and a fix computed from `pool`, the suite in use before filters, else `prompts`);
+    one line per judge that applies to only some of them."""
     notes = []
     for label, judge in judges.items():
         n = sum(1 for p in prompts if judge.applies(p))
@@ -189,8 +148,21 @@ def check_applicability(judges: Mapping[str, Any], prompts: Sequence[Any]) -> li
             needs = getattr(judge.plugin, "needs", "prompts its applies() accepts")
             raise AutojudgeError(
                 f"judge {label} applies to none of the {len(prompts)} selected prompts: it "
-                f"needs {needs}; select such prompts (e.g. suite.tags=[text_rendering] on "
-                f"the starter suite) or choose another judge (e.g. judge=[clip])")
+                f"needs {needs}; {_tags_hint(judge, pool or prompts)}choose another judge")
         if n < len(prompts):
             notes.append(f"{label} applies to {n} of {len(prompts)} prompts")
     return notes
+
+
+def _tags_hint(judge: Any, pool: Sequence[Any]) -> str:
+    """'select them, e.g. suite.tags=[TAG]; or ' with the tags of the prompts in `pool`
+    the judge applies to (most frequent first), or '' when it applies to none."""
+    counts: dict[str, int] = {}
+    for prompt in pool:
+        if judge.applies(prompt):
+            for tag in dict.fromkeys(getattr(prompt, "tags", ())):
+                counts[tag] = counts.get(tag, 0) + 1
+    if not counts:
+        return ""
+    tags = sorted(counts, key=lambda t: -counts[t])[:3]
+    return f"select such prompts, e.g. suite.tags=[{','.join(tags)}]; or "

@@ -23,32 +23,30 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from autojudge.cli.base import command_parser
+from autojudge.config import RatingsConfig
 from autojudge.errors import AutojudgeError
 
 PREFERENCES = ("imgsys", "a_score")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one `error:` line with exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"error: {message}; see --help\n")
-        raise SystemExit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser."""
-    p = _Parser(prog="python -m autojudge.rate",
-                description="Rate a battle log (JSONL, CSV or Parquet) with Bradley-Terry "
-                            "ratings, bootstrap CIs and online Elo.")
+    p = command_parser("rate", description="Rate a battle log (JSONL, CSV or Parquet) with "
+                                           "Bradley-Terry ratings, bootstrap CIs and online "
+                                           "Elo.")
     p.add_argument("file", help="battle log: .jsonl, .csv or .parquet")
-    p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
-                   help="bootstrap rounds for the CI (0: no CI and no rank); default 1000")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed; default 0")
+    # the defaults of the run's `ratings` settings: one home (config.RatingsConfig)
+    p.add_argument("--bootstrap", type=int, default=RatingsConfig.bootstrap_rounds,
+                   metavar="N", help="bootstrap rounds for the CI (0: no CI and no rank); "
+                                     f"default {RatingsConfig.bootstrap_rounds}")
+    p.add_argument("--seed", type=int, default=RatingsConfig.seed,
+                   help=f"bootstrap seed; default {RatingsConfig.seed}")
     p.add_argument("--json", action="store_true", help='print {"models": [...]} as JSON')
     p.add_argument("--judge", metavar="J", help="rate only battles judged by J")
     p.add_argument("--anchor", metavar="MODEL", help="pin MODEL at 1000 instead of the mean")
-    p.add_argument("--confidence", type=float, default=0.95, help="CI level; default 0.95")
+    p.add_argument("--confidence", type=float, default=RatingsConfig.confidence,
+                   help=f"CI level; default {RatingsConfig.confidence:g}")
     p.add_argument("--prior", type=float, default=None,
                    help="BT prior precision on log-strengths; default 0.1")
     p.add_argument("--preference", choices=PREFERENCES, default="imgsys",

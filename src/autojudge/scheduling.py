@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import expit
 
+from autojudge.config import BattlesConfig, RatingsConfig, Schedule
+from autojudge.config_rules import check_rules
 from autojudge.errors import AutojudgeError
 from autojudge.ratings.bootstrap import bootstrap_strengths, percentile_interval
 from autojudge.ratings.bradley_terry import (DEFAULT_PRIOR, ELO_PER_NAT, Battles,
@@ -54,9 +56,13 @@ _TO_ELO = ELO_PER_NAT
 _Z95 = 1.959964  # the width scale only: the median ratio absorbs any other level
 
 
+_BATTLES = BattlesConfig()  # the run settings' defaults and rules: their one home
+
+
 @dataclass(frozen=True)
 class ScheduleConfig:
-    """Adaptive scheduling settings (`battles.*` in the run config).
+    """Adaptive scheduling settings (`battles.*` in the run config, whose defaults and
+    rules (`config.BattlesConfig`) these are; `stages.adaptive` builds one from them).
 
     Attributes:
         target_ci_width: stop when every model's CI (at `confidence`) is at most this wide
@@ -75,32 +81,33 @@ class ScheduleConfig:
             power q of (var_k / max var)^q in the pick weights; 0: sum of variances).
     """
 
-    target_ci_width: float = 100.0
-    max_battles: int | None = None
-    max_cost_usd: float | None = None
-    cost_per_battle_usd: float = 0.0
-    batch: int = 32
-    bootstrap_rounds: int = 100
-    confidence: float = 0.95
+    target_ci_width: float = _BATTLES.target_ci_width
+    max_battles: int | None = _BATTLES.max_battles
+    max_cost_usd: float | None = _BATTLES.max_cost_usd
+    cost_per_battle_usd: float = 0.0  # battles.cost_per_battle_usd null: none reported
+    batch: int = _BATTLES.batch
+    bootstrap_rounds: int = _BATTLES.bootstrap_rounds
+    confidence: float = RatingsConfig.confidence
     prior: float = DEFAULT_PRIOR
     seed: int = 0
     min_prompts: int = 10
     focus: float = 4.0
 
     def validate(self) -> None:
-        checks = [
-            (self.target_ci_width > 0, "target_ci_width must be > 0 Elo points"),
-            (self.max_battles is None or self.max_battles >= 0, "max_battles must be >= 0"),
-            (self.max_cost_usd is None or self.max_cost_usd >= 0, "max_cost_usd must be >= 0"),
-            (self.cost_per_battle_usd >= 0, "cost_per_battle_usd must be >= 0"),
-            (self.batch >= 1, "batch must be >= 1"),
-            (self.bootstrap_rounds >= 10, "bootstrap_rounds must be >= 10"),
-            (0 < self.confidence < 1, "confidence must be between 0 and 1"),
-            (self.focus >= 0, "focus must be >= 0"),
-        ]
-        for ok, why in checks:
-            if not ok:
-                raise AutojudgeError(f"battles (adaptive schedule): {why}, got {self}")
+        """The rules declared on the `battles` and `ratings` settings (pre-flight checks
+        the same ones, so a run never gets here with a value they refuse)."""
+        battles = BattlesConfig(
+            schedule=Schedule.adaptive, target_ci_width=self.target_ci_width,
+            max_battles=self.max_battles, max_cost_usd=self.max_cost_usd,
+            cost_per_battle_usd=self.cost_per_battle_usd, batch=self.batch,
+            bootstrap_rounds=self.bootstrap_rounds)
+        ratings = RatingsConfig(confidence=self.confidence, prior=self.prior)
+        problems = [*check_rules(battles, BattlesConfig, "battles."),
+                    *check_rules(ratings, RatingsConfig, "ratings.")]
+        if self.focus < 0:
+            problems.append(f"focus={self.focus!r}: must be >= 0")
+        if problems:
+            raise AutojudgeError(f"adaptive schedule: {problems[0]}")
 
 
 @dataclass

@@ -100,11 +100,6 @@ class StageProgress:
     def update(self, task_id: Any, **kwargs: Any) -> None:
         self.progress.update(task_id, **kwargs)
 
-    def counts_text(self, task_id: Any) -> str:
-        """E.g. '12 from store, 3 new' for a task (also what the description shows)."""
-        task = self._tasks.get(task_id)
-        return self._counts(task) if task else ""
-
     # -- internals -----------------------------------------------------------------------
 
     def _describe(self, task: _Task) -> str:

@@ -465,7 +465,16 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start:start + size]
 
 
-if __name__ == "__main__":  # `python -m autojudge.store check|repair [--root PATH]`
+def _run_cli() -> int:
+    """`python -m autojudge.store` runs this file as `__main__`; store_cli imports
+    `autojudge.store`, which would execute this file a second time as a second module
+    (two Store classes). Registering this one under its package name first makes it one
+    module. The import is here, not at module level, so store_cli <-> store is no circle."""
+    sys.modules.setdefault("autojudge.store", sys.modules[__name__])
     from autojudge import store_cli
 
-    sys.exit(store_cli.main())
+    return store_cli.main()
+
+
+if __name__ == "__main__":  # `python -m autojudge.store check|repair [--root PATH]`
+    sys.exit(_run_cli())

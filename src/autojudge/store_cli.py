@@ -20,7 +20,6 @@ temporary files and rows that would look like damage, and repair may delete them
 """
 from __future__ import annotations
 
-import argparse
 import fcntl
 import hashlib
 import re
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from autojudge.cli.base import command_parser
 from autojudge.errors import AutojudgeError
 from autojudge.store import (DAMAGE_WORDS, INDEX_FILES, INDEX_NAME, Store, store_command,
                              writable)
@@ -294,10 +294,9 @@ def _forget_rows(root: Path, keys: list[str]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m autojudge.store`; returns the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="python -m autojudge.store",
-        description="Check or repair an autojudge store. Run it only while no autojudge "
-                    "run uses the store.")
+    parser = command_parser(
+        "store", description="Check or repair an autojudge store. Run it only while no "
+                             "autojudge run uses the store.")
     parser.add_argument("action", choices=("check", "repair"),
                         help="check: report damage (exit 1 if any); repair: mend it")
     parser.add_argument("--root", help="the store folder (default: store.root, i.e. "

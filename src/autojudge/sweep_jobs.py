@@ -25,6 +25,11 @@ from autojudge.errors import AutojudgeError
 RUN_FILES = ("leaderboard.json", "generations.jsonl")
 #: files that make a folder of runs a sweep: Hydra's basic sweeper, the Optuna sweeper
 SWEEP_MARKERS = ("multirun.yaml", "optimization_results.yaml")
+#: what a refused multirun leaves in its sweep folder beside finished jobs: why it stopped
+REFUSED_NOTE = "refused.txt"
+# sweep folder (real path) -> whether it existed when this process's multirun began
+# (`remember_sweep_dir`): a refusal never removes a folder this multirun did not make
+_SWEEP_DIR_EXISTED: dict[str, bool] = {}
 
 
 def is_run(folder: Path) -> bool:
@@ -39,13 +44,12 @@ def is_started_run(folder: Path) -> bool:
 def is_pooled(folder: Path) -> bool:
     """Whether a run folder is `autojudge.compare`'s output (e.g. SWEEP/compare): a sweep
     folder's jobs never include it."""
-    import json
+    from autojudge.results import read_leaderboard
 
     try:
-        run = json.loads((folder / "leaderboard.json").read_text(encoding="utf-8"))["run"]
-    except (OSError, ValueError, KeyError, TypeError):
+        return read_leaderboard(folder).run.compare is not None
+    except AutojudgeError:
         return False
-    return isinstance(run, dict) and "compare" in run
 
 
 def _job_number(folder: Path) -> tuple[int, str]:
@@ -189,3 +193,70 @@ def sweep_context(run_dir: Path) -> dict[str, Any] | None:
     sweep_dir = Path(run_dir).resolve().parent
     return {"group": sweep_dir.name, "sweep_dir": str(sweep_dir), "job": info.get("num"),
             "swept": swept_params(Path(run_dir), argv_swept_keys())}
+
+
+# --------------------------------------------------------------------------- refusals
+
+def remember_sweep_dir(sweep_dir: str | Path) -> None:
+    """Note whether a multirun's sweep folder exists yet: called as the multirun starts,
+    before its sweeper makes the folder (sweeps.best_settings_callback)."""
+    import os
+
+    path = Path(sweep_dir).expanduser()
+    _SWEEP_DIR_EXISTED[os.path.realpath(path)] = path.exists()
+
+
+def refused_job(sweep_dir: Path, job: str, message: str) -> Path | None:
+    """After a multirun's job was refused (exit 2, before any work; its own folder is
+    gone): remove the sweep folder when this multirun made it and it holds nothing but
+    the sweeper's files, else write REFUSED_NOTE into it, saying which job stopped the
+    sweep and why beside the jobs that finished (kept). Returns the note, None when the
+    folder was removed (or the note could not be written: stderr said it already)."""
+    import os
+    import shutil
+
+    if not sweep_dir.is_dir():
+        return None
+    entries = list(sweep_dir.iterdir())
+    if _SWEEP_DIR_EXISTED.get(os.path.realpath(sweep_dir)) is False and \
+            all(e.name in SWEEP_MARKERS for e in entries):
+        shutil.rmtree(sweep_dir, ignore_errors=True)
+        return None
+    finished = sorted((e for e in entries if e.is_dir() and is_run(e)), key=_job_number)
+    kept = ", ".join(e.name for e in finished) or "none"
+    note = sweep_dir / REFUSED_NOTE
+    try:
+        note.write_text(f"error: job {job} was refused before any work: {message}\n"
+                        f"The sweep stopped there. Jobs that finished (kept here): {kept}. "
+                        "Fix the setting and run the sweep again: what the finished jobs "
+                        "made is reused from the store.\n", encoding="utf-8")
+    except OSError:
+        return None
+    return note
+
+
+def refused_in_multirun(message: str) -> Path | None:
+    """`refused_job` for the Hydra job running now, if it is one of a multirun."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra = HydraConfig.get()
+    if hydra.mode != RunMode.MULTIRUN:
+        return None
+    swept = set(argv_swept_keys()) | set(hydra_swept_params(hydra))
+    task = [str(o) for o in hydra.overrides.task]
+    shown = [o for o, key in zip(task, _keys(task)) if key in swept]
+    job = f"{hydra.job.num}" + (f" ({' '.join(shown)})" if shown else "")
+    return refused_job(Path(str(hydra.sweep.dir)), job, message)
+
+
+def hydra_swept_params(hydra: Any) -> list[str]:
+    """The keys an optimising sweeper (Optuna) searches, from Hydra's config."""
+    from omegaconf import OmegaConf
+
+    params = OmegaConf.select(hydra, "sweeper.params", default=None)
+    return [str(k) for k in params] if params is not None else []
+
+
+def _keys(overrides: Sequence[str]) -> list[str]:
+    return [o.split("=", 1)[0].lstrip("+~") for o in overrides]

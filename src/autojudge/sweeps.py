@@ -229,8 +229,10 @@ def _interval(kind: str, head: Sequence[Any], target: str, reference: str,
     the release gate); None sides where the data bound none."""
     import numpy as np
 
-    confidence = float(ratings.get("confidence", 0.95))
-    rounds, seed = int(ratings.get("bootstrap_rounds", 1000)), int(ratings.get("seed", 0))
+    from autojudge.config import stored_section
+
+    settings = stored_section({"ratings": ratings}, "ratings")  # the schema's defaults
+    confidence, rounds, seed = settings.confidence, settings.bootstrap_rounds, settings.seed
     if kind == "rating":
         return (*_rating_interval(head, target, reference, rounds, seed, confidence),
                 confidence)
@@ -367,8 +369,7 @@ def best_settings(sweep_dir: str | Path, extra_keys: Sequence[str] = ()
          "n_trials" (with a value), "n_without" (no value: over budget, unrated, ...),
          "optuna" (the sweeper's best_params, if it wrote optimization_results.yaml)}
     """
-    import json
-
+    from autojudge.results import read_leaderboard
     from autojudge.sweep_jobs import is_pooled, is_run, swept_params
 
     sweep_dir = Path(sweep_dir)
@@ -378,8 +379,7 @@ def best_settings(sweep_dir: str | Path, extra_keys: Sequence[str] = ()
     for job in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()):
         if not is_run(job) or is_pooled(job):
             continue
-        run = json.loads((job / "leaderboard.json").read_text(encoding="utf-8"))["run"]
-        record = run.get("objective")
+        record = read_leaderboard(job).run.objective
         if not record:
             continue
         if record.get("value") is None or not math.isfinite(record["value"]):
@@ -444,10 +444,17 @@ def best_settings_text(summary: Mapping[str, Any]) -> str:
 
 def best_settings_callback() -> Any:
     """A Hydra callback (conf/config.yaml `hydra.callbacks`) that prints the CI-aware
-    best settings when a multirun whose jobs measured an objective ends."""
+    best settings when a multirun whose jobs measured an objective ends. It also notes,
+    as the multirun starts, whether its sweep folder existed: a refused job removes the
+    folder only if this multirun made it (sweep_jobs.refused_job)."""
     from hydra.experimental.callback import Callback
 
     class BestSettings(Callback):
+        def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+            from autojudge.sweep_jobs import remember_sweep_dir
+
+            remember_sweep_dir(str(config.hydra.sweep.dir))  # before the sweeper makes it
+
         def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
             try:
                 from autojudge.sweep_jobs import argv_swept_keys

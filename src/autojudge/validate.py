@@ -5,7 +5,8 @@
     python -m autojudge.validate judge=[vlm] judge.vlm.criterion=visual_quality --json
 
 Hydra overrides choose and configure the judges exactly as for `python -m autojudge`; the
-pair families and their data live in `judges/validation_cases.yaml`:
+pair families and their data live in `judges/validation_cases.yaml`, and each judge names
+the families it is about (`validation_families`, autojudge.sdk; none named: every family):
 
     text       exact vs misspelled rendering           ocr, vlm (text_rendering)
     alignment  matching vs shuffled prompt              clip, vlm (prompt_alignment)
@@ -17,7 +18,6 @@ counts a tie as half right; the interval is a Wilson score interval on the judge
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from autojudge.cli.base import command_parser
 from autojudge.errors import AutojudgeError
 from autojudge.progress import progress_bar
 from autojudge.resources import JUDGES_DIR
@@ -35,9 +36,6 @@ from autojudge.types import JudgeItem, PairItem, Prompt
 
 CASES = JUDGES_DIR / "validation_cases.yaml"
 FAMILIES = ("text", "alignment", "quality")
-KIND_FAMILIES = {"ocr": ("text",), "clip": ("alignment",), "aesthetic": ("quality",)}
-VLM_FAMILIES = {"text_rendering": ("text",), "prompt_alignment": ("alignment",),
-                "visual_quality": ("quality",), "overall": ("quality", "alignment")}
 
 
 def wilson_interval(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -212,11 +210,19 @@ class FamilyResult:
                 "ci_high": round(hi, 4) if judged else None, "confidence": self.confidence}
 
 
-def families_for(node: dict[str, Any]) -> tuple[str, ...]:
-    kind = str(node.get("kind"))
-    if kind == "vlm":
-        return VLM_FAMILIES.get(str(node.get("criterion", "overall")), ("quality",))
-    return KIND_FAMILIES.get(kind, FAMILIES)
+def families_for(judge: Any) -> tuple[str, ...]:
+    """The families a judge is validated on: its plugin's `validation_families`. `judge`
+    is a built plugin, a runner around one, or a config node ({"kind": ..., params})."""
+    from autojudge.sdk import validation_families_of
+
+    if isinstance(judge, dict):
+        from autojudge import app
+        from autojudge.registry import JUDGES
+        from autojudge.stages.runner import RUNNER_KEYS
+
+        node = {k: v for k, v in judge.items() if k not in RUNNER_KEYS}
+        judge = app.build_plugin(JUDGES, "judge", str(node.get("kind")), node)
+    return validation_families_of(getattr(judge, "plugin", judge), FAMILIES)
 
 
 def validate(overrides: Sequence[str] = (), n: int = 20, families: Sequence[str] | None = None,
@@ -246,7 +252,7 @@ def validate(overrides: Sequence[str] = (), n: int = 20, families: Sequence[str]
         rows = []
         with progress_bar(show_progress, stderr=True) as progress:
             for label, judge in judges.items():
-                for family in (families or families_for(config["judge"][label])):
+                for family in (families or families_for(judge)):
                     triples = [t for t in build_pairs(family, n, cases, images_dir)
                                if judge.applies(t[0].prompt)]
                     task = progress.add_task(f"validate {label}/{family}", total=len(triples))
@@ -293,8 +299,8 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m autojudge.validate",
+    parser = command_parser(
+        "validate",
         description="Run judges on controlled pairs with a known better side; report accuracy "
                     "with a Wilson interval. Other arguments are Hydra overrides "
                     "(judge=[ocr], judge.clip.pretrained=...).")
@@ -311,8 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, overrides = parser.parse_known_args(argv)
     bad = [o for o in overrides if o.startswith("-")]
     if bad:
-        print(f"error: unknown option {bad[0]}; see --help", file=sys.stderr)
-        return 2
+        parser.error(f"unknown option {bad[0]}")
     try:
         rows = validate(overrides, n=args.n, families=args.family, images=args.images,
                         store_root=args.store, confidence=args.confidence,

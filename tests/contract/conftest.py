@@ -1,7 +1,8 @@
 """Contract tests: make the mixin modules importable and keep everything offline.
 
-The mixins live beside the tests (generator_contract.py, judge_contract.py) and are
-imported by plain name, so this directory goes on sys.path whatever pytest's import mode.
+The mixins ship in `autojudge.testing` (for plugin authors outside this repository);
+generator_contract.py and judge_contract.py here re-export them and are imported by plain
+name, so this directory goes on sys.path whatever pytest's import mode.
 """
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+
+# detailed assertion messages inside the shipped mixins too (before they are imported)
+pytest.register_assert_rewrite("autojudge.testing.generator_contract",
+                               "autojudge.testing.judge_contract")
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:

@@ -46,6 +46,7 @@ def px(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
 
 
+@pytest.mark.slow  # a real (tiny) diffusers pipeline, run many times over
 class TestDiffusersContract(GeneratorContract):
     plugin_cls = DiffusersGenerator
     plugin_name = "tiny_sd"
@@ -111,6 +112,7 @@ def test_cost_from_gpu_hour_price(tiny):
     assert out.cost_usd == pytest.approx(out.latency_s * 3.6 / 3600, rel=1e-3)
 
 
+@pytest.mark.slow
 def test_img2img_style_and_inpaint(tiny):
     gen = DiffusersGenerator("sd", DiffusersGenerator.Config(**small(tiny)))
     img2img = Prompt(id="i", text="a gradient", task="img2img", init_image=str(tiny["init"]),
@@ -127,6 +129,7 @@ def test_img2img_style_and_inpaint(tiny):
     assert all(Image.open(io.BytesIO(o.image)).size == (64, 64) for o in outs)
 
 
+@pytest.mark.slow
 def test_lora_adapter_changes_the_image_and_the_fingerprint(tiny):
     base = DiffusersGenerator("sd", DiffusersGenerator.Config(**small(tiny)))
     lora = DiffusersGenerator("sd", DiffusersGenerator.Config(
@@ -238,6 +241,7 @@ def test_local_pipeline_checkpoint_and_lora_refs_are_checked(tiny, tmp_path, hf_
         assert needle in refusal(gen)
 
 
+@pytest.mark.slow
 def test_checkpoint_sweep_ranks_checkpoints_in_one_run(tiny, tmp_path, compose):
     """Two labels = two checkpoints of one fine-tuning run, judged by preservation on an
     inpainting prompt, in one pipeline.run."""

@@ -225,6 +225,7 @@ def test_combine_rules():
     assert failed.failure.message.startswith("b-first order")
 
 
+@pytest.mark.slow
 def test_full_run_never_writes_the_key(server, compose, tmp_path, monkeypatch):
     """pipeline.run with judge=[vlm] + W&B offline: the key is used, and written nowhere."""
     from autojudge import pipeline

@@ -56,6 +56,14 @@ def test_leaderboard_json_follows_the_contract(first_run) -> None:
     assert stats["typeset"]["images"] == 8 and stats["typeset"]["failed"] == 0
     assert stats["blank"]["cost_usd"] == 0.0
     assert stats["noise"]["latency_p50_s"] is not None
+    # the shipped JSON Schema holds for a real run, and the typed reader reads it back
+    # to the same bytes
+    jsonschema = pytest.importorskip("jsonschema")
+    from autojudge.results import SCHEMA_FILE, read_leaderboard
+
+    jsonschema.validate(on_disk, json.loads(SCHEMA_FILE.read_text()))
+    typed = read_leaderboard(root / "run1")
+    assert typed.to_dict() == on_disk and typed.board("ocr").row("typeset").rank == 1
 
 
 def test_battle_log_has_every_pair_of_every_prompt(first_run) -> None:
@@ -91,6 +99,7 @@ def test_changing_a_generator_param_regenerates_only_that_model(first_run) -> No
     assert doc["run"]["cache"]["generation"]["cached"] == 16
 
 
+@pytest.mark.slow
 def test_overall_board_pools_judges_and_tag_boards_exist(compose, store_root, tmp_path) -> None:
     doc = run_experiment(compose, store_root, tmp_path / "run",
                          ["judge.ocr.tie_margin=0.1", "report.per_tag_min_prompts=3"])

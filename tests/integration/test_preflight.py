@@ -8,44 +8,20 @@ from autojudge import pipeline
 from autojudge.cli_checks import check_composition, check_overrides
 from autojudge.config import CONF_DIR
 from autojudge.errors import AutojudgeError
-from autojudge.registry import GENERATORS
-from helpers import REPO, assert_one_line_error, run_cli
-
-SHARED_DATA = REPO.parent / "shared" / "data"  # real suites for tests (not copied here)
+from helpers import (GENEVAL, PARTI, assert_one_line_error, needs_shared_data,
+                     never_generates, run_cli)
 
 
-class ExplodingGenerator:
-    """A generator that must never be asked: every refusal happens before generation."""
-
-    kind = "explode_test"
-    cacheable = True
-    batch_size = 4
-    calls = 0
-
-    def __init__(self, name: str = "boom"):
-        self.name = name
-
-    def fingerprint(self):
-        return {"kind": self.kind, "version": 1}
-
-    def check(self) -> None:
-        pass
-
-    def generate(self, requests):
-        type(self).calls += 1
-        raise AssertionError("generated before the pre-flight checks refused the run")
-
-
-GENERATORS.register("explode_test")(ExplodingGenerator)
+NeverGenerates = never_generates()
 
 
 def refused(compose, tmp_path, *overrides: str) -> str:
-    ExplodingGenerator.calls = 0
+    NeverGenerates.calls = 0
     base = ["logger=none", "progress=false", f"store.root={tmp_path / 'store'}",
-            "model=[typeset]", "+model.boom={kind: explode_test}"]
+            "model=[typeset]", "+model.boom={kind: never_generates_test}"]
     with pytest.raises(AutojudgeError) as info:
         pipeline.run(compose([*base, *overrides]), tmp_path / "run")
-    assert ExplodingGenerator.calls == 0
+    assert NeverGenerates.calls == 0
     assert not (tmp_path / "run" / "leaderboard.json").exists()
     message = str(info.value)
     assert "\n" not in message
@@ -53,11 +29,12 @@ def refused(compose, tmp_path, *overrides: str) -> str:
 
 
 @pytest.mark.parametrize("overrides, needle", [
-    (["suite=geneval", f"suite.path={SHARED_DATA / 'geneval_evaluation_metadata.jsonl'}"],
-     "judge ocr applies to none of the 553 selected prompts: it needs prompts with "
-     "expected_text"),
-    (["suite=partiprompts", f"suite.path={SHARED_DATA / 'PartiPrompts.tsv'}",
-      "suite.limit=40", "suite.only_judged=false"], "judge ocr applies to none of the 40"),
+    pytest.param(["suite=geneval", f"suite.path={GENEVAL}"],
+                 "judge ocr applies to none of the 553 selected prompts: it needs prompts "
+                 "with expected_text", marks=needs_shared_data(GENEVAL.name)),
+    pytest.param(["suite=partiprompts", f"suite.path={PARTI}", "suite.limit=40",
+                  "suite.only_judged=false"], "judge ocr applies to none of the 40",
+                 marks=needs_shared_data(PARTI.name)),
     (["ratings.bootstrap_rounds=-5"], "ratings.bootstrap_rounds=-5: must be an integer >= 0"),
     (["ratings.confidence=1.5"], "ratings.confidence=1.5: must be between 0 and 1"),
     (["ratings.prior=-1"], "ratings.prior=-1.0: must be between 1e-6"),
@@ -79,11 +56,11 @@ def test_refused_before_any_generation(compose, tmp_path, overrides, needle) -> 
 
 
 def test_one_model_is_refused(compose, tmp_path) -> None:
-    ExplodingGenerator.calls = 0
+    NeverGenerates.calls = 0
     with pytest.raises(AutojudgeError, match="this one has 1 \\(boom\\); choose at least two"):
         pipeline.run(compose(["logger=none", f"store.root={tmp_path}", "model=[]",
-                              "+model.boom={kind: explode_test}"]), tmp_path / "run")
-    assert ExplodingGenerator.calls == 0
+                              "+model.boom={kind: never_generates_test}"]), tmp_path / "run")
+    assert NeverGenerates.calls == 0
 
 
 def test_folder_whose_files_match_no_prompt_is_refused(compose, tmp_path) -> None:
@@ -124,6 +101,7 @@ def test_unknown_executor_and_missing_hydra_plugins_are_one_line(monkeypatch) ->
     assert check_overrides(["hydra/launcher=basic"], CONF_DIR) is None
 
 
+@pytest.mark.slow  # a whole run over 28 prompts
 def test_partial_applicability_is_reported_up_front(tmp_path) -> None:
     proc = run_cli(["autojudge", "logger=none", "suite.limit=30", f"store.root={tmp_path}",
                     f"hydra.run.dir={tmp_path / 'run'}", "ratings.bootstrap_rounds=50"])
@@ -134,8 +112,8 @@ def test_partial_applicability_is_reported_up_front(tmp_path) -> None:
 
 @pytest.mark.parametrize("args, needle", [
     (["model=[typeset,typeset]"], "names typeset twice"),
-    (["suite=geneval", f"suite.path={SHARED_DATA / 'geneval_evaluation_metadata.jsonl'}"],
-     "applies to none"),
+    pytest.param(["suite=geneval", f"suite.path={GENEVAL}"], "applies to none",
+                 marks=needs_shared_data(GENEVAL.name)),
     (["+suite.limt=3"], "unknown key 'suite.limt'"),
     # plugin params are typed by the plugin's Config schema when Hydra composes
     (["judge.ocr.tie_margin=abc"], "judge.ocr.tie_margin=abc: Value 'abc' of type 'str' "

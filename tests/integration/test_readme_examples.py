@@ -27,12 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO
+from helpers import GENEVAL, PARTI, REPO, needs_shared_data
 
 README = REPO / "README.md"
-SHARED_DATA = REPO.parent / "shared" / "data"
-PARTI = SHARED_DATA / "PartiPrompts.tsv"
-GENEVAL = SHARED_DATA / "geneval_evaluation_metadata.jsonl"
 
 EXAMPLES = {
     "choose": "python -m autojudge model=[typeset,blank] judge=[ocr] suite=starter",
@@ -54,11 +51,12 @@ FAST = {"suite.limit": "2", "ratings.bootstrap_rounds": "20", "logger": "none"}
 pytestmark = pytest.mark.slow
 
 
-def readme_block(heading: str = "## Running experiments") -> list[str]:
-    """The commands of the first bash block under `heading`, continuation lines joined."""
+def readme_block(heading: str = "## Running experiments", nth: int = 0) -> list[str]:
+    """The commands of the `nth` bash block under `heading` (0: the first), continuation
+    lines joined."""
     text = README.read_text(encoding="utf-8")
     section = text[text.index(heading):]
-    body = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    body = re.findall(r"```bash\n(.*?)```", section, re.S)[nth]
     joined = re.sub(r"\\\n\s*", "", body)
     return [line.strip() for line in joined.splitlines()
             if line.strip() and not line.lstrip().startswith("#")]
@@ -71,7 +69,7 @@ def argv(command: str, paths: dict[str, str] | None = None,
     for placeholder, real in (paths or {}).items():
         assert placeholder in command, (placeholder, command)
         command = command.replace(placeholder, real)
-    args = shlex.split(command)
+    args = shlex.split(command, comments=True)  # a trailing `# ...` is the README's note
     assert args[0] == "python"
     for key, value in (overrides or {}).items():
         mine = [i for i, a in enumerate(args) if a.split("=", 1)[0] == key]
@@ -87,10 +85,11 @@ def store(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("readme_store")
 
 
-def run(args: list[str], cwd: Path, store: Path, timeout: float = 900
-        ) -> subprocess.CompletedProcess:
+def run(args: list[str], cwd: Path, store: Path, timeout: float = 900,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run `args` in `cwd` against `store`; `env` adds variables (e.g. a fake's address)."""
     env = {**os.environ, "AUTOJUDGE_STORE": str(store), "HF_HUB_OFFLINE": "1",
-           "WANDB_MODE": "offline"}
+           "WANDB_MODE": "offline", **(env or {})}
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
     assert proc.returncode == 0, (args, proc.stdout[-2000:], proc.stderr[-3000:])
@@ -134,7 +133,7 @@ def test_folder_example(tmp_path: Path, store: Path) -> None:
                for r in rows) == 2
 
 
-@pytest.mark.skipif(not PARTI.exists(), reason=f"{PARTI} not present")
+@needs_shared_data(PARTI.name)
 def test_partiprompts_example(tmp_path: Path, store: Path) -> None:
     proc = run(argv(EXAMPLES["parti"], {"/data/PartiPrompts.tsv": str(PARTI)}, FAST),
                tmp_path, store)
@@ -144,7 +143,7 @@ def test_partiprompts_example(tmp_path: Path, store: Path) -> None:
     assert "ocr" in board_judges(only_run(tmp_path))
 
 
-@pytest.mark.skipif(not GENEVAL.exists(), reason=f"{GENEVAL} not present")
+@needs_shared_data(GENEVAL.name)
 def test_geneval_example_with_a_local_clip(tmp_path: Path, store: Path) -> None:
     pytest.importorskip("open_clip", reason="judge clip needs the [clip] extra")
     from tiny_clip import TINY_ARCH, make_open_clip

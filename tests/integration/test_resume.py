@@ -15,6 +15,8 @@ import pytest
 
 from helpers import REPO, rows_in
 
+pytestmark = pytest.mark.slow  # whole-pipeline runs killed and resumed
+
 ARGS = ["suite.tags=[text_rendering]", "suite.limit=8", "ratings.bootstrap_rounds=100",
         "logger=none", "progress=false"]
 

@@ -22,6 +22,7 @@ def cli_run(tmp_path_factory) -> Path:
     return root / "run"
 
 
+@pytest.mark.slow
 def test_images_are_reachable_from_the_run_folder(cli_run: Path) -> None:
     images = sorted((cli_run / "images").glob("*/*.png"))
     assert len(images) == 3 * 4  # 3 models x 4 prompts, seed 0
@@ -35,6 +36,7 @@ def test_images_are_reachable_from_the_run_folder(cli_run: Path) -> None:
     assert all((cli_run / r["image"]).is_file() for r in rows)
 
 
+@pytest.mark.slow
 def test_output_files_have_normal_modes(cli_run: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
@@ -43,12 +45,14 @@ def test_output_files_have_normal_modes(cli_run: Path) -> None:
         assert mode == 0o666 & ~umask, (name, oct(mode))
 
 
+@pytest.mark.slow
 def test_main_log_tells_the_stages(cli_run: Path) -> None:
     log = (cli_run / "__main__.log").read_text()
     for needle in ("generate typeset: 4 images", "judge ocr:", "wrote "):
         assert needle in log, log
 
 
+@pytest.mark.slow
 def test_wandb_lands_once_under_the_run_folder(cli_run: Path) -> None:
     offline = list((cli_run / "wandb").glob("offline-run-*"))
     assert len(offline) == 1 and not (cli_run / "wandb" / "wandb").exists()
@@ -98,3 +102,38 @@ def test_run_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert_one_line_error(proc, "hydra.run.dir=/proc/autojudge_run")
     assert not Path("/proc/autojudge_run").exists() and not (tmp_path / "s").exists()
+
+
+def test_refused_sweep_leaves_no_folder(tmp_path: Path) -> None:
+    proc = run_cli(["autojudge", "-m", "model=[typeset]", "suite.limit=2,3", "logger=none",
+                    f"store.root={tmp_path / 's'}"], cwd=tmp_path)  # one model: refused
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "model")
+    assert _new_folders(tmp_path / "runs") == []
+
+
+def test_refused_sweep_keeps_its_folder_that_was_there_before(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    proc = run_cli(["autojudge", "-m", "model=[typeset]", "suite.limit=2,3", "logger=none",
+                    f"hydra.sweep.dir={mine}", f"store.root={tmp_path / 's'}"])
+    assert proc.returncode == 2
+    assert mine.is_dir(), "a refused sweep removed a folder it did not make"
+    assert not (mine / "0").exists()  # the refused job's own folder is gone
+    note = (mine / "refused.txt").read_text()
+    assert note.startswith("error: job 0 (suite.limit=2) was refused") and "model" in note
+
+
+@pytest.mark.slow
+def test_sweep_refused_at_a_later_job_keeps_the_finished_ones(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    proc = run_cli(["autojudge", "-m", "model.typeset.max_font_size=24,4", "suite.limit=2",
+                    "logger=none", "progress=false", "ratings.bootstrap_rounds=20",
+                    f"hydra.sweep.dir={sweep}", f"store.root={tmp_path / 's'}"])
+    assert proc.returncode == 2  # max_font_size=4 is below the minimum font size
+    assert_one_line_error(proc, "max_font_size")
+    assert (sweep / "0" / "leaderboard.json").is_file(), "the finished job is kept"
+    assert not (sweep / "1").exists()
+    note = (sweep / "refused.txt").read_text()
+    assert "job 1 (model.typeset.max_font_size=4) was refused" in note
+    assert "finished (kept here): 0." in note

@@ -77,20 +77,42 @@ def test_a_sweep_where_no_job_answered_exits_3(tmp_path: Path) -> None:
         assert (tmp_path / "sweep" / job / "leaderboard.json").is_file()
 
 
+def _start_as_in_a_terminal(command: list[str]) -> subprocess.Popen:
+    """Start `command` with SIGINT at its default, as a terminal's foreground job gets it.
+    A child inherits an *ignored* SIGINT (a shell without job control ignores it for
+    background jobs, so `pytest ... &` passes it on); Python then installs no
+    KeyboardInterrupt handler and the Ctrl-C a test sends does nothing. A handled signal,
+    unlike an ignored one, is reset to its default by exec."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _judging_started(store: Path, log: Path) -> bool:
+    """A score is stored. The index is read only once the run's log says the images are
+    made: by then the run has opened it (a reader racing its first open, which switches
+    it to WAL, could make the run fail with "database is locked")."""
+    made = log.is_file() and "generate noise:" in log.read_text(errors="replace")
+    return made and rows_in(store, "scores") >= 1
+
+
 def test_ctrl_c_says_in_the_log_how_to_resume(tmp_path: Path) -> None:
     store, run_dir = tmp_path / "store", tmp_path / "run"
     args = ["suite.tags=[text_rendering]", "suite.limit=28", "logger=none", "progress=false",
             f"store.root={store}", f"hydra.run.dir={run_dir}"]
-    proc = subprocess.Popen([sys.executable, "-m", "autojudge", *args], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _start_as_in_a_terminal([sys.executable, "-m", "autojudge", *args])
     deadline = time.time() + 300  # a guard against a hang, not a timing assertion
-    while rows_in(store, "scores") < 1 and proc.poll() is None and time.time() < deadline:
+    while not _judging_started(store, run_dir / "__main__.log") and proc.poll() is None \
+            and time.time() < deadline:
         time.sleep(0.01)
     interrupted = proc.poll() is None
     if interrupted:
         proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    assert interrupted, "the run finished before it could be interrupted"
+    assert interrupted, f"the run finished before it could be interrupted: {err[-2000:]}"
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     hint = [line for line in (run_dir / "__main__.log").read_text().splitlines()

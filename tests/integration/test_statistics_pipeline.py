@@ -10,6 +10,8 @@ import pytest
 from autojudge import pipeline
 from helpers import run_cli
 
+pytestmark = pytest.mark.slow  # whole-pipeline runs with two judges, schedules and gates
+
 SMALL = ["suite.tags=[text_rendering]", "suite.limit=8", "ratings.bootstrap_rounds=100",
          "logger=none", "progress=false"]
 TWO_JUDGES = ["+judge.strict.kind=ocr", "+judge.strict.tie_margin=0.3"]

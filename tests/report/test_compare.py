@@ -106,3 +106,52 @@ def test_bad_inputs_are_one_line_errors(font_sweep: dict, tmp_path: Path) -> Non
     (other / "config.json").write_text(json.dumps(config))
     assert_one_line_error(run_cli(["autojudge.compare", str(font_sweep["jobs"][0]), str(other),
                                    "--out", str(tmp_path / "o")]), "different stores")
+
+
+def test_pools_exactly_the_prompts_the_runs_generated(tmp_path: Path) -> None:
+    """With suite.only_judged a run generates only prompts a judge applies to, the first
+    suite.limit of those: compare pools those, not the suite file's first `limit`."""
+    unjudged = [{"id": f"scene{i}", "text": f"a quiet lake at dawn, view {i}",
+                 "category": "scenes"} for i in range(2)]  # first in the file; no OCR here
+    signs = [{"id": f"sign{i}", "text": f'a sign that reads "{word}"', "expected_text": word,
+              "category": "text_rendering"} for i, word in enumerate(["OPEN", "SALE", "EXIT"])]
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"name": "mixed", "prompts": [*unjudged, *signs]}))
+    sweep = tmp_path / "sweep"
+    proc = run_cli(["autojudge", "-m", "model=[typeset,blank]",
+                    "model.typeset.max_font_size=12,24", *TYPESET_SMALL, f"suite.path={suite}",
+                    "suite.name=mixed", "suite.limit=3", "ratings.bootstrap_rounds=20",
+                    "progress=false", "logger=none", f"store.root={tmp_path / 'store'}",
+                    f"hydra.sweep.dir={sweep}"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ids = {"sign0", "sign1", "sign2"}
+    for job in ("0", "1"):
+        rows = (sweep / job / "generations.jsonl").read_text().splitlines()
+        assert {json.loads(row)["prompt_id"] for row in rows} == ids  # the judged ones
+    proc = run_cli(["autojudge.compare", str(sweep), "--quiet", "--no-report"])
+    assert proc.returncode == 0, proc.stderr
+    out = sweep / "compare"
+    document = json.loads((out / "leaderboard.json").read_text())
+    assert document["run"]["n_prompts"] == 3 and document["run"]["n_requests"] == 3
+    pooled = [json.loads(row) for row in (out / "generations.jsonl").read_text().splitlines()]
+    assert {row["prompt_id"] for row in pooled} == ids and len(pooled) == 3 * 3
+    prompts = [json.loads(row)["id"] for row in (out / "prompts.jsonl").read_text().splitlines()]
+    assert prompts == ["sign0", "sign1", "sign2"]
+    assert _board(document)["n_battles"] == 3 * 3  # three pairs of models on every prompt
+
+
+def test_a_run_whose_prompts_left_the_suite_file_is_one_line(tmp_path: Path) -> None:
+    from autojudge.compare_jobs import Job, job_requests
+    from autojudge.errors import AutojudgeError
+
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"name": "s", "prompts": [
+        {"id": "kept", "text": "a red door", "category": "c"}]}))
+    config = {"suite": {"name": "s", "path": str(suite), "format": "auto", "tags": ["c"],
+                        "exclude_tags": [], "limit": 1, "seeds": None}}
+    rows = [{"prompt_id": "kept", "seed": 0}, {"prompt_id": "gone", "seed": 0}]
+    with pytest.raises(AutojudgeError, match="1 of its .prompt, seed. requests are not in "
+                                             "its suite .* prompt 'gone'"):
+        job_requests(Job(tmp_path / "run", config, {}, rows))
+    assert [(p.id, s) for p, s in job_requests(Job(tmp_path, config, {}, rows[:1]))] == \
+        [("kept", 0)]

@@ -117,6 +117,7 @@ def test_cli_refuses_an_optuna_sweep_without_objective(tmp_path) -> None:
     assert not list((tmp_path / "s").rglob("*.png")), "work started before the check"
 
 
+@pytest.mark.slow  # a whole run of the variants
 def test_cli_runs_variants_as_models(tmp_path) -> None:
     proc = run_cli(["autojudge", "model=[typeset,blank]", "+model.typeset.sweep.max_font_size=[12,24]",
                     "model.typeset.width=128", "model.typeset.height=128",

@@ -14,9 +14,8 @@ from autojudge import gate
 from autojudge.battle_log import write_battle_log
 from autojudge.ratings.compare import rating_difference, student_interval
 from autojudge.ratings.gate_paths import head_to_head_bound, heterogeneity
-from autojudge.ratings.studies import (gate_study, hard_cases, intransitive_matrix,
-                                       matrix_study, population_diff_of_matrix,
-                                       regression_for, wilson)
+from studies import (gate_study, hard_cases, intransitive_matrix, matrix_study,
+                     population_diff_of_matrix, regression_for, wilson)
 
 CASES = hard_cases()
 
@@ -90,6 +89,7 @@ def test_student_interval_agrees_with_its_p_values_and_widens_at_few_prompts() -
     assert student_interval(0.0, np.zeros(100), 20, 0.95, 0.0) is None  # no spread
 
 
+@pytest.mark.slow  # a statistical study
 def test_fifteen_prompts_keep_the_stated_error_rates_small_study() -> None:
     # 150 data sets each (full size, 800: benchmarks); bound = 2.5% + ~2 binomial sd
     at_50, at_25 = regression_for(-50.0), regression_for(-25.0)
@@ -101,11 +101,13 @@ def test_fifteen_prompts_keep_the_stated_error_rates_small_study() -> None:
         assert res[key] <= 0.025 + 0.026, res
 
 
+@pytest.mark.slow  # a statistical study
 def test_holm_over_three_judges_small_study() -> None:
     res = gate_study(0.0, 150, judges=3, n_prompts=40, rounds=200, seed=24)
     assert res["regression"] <= 0.025 + 0.026, res
 
 
+@pytest.mark.slow  # a statistical study
 def test_intransitive_judge_small_study() -> None:
     res = matrix_study(intransitive_matrix(), 40, n_prompts=60, seeds=1, rounds=200, seed=5)
     assert res["pass"] == 0.0 and res["disagreement"] > 0.5, res

@@ -15,7 +15,7 @@ from autojudge.ratings.compare import rating_difference, shared_prompt_mask
 from autojudge.gate import holm
 from autojudge.ratings.bradley_terry import encode_battles
 from autojudge.ratings.simulate import population_ratings, simulate_battles, simulate_scores
-from autojudge.ratings.studies import coverage_study, gate_study
+from studies import coverage_study, gate_study
 
 
 def test_simulation_is_seeded_and_shaped() -> None:
@@ -40,6 +40,7 @@ def test_population_ratings_match_a_huge_sample() -> None:
                                np.mean(ratings) + 1000.0, atol=0.01)
 
 
+@pytest.mark.slow  # a statistical study
 def test_clustered_ci_covers_and_naive_undercovers() -> None:
     # 120 runs: binomial sd of a 95% coverage is 2%; bounds at about -2.5 / +2 sd.
     res = coverage_study(120, rounds=400, seed=3)
@@ -48,12 +49,14 @@ def test_clustered_ci_covers_and_naive_undercovers() -> None:
     assert res["mean_width_naive"] < res["mean_width_clustered"], res
 
 
+@pytest.mark.slow  # a statistical study
 def test_gate_false_alarm_rate_on_equal_models_is_at_most_five_percent() -> None:
     res = gate_study(0.0, 300, rounds=300, seed=7)
     # nominal 2.5% (the two-sided CI must exclude 0); 300 runs: sd of 2.5% is 0.9%.
     assert res["regression"] <= 0.05, res
 
 
+@pytest.mark.slow  # a statistical study
 def test_holm_keeps_three_judges_family_wise_false_alarms_at_most_five_percent() -> None:
     holm = gate_study(0.0, 200, judges=3, rounds=300, seed=17)
     raw = gate_study(0.0, 200, judges=3, rounds=300, seed=17, correction="none")
@@ -61,6 +64,7 @@ def test_holm_keeps_three_judges_family_wise_false_alarms_at_most_five_percent()
     assert holm["regression"] <= raw["regression"]
 
 
+@pytest.mark.slow  # a statistical study
 def test_pass_is_never_given_below_the_margin() -> None:
     # true regression 25 points beyond the margin: a PASS would be a false claim
     res = gate_study(50.0, 150, margin=25.0, rounds=300, seed=11)
@@ -70,6 +74,7 @@ def test_pass_is_never_given_below_the_margin() -> None:
     assert ok["pass"] >= 0.8, ok
 
 
+@pytest.mark.slow  # a statistical study
 def test_gate_catches_a_50_point_regression_with_400_prompts() -> None:
     res = gate_study(50.0, 100, rounds=300, seed=8)
     assert res["regression"] >= 0.80, res

@@ -138,6 +138,7 @@ def bad_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, s
     return collect(procs)
 
 
+@pytest.mark.slow  # one CLI process per bad input, all started before the first check
 @pytest.mark.parametrize("case", sorted(BAD_CASES))
 def test_bad_input_is_one_error_line_with_exit_2(case: str, bad_runs: dict) -> None:
     rc, stdout, stderr = bad_runs[case]

@@ -6,8 +6,8 @@ import pytest
 
 from autojudge.errors import AutojudgeError
 from autojudge.ratings.simulate import simulate_battles
-from autojudge.ratings.studies import schedule_study
 from autojudge.scheduling import AdaptiveScheduler, ScheduleConfig, simulate_schedule
+from studies import schedule_study
 
 
 def table(ratings, n_prompts, sd=100.0, seed=0):
@@ -76,6 +76,7 @@ def test_bad_settings_are_one_line_errors() -> None:
         AdaptiveScheduler(3, 2, 1, ScheduleConfig(batch=0))
 
 
+@pytest.mark.slow  # a statistical study
 def test_adaptive_needs_at_most_60_percent_of_all_pairs_battles() -> None:
     # 12 models; the benchmark (benchmarks/bench_statistics.py) runs 10 pools.
     res = schedule_study(3, seed=0)
@@ -94,6 +95,7 @@ def test_measured_spend_stops_the_schedule() -> None:
     assert picks == [] and status.reason == "max_cost_usd" and sched.spent() == 1.25
 
 
+@pytest.mark.slow  # a statistical study
 def test_adaptive_saves_battles_without_prompt_effects() -> None:
     # prompt_sd=0: no saving from spreading over prompts, only from the pair choice.
     # Measured 0.739 over these 10 pools; per-pool noise of the stopping check is larger

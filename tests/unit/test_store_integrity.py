@@ -360,6 +360,7 @@ def pipeline(root: Path, run_dir: Path) -> subprocess.CompletedProcess:
     return run_cli(["autojudge", f"store.root={root}", f"hydra.run.dir={run_dir}", *PIPELINE])
 
 
+@pytest.mark.slow  # whole-pipeline runs
 def test_pipeline_regenerates_a_truncated_image(tmp_path: Path, finished_store: Path) -> None:
     root = tmp_path / "store"
     shutil.copytree(finished_store / "store", root)
@@ -373,6 +374,7 @@ def test_pipeline_regenerates_a_truncated_image(tmp_path: Path, finished_store: 
     assert cache["generation"]["computed"] >= 1 and cache["generation"]["failed"] == 0
 
 
+@pytest.mark.slow  # whole-pipeline runs
 def test_pipeline_garbage_index_then_repair_then_run(tmp_path: Path, finished_store) -> None:
     root = tmp_path / "store"
     shutil.copytree(finished_store / "store", root)

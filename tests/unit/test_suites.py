@@ -13,14 +13,12 @@ import autojudge.suites as suites
 from autojudge.errors import AutojudgeError
 from autojudge.suites import Suite, load_suite
 from autojudge.types import Prompt
+from helpers import GENEVAL, PARTI, needs_shared_data
 
 REPO = Path(__file__).resolve().parents[2]
 STARTER = REPO / "prompt_suites" / "starter.yaml"
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-PARTI = SHARED_DATA / "PartiPrompts.tsv"
-GENEVAL = SHARED_DATA / "geneval_evaluation_metadata.jsonl"
-needs_parti = pytest.mark.skipif(not PARTI.exists(), reason=f"{PARTI} not present")
-needs_geneval = pytest.mark.skipif(not GENEVAL.exists(), reason=f"{GENEVAL} not present")
+needs_parti = needs_shared_data(PARTI.name)
+needs_geneval = needs_shared_data(GENEVAL.name)
 
 GOOD_ENTRY = """\
   - id: a

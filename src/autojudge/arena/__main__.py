@@ -17,22 +17,15 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from autojudge.cli.base import command_parser
 from autojudge.errors import AutojudgeError
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one `error:` line with exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"error: {message}; see --help\n")
-        raise SystemExit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m autojudge.arena",
-                description="Serve the arena for finished runs: people vote on pairs of "
-                            "images, the human leaderboard updates live, and every judge "
-                            "is checked against the votes.")
+    p = command_parser(
+        "arena", description="Serve the arena for finished runs: people vote on pairs of "
+                             "images, the human leaderboard updates live, and every judge "
+                             "is checked against the votes.")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR",
                    help="a finished run folder, several, or a multirun sweep folder")
     p.add_argument("--host", default="127.0.0.1", help="bind address; default 127.0.0.1")

@@ -22,7 +22,6 @@ Example:
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -96,14 +95,13 @@ def read_run(path: Path) -> dict[str, Any]:
     if not board_path.is_file():
         raise AutojudgeError(f"run {path} is not finished (no leaderboard.json); run the "
                              "same experiment again to finish it, then start the arena")
+    from autojudge.results import read_leaderboard
+
     try:
-        document = json.loads(board_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AutojudgeError(f"run {path}: leaderboard.json is unreadable ({exc}); run the "
-                             "experiment again") from None
-    if not isinstance(document, dict) or not isinstance(document.get("run"), dict):
-        raise AutojudgeError(f"run {path}: leaderboard.json is not an autojudge leaderboard "
-                             "(no \"run\" section); pass a run made by python -m autojudge")
+        document = read_leaderboard(board_path).to_dict()
+    except AutojudgeError as exc:
+        raise AutojudgeError(f"run {path}: {exc}; pass a run made by python -m autojudge "
+                             "(run the experiment again if its file is damaged)") from None
     battles = path / "battles.jsonl"
     return {"path": path, "document": document, "generations": read_jsonl(gens_path),
             "battles": read_jsonl(battles) if battles.is_file() else []}

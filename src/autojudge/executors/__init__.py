@@ -8,7 +8,8 @@ same.
 
 An executor offers:
     generation_dispatch(label, generator): None (run here) or a `stages.generate.Dispatch`.
-    judge_compute(label, plugin): a compute for `JudgeRunner` (`executors.local.LocalCompute`).
+    judge_compute(label, plugin, timeout_s): a compute for `JudgeRunner`
+        (`executors.local.LocalCompute`; `timeout_s`: the limit on one call, or None).
     release(group, label): free that plugin's workers (its stage is done).
     close(): shut down whatever the executor started.
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Sequence
 
+from autojudge.stages.isolation import guarded_compare, guarded_score
 from autojudge.types import JudgeItem, PairItem
 
 
@@ -21,24 +22,29 @@ class LocalCompute:
     The compute protocol (shared with `executors.ray.RayCompute`):
         parallelism: how many batches run at once (callers size their calls by it).
         map_score(batches) / map_compare(batches): (batch number, results) per batch,
-            in any order; items come unmaterialized and each compute decodes them.
+            in any order; items come unmaterialized and each compute decodes them. The
+            plugin is called through `stages.isolation` (a raise, a wrong count or type,
+            a hang past `timeout_s` fail only the items they touched), never bare.
         run_stats(): the plugin's run-level numbers, or None.
     """
 
     parallelism = 1
 
-    def __init__(self, plugin: Any):
+    def __init__(self, plugin: Any, timeout_s: float | None = None):
         self.plugin = plugin
+        self.timeout_s = timeout_s  # per plugin call (`stages.isolation`); None: no limit
 
     def map_score(self, batches: Sequence[Sequence[JudgeItem]]
                   ) -> Iterator[tuple[int, list[Any]]]:
         for number, items in enumerate(batches):  # decoded one batch at a time
-            yield number, list(self.plugin.score([it.materialized() for it in items]))
+            yield number, guarded_score(self.plugin, [it.materialized() for it in items],
+                                        self.timeout_s)
 
     def map_compare(self, batches: Sequence[Sequence[PairItem]]
                     ) -> Iterator[tuple[int, list[Any]]]:
         for number, pairs in enumerate(batches):
-            yield number, list(self.plugin.compare(materialized_pairs(pairs)))
+            yield number, guarded_compare(self.plugin, materialized_pairs(pairs),
+                                          self.timeout_s)
 
     def run_stats(self) -> Any:
         hook = getattr(self.plugin, "run_stats", None)
@@ -67,8 +73,8 @@ class LocalExecutor:
         """None: `stages.generate.run_generation` runs batches here by itself."""
         return None
 
-    def judge_compute(self, label: str, plugin: Any) -> Any:
-        return LocalCompute(plugin)
+    def judge_compute(self, label: str, plugin: Any, timeout_s: float | None = None) -> Any:
+        return LocalCompute(plugin, timeout_s)
 
     def release(self, group: str, label: str) -> None:
         """Nothing to free: plugins live as long as the run."""

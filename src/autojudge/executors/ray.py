@@ -48,31 +48,33 @@ class RaySettings:
     max_restarts: int = 3
     max_task_retries: int = 3
     transfer: str = "auto"
-    local_kinds: tuple[str, ...] = ("folder",)
     runtime_env: Mapping[str, Any] = field(default_factory=dict)
     start_timeout_s: float = 600.0
     log_to_driver: bool = False
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any]) -> "RaySettings":
-        s = dict(section)
-        settings = cls(
-            address=s.get("address") or None,
-            num_cpus=_number("num_cpus", s.get("num_cpus"), 1, int, optional=True),
-            num_gpus=_number("num_gpus", s.get("num_gpus"), 0, int, optional=True),
-            resources=dict(s.get("resources") or {}),
-            kind_resources=dict(s.get("kind_resources") or {}),
-            default_num_cpus=_number("default_num_cpus", s.get("default_num_cpus", 1.0), 0),
-            default_num_gpus=_number("default_num_gpus", s.get("default_num_gpus", 0.0), 0),
-            max_in_flight=_number("max_in_flight", s.get("max_in_flight", 2), 1, int),
-            window=_number("window", s.get("window", 64), 1, int),
-            max_restarts=_number("max_restarts", s.get("max_restarts", 3), -1, int),
-            max_task_retries=_number("max_task_retries", s.get("max_task_retries", 3), -1, int),
-            transfer=str(s.get("transfer") or "auto"),
-            local_kinds=tuple(s.get("local_kinds") or ()),
-            runtime_env=dict(s.get("runtime_env") or {}),
-            start_timeout_s=_number("start_timeout_s", s.get("start_timeout_s", 600.0), 1),
-            log_to_driver=bool(s.get("log_to_driver", False)))
+    def from_config(cls, section: Any) -> "RaySettings":
+        """From the `executor` section: the typed `config.ExecutorConfig`, or a plain
+        mapping of it. Absent keys take the schema's defaults, and each number is checked
+        against the rule declared beside it there (their one home)."""
+        import dataclasses
+
+        from autojudge.config import ExecutorConfig
+        from autojudge.config_rules import Range, declared_rules
+
+        given = dict(section) if isinstance(section, Mapping) else {
+            f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
+        s = {**dataclasses.asdict(ExecutorConfig()), **given}
+        for rule in declared_rules(ExecutorConfig):
+            if isinstance(rule.rule, Range) and rule.rule.low is not None:
+                s[rule.path] = _number(rule.path, s.get(rule.path), rule.rule.low,
+                                       int if rule.integer else float, optional=rule.optional)
+        for key in ("resources", "kind_resources", "runtime_env"):
+            s[key] = dict(s.get(key) or {})
+        s["address"] = s.get("address") or None
+        s["log_to_driver"] = bool(s.get("log_to_driver"))
+        names = {f.name for f in dataclasses.fields(cls)}
+        settings = cls(**{k: v for k, v in s.items() if k in names})
         settings.validate()
         return settings
 
@@ -95,10 +97,12 @@ class RaySettings:
                         _number(f"{section}.{name}.{key}", res[key], low, kind,
                                 optional=key == "actors")
 
-    def for_label(self, label: str, kind: str = "") -> dict[str, Any]:
+    def for_label(self, label: str, kind: str = "",
+                  plugin_defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """num_cpus, num_gpus, actors (None: as many as fit), max_in_flight of a plugin:
-        its label's `resources`, else its kind's `kind_resources`, else the defaults."""
-        res = {**dict(self.kind_resources.get(kind) or {}),
+        its label's `resources`, else its kind's `kind_resources`, else the plugin's own
+        `pool_resources` (autojudge.sdk), else the defaults."""
+        res = {**dict(plugin_defaults or {}), **dict(self.kind_resources.get(kind) or {}),
                **dict(self.resources.get(label) or {})}
         return {"num_cpus": float(res.get("num_cpus", self.default_num_cpus)),
                 "num_gpus": float(res.get("num_gpus", self.default_num_gpus)),
@@ -188,9 +192,12 @@ class RayExecutor:
 
         return dispatch
 
-    def judge_compute(self, label: str, plugin: Any) -> Any:
+    def judge_compute(self, label: str, plugin: Any, timeout_s: float | None = None) -> Any:
+        """A judge's batches: here (with `timeout_s` per call) when it runs on the driver,
+        else its worker pool, where a call past `timeout_s` is not cut short (a thread
+        there cannot be stopped; the worker would stay held) but Ray's retries apply."""
         if self._runs_here("judge", label):
-            return LocalCompute(plugin)
+            return LocalCompute(plugin, timeout_s)
         return RayCompute(self, label)
 
     def release(self, group: str, label: str) -> None:
@@ -228,7 +235,17 @@ class RayExecutor:
         return node
 
     def _runs_here(self, group: str, label: str) -> bool:
-        return str(self._node(group, label).get("kind")) in self.settings.local_kinds
+        """A plugin placed on the driver (autojudge.sdk `placement`, e.g. files on this
+        disk) never goes to a pool."""
+        from autojudge.sdk import placement_of
+
+        return placement_of(self._plugin_cls(group, label)) == "driver"
+
+    def _plugin_cls(self, group: str, label: str) -> Any:
+        from autojudge.registry import GENERATORS, JUDGES
+
+        registry = GENERATORS if group == "model" else JUDGES
+        return registry.get(str(self._node(group, label).get("kind")))
 
     def imap(self, group: str, label: str, method: str, payloads: Sequence[Any]
              ) -> Iterator[tuple[int, Any]]:
@@ -253,12 +270,12 @@ class RayExecutor:
               ) -> Iterator[tuple[int, Any]]:
         from autojudge.executors.ray_pool import ActorPool, PoolShape
         from autojudge.executors.ray_worker import PluginSpec
-        from autojudge.registry import GENERATORS, JUDGES
+        from autojudge.sdk import pool_resources_of
 
         self.connect()
         node = self._node(group, label)
-        registry = GENERATORS if group == "model" else JUDGES
-        res = self.settings.for_label(label, str(node["kind"]))
+        cls = self._plugin_cls(group, label)
+        res = self.settings.for_label(label, str(node["kind"]), pool_resources_of(cls))
         shape = (res["num_cpus"], res["num_gpus"])
         if shape not in self._pools:
             for other in self._pools.values():  # free the slots a new shape needs
@@ -274,7 +291,7 @@ class RayExecutor:
             self._told.add((group, label))
             log.info("executor=ray: %d worker(s) for %s %s (%g CPU, %g GPU each)", size,
                      group, label, res["num_cpus"], res["num_gpus"])
-        spec = PluginSpec(group, label, registry.get(str(node["kind"])), node, self.transfer,
+        spec = PluginSpec(group, label, cls, node, self.transfer,
                           self.store.blobs_location)
         yield from self._pools[shape].imap(spec, size, method, payloads, res["max_in_flight"])
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from autojudge.errors import AutojudgeError
+from autojudge.stages.isolation import guarded_compare, guarded_score
 from autojudge.types import Failure, GenOutput, GenRequest, JudgeItem, PairItem
 
 #: what a worker sends back instead of raising: ("error", one line) -> AutojudgeError
@@ -129,9 +130,9 @@ class PluginWorker:
         self._use(spec)
         if self.error:
             return ERROR, self.error
-        from autojudge.stages.generate import _generate_batch
+        from autojudge.stages.isolation import guarded_generate
 
-        outputs = _generate_batch(self.plugin, list(requests))
+        outputs = guarded_generate(self.plugin, list(requests))
         if spec.transfer != "shared":
             return outputs
         return [self._write(out) for out in outputs]
@@ -157,14 +158,16 @@ class PluginWorker:
     # -- judging -------------------------------------------------------------------------
 
     def score(self, spec: PluginSpec, items: Sequence[Mapping[str, Any]]) -> Any:
-        """(scores, plugin run stats) for wire items (see `wire_item`)."""
+        """(scores, plugin run stats) for wire items (see `wire_item`); the plugin is
+        called through `stages.isolation`, so a raise, a wrong count or a wrong type
+        fails only the items it touched, as in the local compute."""
         self._use(spec)
         if self.error:
             return ERROR, self.error
         try:
             decoded = self._decode(items)
-            return list(self.plugin.score([decoded[i] for i in range(len(items))])), \
-                self._stats()
+            scores = guarded_score(self.plugin, [decoded[i] for i in range(len(items))])
+            return scores, self._stats()
         except AutojudgeError as exc:
             return ERROR, f"{exc} ({self.where})"
 
@@ -178,7 +181,7 @@ class PluginWorker:
         try:
             decoded = self._decode(items)
             ready = [PairItem(prompt, decoded[a], decoded[b]) for prompt, a, b in pairs]
-            return list(self.plugin.compare(ready)), self._stats()
+            return guarded_compare(self.plugin, ready), self._stats()
         except AutojudgeError as exc:
             return ERROR, f"{exc} ({self.where})"
 

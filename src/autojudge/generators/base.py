@@ -1,4 +1,10 @@
-"""The generator protocol: a batch of requests in, one output per request out."""
+"""The generator protocol: a batch of requests in, one output per request out.
+
+The structural contract the core relies on. `autojudge.sdk` states the whole contract and
+gives `sdk.Generator`, a base that satisfies this protocol and declares every optional
+hook with its default (`placement`, `pool_resources`, `cheap_to_remake`,
+`matching_requests`); a plugin that only satisfies the protocol works too.
+"""
 from __future__ import annotations
 
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
@@ -32,3 +38,19 @@ class Generator(Protocol):
 
     def generate(self, requests: Sequence[GenRequest]) -> list[GenOutput]:
         """Return one GenOutput per request, in order."""
+
+
+class GeneratorHooks(Protocol):
+    """Optional attributes a generator may define (each is looked for by name; the
+    defaults are `autojudge.sdk.Generator`'s)."""
+
+    #: "pool" or "driver" (e.g. files on this machine's disk): where its batches run
+    placement: str
+    #: default worker resources in an executor's pool, e.g. {"actors": 1}
+    pool_resources: Mapping[str, Any]
+    #: making an image again is free and gives the same bytes
+    cheap_to_remake: bool
+
+    def matching_requests(self, requests: Sequence[GenRequest]) -> Any:
+        """Cheap pre-flight hint: an object with `requests`, `matched` and
+        `summary(label)` (e.g. `sdk.RequestMatch`); no match at all refuses the run."""

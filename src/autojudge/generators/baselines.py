@@ -14,17 +14,17 @@ Example:
 """
 from __future__ import annotations
 
-import dataclasses
 import io
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 from autojudge.errors import AutojudgeError
+from autojudge.sdk import Generator
 from autojudge.types import Failure, GenOutput, GenRequest, stable_hash
 
 __all__ = ["BlankGenerator", "NoiseGenerator", "TypesetGenerator", "encode_png", "layout_text"]
@@ -55,24 +55,11 @@ def _check_size(label: str, width: int, height: int) -> None:
         )
 
 
-class _Baseline:
-    """Shared plumbing: timing per image, fingerprint, no-op check."""
+class _Baseline(Generator):
+    """Shared plumbing: timing per image; nothing to check (Pillow and numpy only)."""
 
-    kind = "baseline"
-    version = 1
-    cacheable = True
+    cheap_to_remake = True  # deterministic and free: the same bytes every time
     batch_size = 16
-
-    def __init__(self, name: str, config: Any):
-        self.name = name
-        self.config = config
-
-    def fingerprint(self) -> Mapping[str, Any]:
-        return {"kind": self.kind, "version": self.version,
-                "params": dataclasses.asdict(self.config)}
-
-    def check(self) -> None:
-        """Nothing can be missing: these generators need only Pillow and numpy."""
 
     def _render(self, request: GenRequest) -> Image.Image:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -92,9 +79,6 @@ class _Baseline:
             outputs.append(GenOutput(image=data, latency_s=time.perf_counter() - start,
                                      cost_usd=0.0))
         return outputs
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, config={self.config!r})"
 
 
 class BlankGenerator(_Baseline):
@@ -116,7 +100,7 @@ class BlankGenerator(_Baseline):
         color: str = "white"
 
     def __init__(self, name: str, config: "BlankGenerator.Config | None" = None):
-        super().__init__(name, config or BlankGenerator.Config())
+        super().__init__(name, config)
         _check_size(name, self.config.width, self.config.height)
         _check_color(name, "color", self.config.color)
 
@@ -147,7 +131,7 @@ class NoiseGenerator(_Baseline):
         height: int = 512
 
     def __init__(self, name: str, config: "NoiseGenerator.Config | None" = None):
-        super().__init__(name, config or NoiseGenerator.Config())
+        super().__init__(name, config)
         _check_size(name, self.config.width, self.config.height)
 
     def _render(self, request: GenRequest) -> Image.Image:
@@ -387,7 +371,7 @@ class TypesetGenerator(_Baseline):
     _NO_TEXT = ("prompt", "blank")
 
     def __init__(self, name: str, config: "TypesetGenerator.Config | None" = None):
-        super().__init__(name, config or TypesetGenerator.Config())
+        super().__init__(name, config)
         c = self.config
         _check_size(name, c.width, c.height)
         _check_color(name, "color", c.color)

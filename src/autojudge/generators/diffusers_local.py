@@ -30,24 +30,23 @@ Example:
 """
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, List, Mapping, Sequence
+from typing import Any, List, Sequence
 
 from autojudge.devices import pick_device
 from autojudge.errors import AutojudgeError
 from autojudge.extras import require
+from autojudge.sdk import Generator
 from autojudge.types import Failure, GenOutput, GenRequest
 from autojudge.weights import (hub_offline, hub_weights_problem, looks_local,
                                 model_ref_identity, pipeline_folder_problem)
 
 __all__ = ["DiffusersGenerator", "pick_device"]
 
-_RUNTIME_FIELDS = ("batch_size", "gpu_hour_usd", "cpu_offload", "device", "local_files_only")
 
 
 def _empty_list() -> list:
@@ -56,12 +55,12 @@ def _empty_list() -> list:
 
 
 
-class DiffusersGenerator:
+class DiffusersGenerator(Generator):
     """Images from a local diffusers pipeline (see the module docstring)."""
 
     kind = "diffusers"
-    version = 1
-    cacheable = True
+    #: params that change where and how fast images are made, never the images
+    non_semantic = ("batch_size", "gpu_hour_usd", "cpu_offload", "device", "local_files_only")
 
     @dataclass
     class Config:
@@ -110,15 +109,14 @@ class DiffusersGenerator:
         local_files_only: bool = False
 
     def __init__(self, name: str, config: "DiffusersGenerator.Config | None" = None):
-        self.name = name
-        self.config = config or DiffusersGenerator.Config()
+        super().__init__(name, config)
         c = self.config
-        where = f"model '{name}'"
+        where = self.where
         if c.dtype not in ("auto", "float32", "float16", "bfloat16"):
             raise AutojudgeError(f"{where}: dtype={c.dtype!r} is not one of auto, float32, "
                                  f"float16, bfloat16")
-        if c.num_inference_steps < 1 or c.batch_size < 1:
-            raise AutojudgeError(f"{where}: num_inference_steps and batch_size must be >= 1")
+        if c.num_inference_steps < 1:
+            raise AutojudgeError(f"{where}: num_inference_steps must be >= 1")
         if (c.width > 0) != (c.height > 0) or c.width % 8 or c.height % 8:
             raise AutojudgeError(f"{where}: set both width and height as multiples of 8 "
                                  f"(or both 0 for the model's default)")
@@ -129,25 +127,20 @@ class DiffusersGenerator:
                                  f"{len(c.lora)} lora adapters")
         if c.generator_device not in ("cpu", "device"):
             raise AutojudgeError(f"{where}: generator_device must be 'cpu' or 'device'")
-        self.batch_size = int(c.batch_size)
         self._pipes: dict[str, Any] = {}
         self._device: str | None = None
 
-    def __repr__(self) -> str:
-        return f"DiffusersGenerator(name={self.name!r}, model={self.config.model!r})"
-
     # ------------------------------------------------------------------ identity
 
-    def fingerprint(self) -> Mapping[str, Any]:
-        params = dataclasses.asdict(self.config)
-        for key in _RUNTIME_FIELDS:
-            params.pop(key)
+    def fingerprint_params(self) -> dict[str, Any]:
+        # weights enter by identity (a local folder by its files), not by the text typed
+        params = super().fingerprint_params()
         params["model"] = model_ref_identity(self.config.model)
         params["checkpoint"] = (model_ref_identity(self.config.checkpoint)
                                 if self.config.checkpoint else "")
         params["lora"] = [model_ref_identity(r) for r in self.config.lora]
         params["lora_scales"] = [float(s) for s in self.lora_scales()]
-        return {"kind": self.kind, "version": self.version, "params": params}
+        return params
 
     def lora_scales(self) -> list[float]:
         scales = list(self.config.lora_scales)

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import logging
 import mimetypes
 import os
@@ -55,21 +54,18 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from autojudge.errors import AutojudgeError
 from autojudge.extras import require
 from autojudge.generators.fal_transport import (
     Permanent, Slot, Transient, apply_host_env, cancel, classify, decode_size, download,
     get_result, one_line, queue_host)
+from autojudge.sdk import Generator
 from autojudge.types import Failure, GenOutput, GenRequest
 
 __all__ = ["FalGenerator", "fal_key", "data_uri"]
 
-# Params that change how requests are sent, never what comes back.
-_TRANSPORT_FIELDS = ("price_per_image_usd", "price_per_megapixel_usd", "concurrency",
-                     "timeout_s", "max_retries", "backoff_s", "backoff_max_s",
-                     "client_max_attempts", "poll_interval_s", "batch_size")
 _REQUESTS_PER_POOL = 8
 _MAX_ATTEMPTS_LOCK = threading.Lock()
 
@@ -95,12 +91,16 @@ def _default_arguments() -> Dict[str, Any]:
     return {}
 
 
-class FalGenerator:
+class FalGenerator(Generator):
     """Images from a fal.ai endpoint (see the module docstring)."""
 
     kind = "fal"
-    version = 1
-    cacheable = True
+    #: params that change how requests are sent, never what comes back
+    non_semantic = ("price_per_image_usd", "price_per_megapixel_usd", "concurrency",
+                    "timeout_s", "max_retries", "backoff_s", "backoff_max_s",
+                    "client_max_attempts", "poll_interval_s", "batch_size")
+    #: in a worker pool, one worker: it keeps `concurrency` requests in flight itself
+    pool_resources = {"actors": 1}
 
     @dataclass
     class Config:
@@ -164,10 +164,9 @@ class FalGenerator:
         batch_size: int = 64
 
     def __init__(self, name: str, config: "FalGenerator.Config | None" = None):
-        self.name = name
-        self.config = config or FalGenerator.Config()
+        super().__init__(name, config)
         c = self.config
-        where = f"model '{name}'"
+        where = self.where
         if c.concurrency < 1:
             raise AutojudgeError(f"{where}: concurrency must be >= 1, got {c.concurrency}")
         if c.timeout_s <= 0:
@@ -180,11 +179,7 @@ class FalGenerator:
         if (c.width > 0) != (c.height > 0):
             raise AutojudgeError(f"{where}: set both width and height (or neither, to use "
                                  f"image_size)")
-        self.batch_size = max(1, int(c.batch_size))
         self._inference_times: deque[float] = deque(maxlen=64)
-
-    def __repr__(self) -> str:
-        return f"FalGenerator(name={self.name!r}, endpoint={self.config.endpoint!r})"
 
     def _typical_inference_s(self) -> float:
         """Median inference time fal reported for this generator's recent requests."""
@@ -193,12 +188,10 @@ class FalGenerator:
 
     # ------------------------------------------------------------------ identity
 
-    def fingerprint(self) -> Mapping[str, Any]:
-        params = dataclasses.asdict(self.config)
-        for key in _TRANSPORT_FIELDS:
-            params.pop(key)
-        params["queue_host"] = queue_host()
-        return {"kind": self.kind, "version": self.version, "params": params}
+    def fingerprint_params(self) -> dict[str, Any]:
+        params = super().fingerprint_params()
+        params["queue_host"] = queue_host()  # another host may serve other weights
+        return params
 
     def check(self) -> None:
         where = f"model '{self.name}'"

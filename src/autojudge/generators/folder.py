@@ -41,7 +41,6 @@ Example:
 """
 from __future__ import annotations
 
-import dataclasses
 import errno
 import io
 import os
@@ -51,11 +50,12 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from PIL import Image, UnidentifiedImageError
 
 from autojudge.errors import AutojudgeError
+from autojudge.sdk import Generator
 from autojudge.types import Failure, GenOutput, GenRequest
 
 __all__ = ["FolderGenerator", "FolderMatch"]
@@ -134,12 +134,13 @@ class FolderMatch:
         return line + (f" ({'; '.join(details)})" if details else "")
 
 
-class FolderGenerator:
+class FolderGenerator(Generator):
     """A "model" whose images already exist on disk (see the module docstring for layout)."""
 
     kind = "folder"
-    version = 1
     cacheable = False
+    cheap_to_remake = True  # reading the file again gives the same bytes, for nothing
+    placement = "driver"  # the folder lives on this machine's disk, not a worker's
     batch_size = 64
 
     @dataclass
@@ -162,23 +163,19 @@ class FolderGenerator:
     max_pixels: int = 64_000_000
 
     def __init__(self, name: str, config: "FolderGenerator.Config | None" = None):
-        self.name = name
-        self.config = config or FolderGenerator.Config()
+        super().__init__(name, config)
         exts = [str(e).strip().lstrip(".") for e in self.config.extensions]
         self._extensions = [e for e in dict.fromkeys(exts) if e]
-
-    def __repr__(self) -> str:
-        return f"FolderGenerator(name={self.name!r}, config={self.config!r})"
 
     @property
     def root(self) -> Path:
         """`path` made absolute against the current working directory (not normalised)."""
         return Path(os.path.expanduser(self.config.path)).absolute()
 
-    def fingerprint(self) -> Mapping[str, Any]:
-        params = dataclasses.asdict(self.config)
-        params["path"] = str(self.root) if self.config.path else ""
-        return {"kind": self.kind, "version": self.version, "params": params}
+    def fingerprint_params(self) -> dict[str, Any]:
+        params = super().fingerprint_params()
+        params["path"] = str(self.root) if self.config.path else ""  # where, not as typed
+        return params
 
     # ------------------------------------------------------------------ check
 

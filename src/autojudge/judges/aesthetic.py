@@ -22,12 +22,13 @@ import os
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from autojudge.errors import AutojudgeError
 from autojudge.judges.clip_backbone import BackboneSpec, get_backbone, quick_file_digest
 from autojudge.judges.clip_weights import check_weights
 from autojudge.resources import JUDGES_DIR
+from autojudge.sdk import PointwiseJudge
 from autojudge.types import JudgeItem, Prompt, Score
 
 __all__ = ["AestheticJudge", "build_head", "load_manifest", "file_sha256", "MANIFEST"]
@@ -77,15 +78,16 @@ def _offline() -> bool:
                for v in ("HF_HUB_OFFLINE", "AUTOJUDGE_OFFLINE"))
 
 
-class AestheticJudge:
+class AestheticJudge(PointwiseJudge):
     """Pointwise judge: LAION improved aesthetic predictor score in [0, 10].
 
     raw = {"prediction"} (the unclamped head output).
     """
 
     kind = "aesthetic"
-    version = 1
     score_range = (0.0, 10.0)
+    validation_families = ("quality",)
+    card = JUDGES_DIR / "aesthetic.md"
 
     @dataclass
     class Config:
@@ -115,21 +117,13 @@ class AestheticJudge:
         batch_size: int = 32
 
     def __init__(self, name: str = "aesthetic", config: "AestheticJudge.Config | None" = None):
-        self.name = name
-        self.config = config or AestheticJudge.Config()
-        if self.config.batch_size < 1:
-            raise AutojudgeError(f"judge '{name}': batch_size must be >= 1")
-        self.batch_size = int(self.config.batch_size)
+        super().__init__(name, config)
         c = self.config
         self.spec = BackboneSpec(c.backend, c.arch, c.pretrained, c.model_config, c.dtype,
                                  c.device, c.cache_dir)
-        self.spec.validate(f"judge '{name}'")
-        self._store: Any = None
+        self.spec.validate(self.where)
         self._head: Any = None
         self._verified: Path | None = None
-
-    def __repr__(self) -> str:
-        return f"AestheticJudge(name={self.name!r}, config={self.config!r})"
 
     # -- weights -------------------------------------------------------------------------
 
@@ -213,14 +207,12 @@ class AestheticJudge:
 
     # -- protocol ------------------------------------------------------------------------
 
-    def attach_store(self, store: Any) -> None:
-        self._store = store
-
     @property
     def backbone(self) -> Any:
         return get_backbone(self.spec)
 
-    def fingerprint(self) -> Mapping[str, Any]:
+    def fingerprint_params(self) -> dict[str, Any]:
+        # the head by its sha256 (or file digest), never by where it was downloaded to
         source, expected = self.head_source()
         path = self.head_path()
         if expected:
@@ -229,9 +221,8 @@ class AestheticJudge:
             head_id = {"digest": quick_file_digest(path)}
         else:
             head_id = {"source": source}
-        return {"kind": self.kind, "version": self.version,
-                "params": {"backbone": self.spec.fingerprint(), "head": head_id,
-                           "clamp": list(self.score_range)}}
+        return {"backbone": self.spec.fingerprint(), "head": head_id,
+                "clamp": list(self.score_range)}
 
     def check(self) -> None:
         check_weights(self.spec, f"judge '{self.name}'", f"judge.{self.name}")
@@ -246,7 +237,7 @@ class AestheticJudge:
         import torch
 
         head = self.head()
-        emb = self.backbone.encode_images(items, store=self._store, batch_size=self.batch_size)
+        emb = self.backbone.encode_images(items, store=self.cache, batch_size=self.batch_size)
         if emb.shape[1] != self._in_dim:
             raise AutojudgeError(
                 f"judge '{self.name}': the head expects {self._in_dim}-d embeddings but "

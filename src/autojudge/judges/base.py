@@ -1,9 +1,13 @@
 """Judge protocols: pointwise (image -> score) and pairwise (pair -> verdict).
 
+The structural contract the core relies on. `autojudge.sdk` states the whole contract and
+gives base classes (`sdk.PointwiseJudge`, `sdk.PairwiseJudge`) that satisfy these
+protocols and declare every optional hook with its default; a plugin that only satisfies
+a protocol here works too (each hook it lacks takes the SDK's default).
+
 A plugin implements one of them and nothing more: caching, pair orientation,
 swap-debiasing, cost metering and run stats are the judge runner's
-(`autojudge.stages.runner`). Two optional hooks (`JudgeHooks`) let a plugin share a cache
-through the store and report run-level numbers; the runner is the only caller.
+(`autojudge.stages.runner`). The optional hooks (`JudgeHooks`) are read by name.
 """
 from __future__ import annotations
 
@@ -60,14 +64,16 @@ class PairwiseJudge(Protocol):
 
 
 class JudgeHooks(Protocol):
-    """Optional methods a judge plugin may define (the runner looks for each by name).
+    """Optional attributes a judge plugin may define (each is looked for by name; the
+    defaults are `autojudge.sdk.Judge`'s).
 
     A pairwise plugin may also put `cost_usd` (float) in a verdict's raw: the runner sums
     it over fresh verdicts, so cost budgets use what was spent.
     """
 
     def attach_store(self, store: Any) -> None:
-        """Receive the run's store (e.g. to share image embeddings between judges)."""
+        """Receive the run's store; SDK judges get only its narrow view
+        (`sdk.PluginCache`: vectors by namespace and image sha) in `attach_cache`."""
 
     def run_stats(self) -> Mapping[str, Any]:
         """Run-level numbers for the report (e.g. truncated prompts, cache counts)."""
@@ -75,3 +81,9 @@ class JudgeHooks(Protocol):
     #: what `applies` needs, in words, e.g. "prompts with expected_text"; the pre-flight
     #: check names it when a judge applies to none of the selected prompts
     needs: str
+    #: families of controlled pairs `autojudge.validate` runs (None: every family)
+    validation_families: tuple[str, ...] | None
+    #: "pool" or "driver": where an executor may run its batches
+    placement: str
+    #: path of its judge card
+    card: Any

@@ -21,11 +21,12 @@ Example (config):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
-from autojudge.errors import AutojudgeError
 from autojudge.judges.clip_backbone import BackboneSpec, get_backbone
 from autojudge.judges.clip_weights import check_weights
+from autojudge.resources import JUDGES_DIR
+from autojudge.sdk import PointwiseJudge
 from autojudge.types import Failure, JudgeItem, Prompt, Score
 
 __all__ = ["CLIPScoreJudge", "clip_score_value"]
@@ -36,15 +37,16 @@ def clip_score_value(cosine: float) -> float:
     return max(100.0 * float(cosine), 0.0)
 
 
-class CLIPScoreJudge:
+class CLIPScoreJudge(PointwiseJudge):
     """Pointwise judge: 100 * max(cosine(image, prompt), 0) in [0, 100].
 
     raw = {"cosine", "truncated", "prompt_tokens"}.
     """
 
     kind = "clip"
-    version = 1
     score_range = (0.0, 100.0)
+    validation_families = ("alignment",)
+    card = JUDGES_DIR / "clip.md"
 
     @dataclass
     class Config:
@@ -73,34 +75,22 @@ class CLIPScoreJudge:
         batch_size: int = 32
 
     def __init__(self, name: str = "clip", config: "CLIPScoreJudge.Config | None" = None):
-        self.name = name
-        self.config = config or CLIPScoreJudge.Config()
-        if self.config.batch_size < 1:
-            raise AutojudgeError(f"judge '{name}': batch_size must be >= 1")
-        self.batch_size = int(self.config.batch_size)
+        super().__init__(name, config)
         self.spec = BackboneSpec(self.config.backend, self.config.arch, self.config.pretrained,
                                  self.config.model_config, self.config.dtype,
                                  self.config.device, self.config.cache_dir)
-        self.spec.validate(f"judge '{name}'")
-        self._store: Any = None
+        self.spec.validate(self.where)
         #: prompts truncated to the text context, over this judge's lifetime
         self.truncated_prompts = 0
         self._truncated_seen: set[str] = set()
-
-    def __repr__(self) -> str:
-        return f"CLIPScoreJudge(name={self.name!r}, config={self.config!r})"
 
     @property
     def backbone(self) -> Any:
         return get_backbone(self.spec)
 
-    def attach_store(self, store: Any) -> None:
-        """Share image embeddings through `store` (app.py calls this)."""
-        self._store = store
-
-    def fingerprint(self) -> Mapping[str, Any]:
-        return {"kind": self.kind, "version": self.version,
-                "params": {"backbone": self.spec.fingerprint(), "formula": "100*max(cos,0)"}}
+    def fingerprint_params(self) -> dict[str, Any]:
+        # the backbone's identity (weights by digest), never device or batch size
+        return {"backbone": self.spec.fingerprint(), "formula": "100*max(cos,0)"}
 
     def check(self) -> None:
         check_weights(self.spec, f"judge '{self.name}'", f"judge.{self.name}")
@@ -121,7 +111,7 @@ class CLIPScoreJudge:
                 ok.append(i)
         if ok:
             backbone = self.backbone
-            images = backbone.encode_images([items[i] for i in ok], store=self._store,
+            images = backbone.encode_images([items[i] for i in ok], store=self.cache,
                                             batch_size=self.batch_size)
             texts, truncated, n_tokens = backbone.encode_texts([items[i].prompt.text for i in ok])
             cosines = (images.astype("float64") * texts.astype("float64")).sum(axis=1)

@@ -18,16 +18,17 @@ Example:
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from autojudge.errors import AutojudgeError
+from autojudge.resources import JUDGES_DIR
+from autojudge.sdk import PointwiseJudge
 from autojudge.types import Failure, JudgeItem, Prompt, Score
 
 __all__ = ["OCRJudge", "normalize_text", "char_error_rate", "text_accuracy",
@@ -140,7 +141,7 @@ def quiet_rapidocr_logging() -> None:
         log.addFilter(_DropEmptyDetection())
 
 
-class OCRJudge:
+class OCRJudge(PointwiseJudge):
     """Pointwise judge: 1 - character error rate between OCR'd and expected text.
 
     Score in [0, 1]; 1.0 means every character of `expected_text` was read (after
@@ -156,8 +157,10 @@ class OCRJudge:
     kind = "ocr"
     #: what `applies` needs, for the pre-flight message when no prompt qualifies
     needs = "prompts with expected_text (the text an image should render)"
-    version = 1
     score_range = (0.0, 1.0)
+    validation_families = ("text",)
+    card = JUDGES_DIR / "ocr.md"
+    non_semantic = ("batch_size",)
 
     @dataclass
     class Config:
@@ -172,32 +175,17 @@ class OCRJudge:
         min_confidence: float = 0.0
         batch_size: int = 8
 
-    #: Config fields that never change a score, left out of the fingerprint.
-    _NOT_IN_FINGERPRINT = ("batch_size",)
-
     def __init__(self, name: str = "ocr", config: "OCRJudge.Config | None" = None, *,
                  engine: Any = None):
         """`engine`: an existing RapidOCR instance to share (tests, several judges);
         by default one is created on first use."""
-        self.name = name
-        self.config = config or OCRJudge.Config()
+        super().__init__(name, config)
         if not 0.0 <= self.config.min_confidence <= 1.0:
             raise AutojudgeError(
                 f"judge '{name}': min_confidence={self.config.min_confidence} must be "
                 f"between 0 and 1"
             )
-        if self.config.batch_size < 1:
-            raise AutojudgeError(f"judge '{name}': batch_size must be >= 1")
-        self.batch_size = int(self.config.batch_size)
         self._engine: Any = engine
-
-    def __repr__(self) -> str:
-        return f"OCRJudge(name={self.name!r}, config={self.config!r})"
-
-    def fingerprint(self) -> Mapping[str, Any]:
-        params = {k: v for k, v in dataclasses.asdict(self.config).items()
-                  if k not in self._NOT_IN_FINGERPRINT}
-        return {"kind": self.kind, "version": self.version, "params": params}
 
     def check(self) -> None:
         # find_spec, not import: importing rapidocr loads OpenCV (a second), and a warm

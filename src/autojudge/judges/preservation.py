@@ -25,14 +25,15 @@ Example:
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from autojudge.errors import AutojudgeError
+from autojudge.resources import JUDGES_DIR
+from autojudge.sdk import PointwiseJudge
 from autojudge.types import Failure, JudgeItem, Prompt, Score
 
 __all__ = ["PreservationJudge", "preservation_scores"]
@@ -70,13 +71,14 @@ def preservation_scores(output: Any, init: Any, mask: Any | None, *, threshold: 
     return {"mae": mae, "psnr_db": psnr, "kept_pixels": kept}
 
 
-class PreservationJudge:
+class PreservationJudge(PointwiseJudge):
     """Pointwise: how unchanged the region outside the mask stays (see module docstring)."""
 
     kind = "preservation"
     needs = "editing prompts with an init_image (e.g. suite=editing)"
-    version = 1
     score_range = (0.0, 1.0)
+    card = JUDGES_DIR / "preservation.md"
+    non_semantic = ("batch_size",)
 
     @dataclass
     class Config:
@@ -98,8 +100,7 @@ class PreservationJudge:
         batch_size: int = 16
 
     def __init__(self, name: str, config: "PreservationJudge.Config | None" = None):
-        self.name = name
-        self.config = config or PreservationJudge.Config()
+        super().__init__(name, config)
         c = self.config
         if c.metric not in METRICS:
             raise AutojudgeError(f"judge '{name}': metric={c.metric!r} is not one of "
@@ -110,15 +111,6 @@ class PreservationJudge:
             raise AutojudgeError(f"judge '{name}': mask_threshold must be in 1..255")
         if c.mask_dilate_px < 0:
             raise AutojudgeError(f"judge '{name}': mask_dilate_px must be >= 0")
-        self.batch_size = max(1, int(c.batch_size))
-
-    def fingerprint(self) -> Mapping[str, Any]:
-        params = dataclasses.asdict(self.config)
-        params.pop("batch_size")
-        return {"kind": self.kind, "version": self.version, "params": params}
-
-    def check(self) -> None:
-        """Nothing to load: Pillow and numpy only."""
 
     def applies(self, prompt: Prompt) -> bool:
         return bool(getattr(prompt, "init_image", None))

@@ -47,18 +47,24 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from autojudge.errors import AutojudgeError
 from autojudge.extras import require
 from autojudge.judges.vlm_prompts import (CRITERIA, PRICES, REFUSAL, TEMPLATES, load_prices,
                                           load_templates, parse_answer)
+from autojudge.resources import JUDGES_DIR
+from autojudge.sdk import PairwiseJudge
 from autojudge.types import Failure, PairItem, Prompt, Verdict, stable_hash
 
 __all__ = ["VLMPreferenceJudge", "parse_answer", "load_templates", "load_prices",
            "TEMPLATES", "PRICES", "CRITERIA"]
 
 BACKENDS = ("openai", "transformers")
+
+# criterion -> the validation families (autojudge.validate) that test it
+_CRITERION_FAMILIES = {"text_rendering": ("text",), "prompt_alignment": ("alignment",),
+                       "visual_quality": ("quality",), "overall": ("quality", "alignment")}
 
 _SECRETISH = re.compile(r"(sk-[A-Za-z0-9_\-*]{3,}|Bearer\s+\S+)")
 
@@ -72,11 +78,11 @@ class _Request:
     second: Any
 
 
-class VLMPreferenceJudge:
+class VLMPreferenceJudge(PairwiseJudge):
     """Pairwise judge backed by a vision-language model behind an OpenAI-compatible API."""
 
     kind = "vlm"
-    version = 1
+    card = JUDGES_DIR / "vlm.md"
 
     @dataclass
     class Config:
@@ -136,9 +142,9 @@ class VLMPreferenceJudge:
         local_files_only: bool = False
 
     def __init__(self, name: str = "vlm", config: "VLMPreferenceJudge.Config | None" = None):
-        self.name = name
-        self.config = c = config or VLMPreferenceJudge.Config()
-        who = f"judge '{name}'"
+        super().__init__(name, config)
+        c = self.config
+        who = self.where
         if c.backend not in BACKENDS:
             raise AutojudgeError(f"{who}: backend '{c.backend}' is not available; use 'openai' "
                                  f"(any OpenAI-compatible endpoint, e.g. vLLM or Ollama) or "
@@ -151,13 +157,12 @@ class VLMPreferenceJudge:
                                      f"{', '.join(ANSWER_MODES)}")
             if c.dtype not in DTYPES:
                 raise AutojudgeError(f"{who}: dtype must be one of {', '.join(DTYPES)}")
-        for field_name, low in (("batch_size", 1), ("concurrency", 1), ("max_retries", 0),
+        for field_name, low in (("concurrency", 1), ("max_retries", 0),
                                 ("image_max_side", 16), ("max_tokens", 1)):
             if getattr(c, field_name) < low:
                 raise AutojudgeError(f"{who}: {field_name} must be >= {low}")
         if c.image_format not in ("png", "jpeg"):
             raise AutojudgeError(f"{who}: image_format must be png or jpeg")
-        self.batch_size = int(c.batch_size)
         self._client: Any = None
         self._client_lock = threading.Lock()
         self._templates: dict[str, Any] | None = None
@@ -165,9 +170,6 @@ class VLMPreferenceJudge:
         self.stats = {"requests": 0, "retries": 0, "failures": {}, "prompt_tokens": 0,
                       "completion_tokens": 0, "cost_usd": 0.0}
         self._stats_lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"VLMPreferenceJudge(name={self.name!r}, model={self.config.model!r})"
 
     # -- identity ------------------------------------------------------------------------
 
@@ -188,7 +190,8 @@ class VLMPreferenceJudge:
                 "criterion_name": str(crit.get("name", self.config.criterion)),
                 "rubric": str(crit.get("rubric", "")).strip()}
 
-    def _base_fingerprint(self) -> dict[str, Any]:
+    def fingerprint_params(self) -> dict[str, Any]:
+        # the prompt templates by content; a local model by its files, never its device
         c = self.config
         try:
             template_hash = stable_hash(self._template_text())
@@ -205,10 +208,7 @@ class VLMPreferenceJudge:
             del params["base_url"]
             params["model"] = model_ref_identity(c.model)
             params.update(dtype=c.dtype, local_answer=c.local_answer)
-        return {"kind": self.kind, "version": self.version, "params": params}
-
-    def fingerprint(self) -> Mapping[str, Any]:
-        return self._base_fingerprint()
+        return params
 
     def check(self) -> None:
         who = f"judge '{self.name}'"
@@ -236,6 +236,11 @@ class VLMPreferenceJudge:
         if self.config.criterion == "text_rendering":
             return "prompts with expected_text for criterion text_rendering"
         return "prompts with text"
+
+    @property
+    def validation_families(self) -> tuple[str, ...]:
+        """The controlled-pair families its criterion is about (autojudge.validate)."""
+        return _CRITERION_FAMILIES.get(self.config.criterion, ("quality",))
 
     def applies(self, prompt: Prompt) -> bool:
         if self.config.criterion == "text_rendering":

@@ -1,7 +1,8 @@
 """One leaderboard from a battle log: BT rating, honest CI, CI-aware rank, Elo, counts.
 
 `rate_battles` is what the pipeline, `python -m autojudge.rate` and the arena call; its
-per-model dict keys are the board contract in DESIGN.md. What it will not claim:
+per-model dict keys are the board contract (autojudge.results.BoardRow). What it will not
+claim:
 
 - no rating, CI, rank or Elo for a model without battles (`unrated_reason` says why);
 - no comparison across connected components of the battle graph: each component is

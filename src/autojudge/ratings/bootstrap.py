@@ -26,8 +26,8 @@ import numpy as np
 from scipy import sparse
 
 from autojudge.errors import AutojudgeError
-from autojudge.ratings.bradley_terry import (DEFAULT_PRIOR, Battles, Matchups,
-                                             aggregate_matchups, anchor_index,
+from autojudge.ratings.bradley_terry import (DEFAULT_PRIOR, DENSE_NEWTON_MAX, Battles,
+                                             Matchups, aggregate_matchups, anchor_index,
                                              battle_outcomes, encode_battles, factorize,
                                              fit_strengths, strengths_to_ratings,
                                              unique_codes)
@@ -51,7 +51,13 @@ class BootstrapResult:
 
 
 def percentile_interval(samples: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
-    """(low, high) percentiles of (rounds x models) samples at `confidence`."""
+    """(low, high) percentiles of (rounds x models) samples at `confidence`.
+
+    Example:
+        >>> low, high = percentile_interval(np.arange(101.0).reshape(101, 1), 0.5)
+        >>> low.tolist(), high.tolist()
+        ([25.0], [75.0])
+    """
     if not 0.0 < confidence < 1.0:
         raise AutojudgeError(f"confidence must be between 0 and 1, got {confidence!r}")
     tail = 50.0 * (1.0 - confidence)
@@ -182,7 +188,8 @@ def bootstrap_strengths(battles: Battles, clusters: np.ndarray | None, *, rounds
     c, pvals, draws, mu = unit_matrix(battles, clusters, matchups)
     if len(mu.i) == 0 or rounds == 0:
         return out
-    per_round = 8 * (len(pvals) + 12 * len(mu.i) + 4 * m * m + 8 * m)
+    hessians = 4 * m * m if m <= DENSE_NEWTON_MAX else 0  # sparse CG keeps none
+    per_round = 8 * (len(pvals) + 12 * len(mu.i) + hessians + 8 * m)
     chunk = int(max(1, min(rounds, _CHUNK_BYTES // per_round)))
     for lo in range(0, rounds, chunk):
         size = min(chunk, rounds - lo)

@@ -48,7 +48,8 @@ import numpy as np
 from scipy.special import chdtrc, logit, ndtr
 
 from autojudge.ratings.bootstrap import _CHUNK_BYTES, _build_c, draw_counts
-from autojudge.ratings.bradley_terry import (Battles, Matchups, aggregate_matchups,
+from autojudge.ratings.bradley_terry import (DENSE_NEWTON_MAX, Battles, Matchups,
+                                             aggregate_matchups,
                                              battle_outcomes, fit_strengths)
 from autojudge.ratings.intervals import likelihood_weights
 from autojudge.ratings.profile import ContrastProfile
@@ -129,7 +130,8 @@ def joint_paths(battles: Battles, clusters: np.ndarray, mu: Matchups, index: np.
     use_score = scores is not None and battles.n_models >= 3 and scores.n_diff.sum() > 0
     rng = np.random.default_rng(seed)
     weights = [np.ones((1, k))]
-    per_round = 8 * (k + 12 * len(mu.i) + 4 * battles.n_models ** 2)
+    m = battles.n_models
+    per_round = 8 * (k + 12 * len(mu.i) + (4 * m * m if m <= DENSE_NEWTON_MAX else 0))
     chunk = int(max(1, min(rounds, _CHUNK_BYTES // per_round)))
     for lo in range(0, rounds, chunk):
         size = min(chunk, rounds - lo)

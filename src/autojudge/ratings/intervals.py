@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 
 from autojudge.ratings.bootstrap import percentile_interval
-from autojudge.ratings.bradley_terry import Battles, aggregate_matchups
-from autojudge.ratings.profile import contrast_interval
+from autojudge.ratings.bradley_terry import Battles, Matchups, aggregate_matchups
+from autojudge.ratings.pairwise import pairwise_bounded_above
+from autojudge.ratings.profile import ContrastProfile, maximise_likelihood, z_value
 from autojudge.ratings.structure import BattleGraph
 
 # A bootstrap narrower than this (Elo) has no spread: its rounds all agreed exactly.
@@ -39,7 +40,12 @@ _NO_SPREAD = 1e-6
 
 
 def elo_factor(base: float, scale: float) -> float:
-    """Elo points per natural-log strength unit (400 / ln 10 on the Arena scale)."""
+    """Elo points per natural-log strength unit (400 / ln 10 on the Arena scale).
+
+    Example:
+        >>> round(elo_factor(10.0, 400.0), 2)
+        173.72
+    """
     return scale / math.log(base)
 
 
@@ -100,6 +106,8 @@ def model_intervals(battles: Battles, clusters: np.ndarray | None, graph: Battle
             bounded = (not open_low, not open_high)
             if bounded == (True, True) and b_high[k] - b_low[k] > _NO_SPREAD:
                 lo_k, hi_k, how = float(b_low[k]), float(b_high[k]), "bootstrap"
+            elif bounded == (False, False):
+                lo_k, hi_k, how = None, None, "profile"  # nothing to profile
             else:
                 contrast = _contrast(members, k, ref)
                 lo_n, hi_n = likelihood.interval(members, contrast, bounded)
@@ -115,32 +123,51 @@ def model_intervals(battles: Battles, clusters: np.ndarray | None, graph: Battle
 
 class _Likelihood:
     """Profile-likelihood intervals of contrasts inside components, with the per-battle
-    weights and each component's matchups built once, and only when first needed."""
+    weights, each component's matchups and its unconstrained fit built once, and only
+    when first needed (the fit is the same for every contrast of a component)."""
 
     def __init__(self, battles: Battles, clusters: np.ndarray | None, strengths: np.ndarray,
                  confidence: float):
         self.battles, self.clusters = battles, clusters
         self.strengths, self.confidence = strengths, confidence
-        self._weights: np.ndarray | None = None
+        self._matchups: Matchups | None = None
         self._problems: dict[int, tuple] = {}
+        self._fits: dict[int, np.ndarray] = {}
+
+    def problem(self, members: np.ndarray) -> tuple:
+        """(i, j, eff_i, eff_j) of the component, renumbered 0..len(members)-1."""
+        key = int(members[0])
+        if key not in self._problems:
+            if self._matchups is None:
+                weights = likelihood_weights(self.battles, self.clusters)
+                self._matchups = aggregate_matchups(self.battles, weight=weights)[0]
+            self._problems[key] = _component_problem(self._matchups, self.battles.n_models,
+                                                     members)
+        return self._problems[key]
+
+    def fit(self, members: np.ndarray) -> np.ndarray:
+        """The component's unconstrained likelihood maximum (from the point strengths)."""
+        key = int(members[0])
+        if key not in self._fits:
+            self._fits[key] = maximise_likelihood(*self.problem(members), len(members),
+                                                  self.strengths[members])
+        return self._fits[key]
+
+    def profile(self, members: np.ndarray, contrast: np.ndarray) -> ContrastProfile:
+        return ContrastProfile(*self.problem(members), len(members), contrast,
+                               fitted=self.fit(members))
 
     def interval(self, members: np.ndarray, contrast: np.ndarray,
                  sides: tuple[bool, bool]) -> tuple[float | None, float | None]:
-        key = int(members[0])
-        if key not in self._problems:
-            if self._weights is None:
-                self._weights = likelihood_weights(self.battles, self.clusters)
-            self._problems[key] = _component_problem(self.battles, self._weights, members)
-        return contrast_interval(*self._problems[key], len(members), contrast,
-                                 confidence=self.confidence, sides=sides,
-                                 start=self.strengths[members])
+        prof = self.profile(members, contrast)
+        return (prof.bound(-1, self.confidence) if sides[0] else None,
+                prof.bound(+1, self.confidence) if sides[1] else None)
 
 
-def _component_problem(battles: Battles, weights: np.ndarray, members: np.ndarray
+def _component_problem(mu: Matchups, n_models: int, members: np.ndarray
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Matchups (i, j, eff_i, eff_j) of one component, renumbered 0..len(members)-1."""
-    mu, _ = aggregate_matchups(battles, weight=weights)
-    local = np.full(battles.n_models, -1, dtype=np.int64)
+    local = np.full(n_models, -1, dtype=np.int64)
     local[members] = np.arange(len(members))
     keep = (local[mu.i] >= 0) & (local[mu.j] >= 0)
     return local[mu.i[keep]], local[mu.j[keep]], mu.eff_i[keep], mu.eff_j[keep]
@@ -188,32 +215,25 @@ def ci_rank(low: Any, high: Any, component: Any = None,
 def pairwise_above(battles: Battles, clusters: np.ndarray | None, graph: BattleGraph,
                    strengths: np.ndarray, low: list, high: list, *, confidence: float
                    ) -> np.ndarray:
-    """above[j, k]: the likelihood bounds rating[j] - rating[k] above 0, computed only
+    """above[j, k]: the likelihood bounds rating[j] - rating[k] above 0, decided only
     for pairs of one component where an open CI side keeps the marginal rule silent and
     the data bound the difference from below (j reaches k in the effective-win graph).
 
     A model in the middle of a strict chain (beaten by some, beating others) has both
     sides of its centred rating open, yet every battle says where it stands; this is how
-    its rank still says so."""
+    its rank still says so. `pairwise.pairwise_bounded_above` decides the pairs without
+    finding each bound (most in a cheap screen)."""
     m = battles.n_models
     above = np.zeros((m, m), dtype=bool)
     likelihood = _Likelihood(battles, clusters, strengths, confidence)
+    open_low = np.array([v is None for v in low])
+    open_high = np.array([v is None for v in high])
+    cut = z_value(confidence) ** 2
     for comp in range(graph.n_components):
         members = graph.members(comp)
-        if not any(low[k] is None or high[k] is None for k in members):
+        if not (open_low[members].any() or open_high[members].any()):
             continue
-        for j in members:
-            for k in members:
-                if j == k or not graph.reach[j, k]:
-                    continue  # no chain of wins from j to k: unbounded below
-                if low[j] is not None and high[k] is not None:
-                    continue  # the marginal CIs decide this pair
-                bound, _ = likelihood.interval(members, _contrast(members, j, k),
-                                               (True, False))
-                above[j, k] = bound is not None and bound > 0
+        got = pairwise_bounded_above(graph, members, open_low[members],
+                                     open_high[members], likelihood, cut)
+        above[np.ix_(members, members)] = got
     return above
-
-
-def summarise_structure(graph: BattleGraph) -> dict[str, Any]:
-    """Board-level keys: whether all rated models are linked, and how many components."""
-    return {"connected": graph.connected, "n_components": graph.n_components}

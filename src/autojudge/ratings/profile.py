@@ -29,7 +29,11 @@ Example:
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from scipy import sparse
+from scipy.sparse.linalg import spsolve
 from scipy.special import expit, ndtri
 
 from autojudge.errors import AutojudgeError
@@ -37,6 +41,9 @@ from autojudge.errors import AutojudgeError
 _RIDGE = 1e-9
 _GAIN_TOL = 1e-10
 _MAX_SPAN = 60.0  # nats (~10,000 Elo): a bound not reached by then counts as open
+# Beyond this many strengths Newton steps use a sparse Hessian (same steps, O(matchups)
+# memory); below it a dense LAPACK solve is faster.
+_DENSE_MAX = 150
 
 
 def _nll(s: np.ndarray, i: np.ndarray, j: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
@@ -45,17 +52,45 @@ def _nll(s: np.ndarray, i: np.ndarray, j: np.ndarray, a: np.ndarray, b: np.ndarr
 
 
 def _grad_hess(s: np.ndarray, i: np.ndarray, j: np.ndarray, a: np.ndarray, b: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Gradient and Hessian of the ridge-penalised negative log-likelihood."""
+               ) -> tuple[np.ndarray, Any]:
+    """Gradient and Hessian of the ridge-penalised negative log-likelihood; the Hessian
+    is dense for small problems and sparse beyond `_DENSE_MAX` strengths (it is a weighted
+    graph Laplacian: as sparse as the matchups, and a dense one costs O(m^3) a step)."""
     m = len(s)
     p = expit(s[i] - s[j])
     g_pair = (a + b) * p - a
     grad = _RIDGE * s + np.bincount(i, g_pair, m) - np.bincount(j, g_pair, m)
     w = (a + b) * p * (1.0 - p)
-    hess = np.diag(_RIDGE + np.bincount(i, w, m) + np.bincount(j, w, m))
+    diag = _RIDGE + np.bincount(i, w, m) + np.bincount(j, w, m)
+    if m > _DENSE_MAX:
+        idx = np.arange(m)
+        hess = sparse.csc_matrix((np.concatenate([diag, -w, -w]),
+                                  (np.concatenate([idx, i, j]), np.concatenate([idx, j, i]))),
+                                 shape=(m, m))
+        return grad, hess
+    hess = np.diag(diag)
     np.add.at(hess, (i, j), -w)
     np.add.at(hess, (j, i), -w)
     return grad, hess
+
+
+def _newton_direction(hess: Any, grad: np.ndarray, contrast: np.ndarray | None
+                      ) -> np.ndarray:
+    """H^-1 g, or with a's fixed the KKT system [[H, a], [a', 0]] [step; lambda] = [g; 0]."""
+    m = len(grad)
+    if contrast is None:
+        if sparse.issparse(hess):
+            return spsolve(hess, grad)
+        return np.linalg.solve(hess, grad)
+    if sparse.issparse(hess):
+        col = sparse.csc_matrix(contrast[:, None])
+        kkt = sparse.bmat([[hess, col], [col.T, None]], format="csc")
+        return spsolve(kkt, np.append(grad, 0.0))[:m]
+    kkt = np.zeros((m + 1, m + 1))
+    kkt[:m, :m] = hess
+    kkt[:m, m] = contrast
+    kkt[m, :m] = contrast
+    return np.linalg.solve(kkt, np.append(grad, 0.0))[:m]
 
 
 def _maximise(s: np.ndarray, i: np.ndarray, j: np.ndarray, a: np.ndarray, b: np.ndarray,
@@ -67,18 +102,10 @@ def _maximise(s: np.ndarray, i: np.ndarray, j: np.ndarray, a: np.ndarray, b: np.
     optimum runs off towards log(n / ridge) at about one nat per step while the gains
     shrink geometrically, so the log-likelihood is then within ~2 x _GAIN_TOL of its
     supremum, far below what a bound needs (and nothing is gained by creeping on)."""
-    m = len(s)
     f0 = _nll(s, i, j, a, b) + 0.5 * _RIDGE * s @ s
     for _ in range(max_iter):
         grad, hess = _grad_hess(s, i, j, a, b)
-        if contrast is None:
-            step = np.linalg.solve(hess, grad)
-        else:  # KKT system: [[H, a], [a', 0]] [step; lambda] = [g; 0]
-            kkt = np.zeros((m + 1, m + 1))
-            kkt[:m, :m] = hess
-            kkt[:m, m] = contrast
-            kkt[m, :m] = contrast
-            step = np.linalg.solve(kkt, np.append(grad, 0.0))[:m]
+        step = _newton_direction(hess, grad, contrast)
         slope = float(grad @ step)
         t, f1 = 1.0, f0
         while t > 1e-8:
@@ -96,6 +123,14 @@ def _maximise(s: np.ndarray, i: np.ndarray, j: np.ndarray, a: np.ndarray, b: np.
     return s
 
 
+def maximise_likelihood(i: np.ndarray, j: np.ndarray, eff_i: np.ndarray, eff_j: np.ndarray,
+                        n_models: int, start: np.ndarray | None = None) -> np.ndarray:
+    """The (vanishing-ridge) maximum of the unpenalised likelihood, from `start`."""
+    s0 = np.zeros(n_models) if start is None else np.array(start, dtype=np.float64)
+    return _maximise(s0, i, j, np.asarray(eff_i, dtype=np.float64),
+                     np.asarray(eff_j, dtype=np.float64), None)
+
+
 class ContrastProfile:
     """The profile likelihood of one contrast `a's` over aggregated matchups.
 
@@ -105,17 +140,20 @@ class ContrastProfile:
         n_models: number of strengths.
         contrast: coefficients a with sum 0 (a gauge-free contrast).
         start: a starting point for the unconstrained fit (e.g. the point estimate).
+        fitted: the unconstrained fit itself (`maximise_likelihood`), when the caller
+            profiles several contrasts of one problem (it is the same for all of them).
     """
 
     def __init__(self, i: np.ndarray, j: np.ndarray, eff_i: np.ndarray, eff_j: np.ndarray,
-                 n_models: int, contrast: np.ndarray, start: np.ndarray | None = None):
+                 n_models: int, contrast: np.ndarray, start: np.ndarray | None = None,
+                 fitted: np.ndarray | None = None):
         self.i, self.j = i, j
         self.a = np.asarray(eff_i, dtype=np.float64)
         self.b = np.asarray(eff_j, dtype=np.float64)
         self.contrast = np.asarray(contrast, dtype=np.float64)
         self._norm = float(self.contrast @ self.contrast)
-        s0 = np.zeros(n_models) if start is None else np.array(start, dtype=np.float64)
-        self.s_hat = _maximise(s0, i, j, self.a, self.b, None)
+        self.s_hat = maximise_likelihood(i, j, self.a, self.b, n_models, start) \
+            if fitted is None else fitted
         self.top = -_nll(self.s_hat, i, j, self.a, self.b)
         #: the contrast at the (ridge) maximum: huge when the data separate that way
         self.estimate = float(self.contrast @ self.s_hat)

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
-from scipy.sparse.csgraph import connected_components
+from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from autojudge.ratings.bradley_terry import Battles, Matchups, aggregate_matchups
 
@@ -53,18 +53,28 @@ from autojudge.ratings.bradley_terry import Battles, Matchups, aggregate_matchup
 class BattleGraph:
     """Components and separation structure of one battle log.
 
+    Reachability is answered from the condensation (the DAG of SCCs) without a dense
+    models x models matrix: a whole component reaches a model iff the model's SCC is the
+    component's only sink (every SCC reaches some sink), and a model reaches its whole
+    component iff its SCC is the only source. Pairwise questions walk the sparse DAG.
+
     Attributes:
         component: per model, its connected component (0, 1, ... by first model), or -1
             for a model without battles.
         n_components: number of components with battles.
         scc: per model, its strongly connected component in the effective-win digraph.
-        reach: reach[p, q] True when model p reaches model q (p == q included).
+        dag: the condensation, CSR (n_scc x n_scc), an entry where some model of one SCC
+            beat (or tied) some model of the other.
+        only_source, only_sink: per component, its single source / sink SCC, or -1 when
+            it has several.
     """
 
     component: np.ndarray
     n_components: int
     scc: np.ndarray
-    reach: np.ndarray
+    dag: sparse.csr_matrix
+    only_source: np.ndarray
+    only_sink: np.ndarray
 
     @property
     def connected(self) -> bool:
@@ -85,17 +95,40 @@ class BattleGraph:
         comp = self.component[model]
         if comp < 0:
             return True, True
-        members = self.members(comp)
-        open_high = bool(not self.reach[members, model].all())
-        open_low = bool(not self.reach[model, members].all())
-        return open_low, open_high
+        own = self.scc[model]
+        return bool(self.only_source[comp] != own), bool(self.only_sink[comp] != own)
 
     def open_sides_of_difference(self, plus: int, minus: int) -> tuple[bool, bool]:
         """(open below, open above) of rating[plus] - rating[minus]; both open when the
         two models are in different components (or either has no battles)."""
         if self.component[plus] < 0 or self.component[plus] != self.component[minus]:
             return True, True
-        return bool(not self.reach[plus, minus]), bool(not self.reach[minus, plus])
+        return not self.reaches(plus, minus), not self.reaches(minus, plus)
+
+    def reaches(self, p: int, q: int) -> bool:
+        """Whether a chain of effective wins leads from model p to model q (p == q too)."""
+        return bool(self.descendants(int(self.scc[p]))[self.scc[q]])
+
+    def descendants(self, scc: int) -> np.ndarray:
+        """Per SCC, whether SCC `scc` reaches it (itself included): one sparse walk."""
+        order = breadth_first_order(self.dag, scc, directed=True,
+                                    return_predecessors=False)
+        out = np.zeros(self.dag.shape[0], dtype=bool)
+        out[order] = True
+        return out
+
+    def reach_from(self, model: int) -> np.ndarray:
+        """Per model, whether `model` reaches it."""
+        return self.descendants(int(self.scc[model]))[self.scc]
+
+    @property
+    def reach(self) -> np.ndarray:
+        """reach[p, q] True when model p reaches model q: a dense (models x models)
+        matrix, built on demand one SCC at a time (for small logs and tests)."""
+        n_scc = self.dag.shape[0]
+        by_scc = np.stack([self.descendants(c) for c in range(n_scc)]) if n_scc else \
+            np.zeros((0, 0), dtype=bool)
+        return by_scc[self.scc[:, None], self.scc[None, :]]
 
     def linked(self, p: int, q: int) -> bool:
         """Whether battles link the two models (same component)."""
@@ -128,9 +161,9 @@ def battle_graph(battles: Battles, matchups: Matchups | None = None) -> BattleGr
     dst = np.concatenate([j[forward], i[backward]])
     digraph = sparse.coo_matrix((np.ones(len(src)), (src, dst)), shape=(m, m)).tocsr()
     n_scc, scc = connected_components(digraph, directed=True, connection="strong")
-    reach = _reachability(digraph, scc, n_scc)
-    return BattleGraph(component, int(component.max() + 1) if played.any() else 0, scc,
-                       reach)
+    n_comp = int(component.max() + 1) if played.any() else 0
+    dag, only_source, only_sink = _condense(src, dst, scc, n_scc, component, n_comp)
+    return BattleGraph(component, n_comp, scc, dag, only_source, only_sink)
 
 
 def _renumber(labels: np.ndarray, played: np.ndarray) -> np.ndarray:
@@ -143,18 +176,27 @@ def _renumber(labels: np.ndarray, played: np.ndarray) -> np.ndarray:
     return out
 
 
-def _reachability(digraph: sparse.csr_matrix, scc: np.ndarray, n_scc: int) -> np.ndarray:
-    """reach[p, q]: a directed path leads from p to q (reflexive)."""
-    m = len(scc)
-    # Condense to the SCC DAG, take its transitive closure by repeated boolean squaring
-    # (log2(n) products of an n x n matrix: trivial for the model counts seen in practice).
-    coo = digraph.tocoo()
-    dag = np.zeros((n_scc, n_scc), dtype=bool)
-    dag[scc[coo.row], scc[coo.col]] = True
-    closure = dag | np.eye(n_scc, dtype=bool)
-    while True:
-        step = (closure.astype(np.int32) @ closure.astype(np.int32)) > 0
-        if (step == closure).all():
-            break
-        closure = step
-    return closure[scc[:, None], scc[None, :]] if m else np.zeros((0, 0), dtype=bool)
+def _condense(src: np.ndarray, dst: np.ndarray, scc: np.ndarray, n_scc: int,
+              component: np.ndarray, n_comp: int
+              ) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
+    """The SCC DAG and, per component, its single source and sink SCC (-1: several)."""
+    cross = scc[src] != scc[dst]
+    a, b = scc[src][cross], scc[dst][cross]
+    dag = sparse.csr_matrix((np.ones(len(a), dtype=bool), (a, b)), shape=(n_scc, n_scc))
+    has_in = np.zeros(n_scc, dtype=bool)
+    has_out = np.zeros(n_scc, dtype=bool)
+    has_in[b], has_out[a] = True, True
+    # An SCC's component: that of any of its models (SCCs never cross components).
+    comp_of = np.full(n_scc, -1, dtype=np.int64)
+    comp_of[scc] = component
+    return dag, _single(~has_in, comp_of, n_comp), _single(~has_out, comp_of, n_comp)
+
+
+def _single(mask: np.ndarray, comp_of: np.ndarray, n_comp: int) -> np.ndarray:
+    """Per component, its one SCC with `mask` set, or -1 when it has none or several."""
+    hit = np.flatnonzero(mask & (comp_of >= 0))
+    count = np.bincount(comp_of[hit], minlength=n_comp)
+    out = np.full(n_comp, -1, dtype=np.int64)
+    out[comp_of[hit]] = hit
+    out[count != 1] = -1
+    return out

@@ -10,11 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line and exit 2, as every autojudge tool
-        print(f"error: {message}; see python -m autojudge.report --help", file=sys.stderr)
-        sys.exit(2)
+from autojudge.cli.base import command_parser
 
 
 def _positive(text: str) -> int:
@@ -28,9 +24,9 @@ def _positive(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _Parser(prog="python -m autojudge.report",
-                     description="Rebuild RUN_DIR/report.html and RUN_DIR/plots/*.png from "
-                                 "a finished run (or a compare output folder).")
+    parser = command_parser("report",
+                            description="Rebuild RUN_DIR/report.html and RUN_DIR/plots/*.png "
+                                        "from a finished run (or a compare output folder).")
     parser.add_argument("run_dir", type=Path, help="folder of a finished run")
     parser.add_argument("--thumbnail-px", type=_positive, default=None,
                         help="longest side of embedded images (default: the run's "

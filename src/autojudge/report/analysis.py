@@ -70,7 +70,7 @@ def tag_matrix(boards: Sequence[Mapping[str, Any]], judge: str
     whole = next((b for b in boards if b["judge"] == judge and b["tag"] is None), None)
     models = [r["model"] for r in (whole or {"models": []})["models"]]
     cells = {(r["model"], b["tag"]): {**r, "n_prompts": b.get("n_prompts"),
-                                      "connected": b.get("connected", True)}
+                                      "connected": b["connected"]}
              for b in tagged for r in b["models"]}
     return models, [b["tag"] for b in tagged], cells
 

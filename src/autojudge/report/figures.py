@@ -97,7 +97,7 @@ def leaderboard_figure(plt: Any, board: Mapping[str, Any], title: str,
                   if v is not None]
         edges = _limits(finite)
         ax.set_xlim(*edges)
-        multi = board.get("connected") is False
+        multi = not board["connected"]
         for i, row in enumerate(rated):
             y = len(rated) - 1 - i
             color = _GROUP_COLORS[int(row.get("component") or 0) % len(_GROUP_COLORS)] \

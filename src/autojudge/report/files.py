@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from autojudge.files import atomic_write_text
+from autojudge.results import parse_leaderboard, write_leaderboard
 from autojudge.types import Battle, Generation
 
-LEADERBOARD_SCHEMA = 1
 
 
 def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -28,10 +28,12 @@ def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
 def leaderboard_document(run: Mapping[str, Any], boards: Sequence[Mapping[str, Any]],
                          models: Sequence[Mapping[str, Any]],
                          agreement: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
-    """The `leaderboard.json` contract (DESIGN.md), schema 1; "agreement" holds one row
-    per pair of judges (autojudge.ratings.agreement), [] with fewer than two judges."""
-    return {"schema": LEADERBOARD_SCHEMA, "run": dict(run), "boards": list(boards),
-            "models": list(models), "agreement": [dict(a) for a in agreement]}
+    """A `leaderboard.json` document (the contract: `autojudge.results.Leaderboard`),
+    checked against the contract as it is built; "agreement" holds one row per pair of
+    judges (autojudge.ratings.agreement), [] with fewer than two judges."""
+    from autojudge.results import leaderboard
+
+    return leaderboard(run, list(boards), list(models), list(agreement)).to_dict()
 
 
 BOARD_CSV_COLUMNS = ("judge", "tag", "method", "n_battles", "connected", "model", "rank",
@@ -66,7 +68,7 @@ def leaderboard_csv(boards: Sequence[Mapping[str, Any]]) -> str:
             writer.writerow(_rounded({"judge": board["judge"], "tag": board["tag"] or "",
                                       "method": board["method"],
                                       "n_battles": board["n_battles"],
-                                      "connected": board.get("connected", True),
+                                      "connected": board["connected"],
                                       **row, "win_rate": win_rate(row)}))
     return buffer.getvalue()
 
@@ -150,5 +152,5 @@ def write_run_files(run_dir: Path, document: Mapping[str, Any], battles: Sequenc
     write_jsonl(paths["skipped.jsonl"], skipped)
     atomic_write_text(paths["leaderboard.csv"], leaderboard_csv(document["boards"]))
     atomic_write_text(paths["models.csv"], models_csv(document["models"]))
-    atomic_write_text(paths["leaderboard.json"], json.dumps(document, indent=2, default=str) + "\n")
+    write_leaderboard(paths["leaderboard.json"], parse_leaderboard(document))
     return paths

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from autojudge.config import ReportConfig, stored_section
 from autojudge.report import analysis, figures
 from autojudge.report.redact import redact
 from autojudge.report.rundata import CONFIG_FILE, RunData, iter_headline_boards, load_run
@@ -41,17 +42,16 @@ class ReportOptions:
         cache_dir: matplotlib's font cache (the store root), unless MPLCONFIGDIR is set.
     """
 
-    thumbnail_px: int = 160
-    max_prompts: int = 100
+    thumbnail_px: int = ReportConfig.thumbnail_px  # the `report` settings' defaults
+    max_prompts: int = ReportConfig.max_prompts
     plots: bool = True
     cache_dir: str | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None, **overrides: Any) -> "ReportOptions":
-        report = (config or {}).get("report") or {}
+        report = stored_section(config, "report")
         store = ((config or {}).get("store") or {}).get("root")
-        values = {"thumbnail_px": int(report.get("thumbnail_px", 160)),
-                  "max_prompts": int(report.get("max_prompts", 100)),
+        values = {"thumbnail_px": report.thumbnail_px, "max_prompts": report.max_prompts,
                   "cache_dir": str(Path(store).expanduser()) if store else None}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -102,7 +102,7 @@ def _board_context(board: Mapping[str, Any], stats: Mapping[str, Any], charts: _
     title = board_title(board)
     chart = charts.add(f"leaderboard_{board['judge']}",
                        figures.leaderboard_figure(charts.plt, board, title, confidence))
-    multi = board.get("connected") is False
+    multi = not board["connected"]
     rows = []
     for r in analysis.board_rows(board, stats):
         rows.append({**r, "group": f"g{int(r['component']) + 1}"
@@ -115,7 +115,7 @@ def _board_context(board: Mapping[str, Any], stats: Mapping[str, Any], charts: _
                      "failed_text": analysis.fmt_number(r["failure_rate"], ".0%")})
     definition = (board.get("definition") or {}).get("text")
     return {"judge": board["judge"], "title": title, "chart": chart, "rows": rows,
-            "connected": board.get("connected", True) is not False,
+            "connected": bool(board["connected"]),
             "n_components": board.get("n_components"), "definition": definition,
             "notes": footnotes([board])}
 
@@ -321,7 +321,7 @@ def write_report_files(run_dir: str | Path, config: Mapping[str, Any],
         config["suite"] = suite  # compare finds the suite from any working directory
     write_config(run_dir, config)
     write_prompts(run_dir, prompts)
-    if not (config.get("report") or {}).get("html", True):
+    if not stored_section(config, "report").html:
         return None
     try:
         return build_report(run_dir, ReportOptions.from_config(config))

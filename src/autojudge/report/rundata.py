@@ -17,6 +17,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from autojudge.errors import AutojudgeError
 from autojudge.files import atomic_write_text
+from autojudge.results import Leaderboard, read_leaderboard
 
 CONFIG_FILE = "config.json"
 PROMPTS_FILE = "prompts.jsonl"
@@ -28,7 +29,7 @@ class RunData:
 
     Attributes:
         run_dir: the run folder.
-        document: leaderboard.json.
+        document: leaderboard.json, as written (`leaderboard` is the same, typed).
         battles, generations, scores, skipped: rows of the .jsonl files ([] if absent).
         prompts: prompt id -> {id, text, tags, expected_text, task, ...}.
         config: the resolved (redacted) config the run used, or None.
@@ -42,6 +43,7 @@ class RunData:
     skipped: list[dict[str, Any]] = field(default_factory=list)
     prompts: dict[str, dict[str, Any]] = field(default_factory=dict)
     config: dict[str, Any] | None = None
+    leaderboard: Leaderboard | None = None  # `document`, typed
 
     @property
     def models(self) -> list[str]:
@@ -94,16 +96,12 @@ def load_run(run_dir: str | Path) -> RunData:
         raise AutojudgeError(f"{run_dir} has no leaderboard.json: not a finished run; finish "
                              "the run (run the same command again to resume) or pick "
                              "another folder")
-    try:
-        document = json.loads(board.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise AutojudgeError(f"{board}: unreadable ({exc}); run the experiment again") from None
-    if not isinstance(document, dict) or "boards" not in document or "run" not in document:
-        raise AutojudgeError(f"{board}: not an autojudge leaderboard (no 'run'/'boards'); "
-                             "give the folder of a finished run")
+    leaderboard = read_leaderboard(board)
+    document = leaderboard.to_dict()
     data = RunData(run_dir, document, read_jsonl(run_dir / "battles.jsonl"),
                    read_jsonl(run_dir / "generations.jsonl"),
                    read_jsonl(run_dir / "scores.jsonl"), read_jsonl(run_dir / "skipped.jsonl"))
+    data.leaderboard = leaderboard
     data.config = _read_config(run_dir)
     data.prompts = {row["id"]: row for row in read_jsonl(run_dir / PROMPTS_FILE)}
     if not data.prompts:

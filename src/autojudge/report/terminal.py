@@ -32,7 +32,7 @@ def board_title(board: Mapping[str, Any]) -> str:
     """E.g. 'judge: ocr  (84 battles, 28 prompts)', noting a disconnected graph."""
     title = f"judge: {board['judge']}" + (f"  tag: {board['tag']}" if board["tag"] else "")
     title += f"  ({board['n_battles']} battles, {board.get('n_prompts', '?')} prompts)"
-    if board.get("connected") is False:
+    if not board["connected"]:
         title += (f"  NOT CONNECTED: {board['n_components']} groups never linked by "
                   "battles; ratings and ranks compare only within a group")
     return title
@@ -61,7 +61,7 @@ def board_table(board: Mapping[str, Any], stats: Mapping[str, Mapping[str, Any]]
                           ("battles", "right"), ("win rate", "right"), ("W/L/T", "right"),
                           ("failed", "right"), ("latency p50", "right"), ("cost/img", "right")):
         table.add_column(name, justify=justify, no_wrap=True)
-    show_group = board.get("connected") is False
+    show_group = not board["connected"]
     for row in board["models"]:
         s = stats.get(row["model"], {})
         table.add_row(
@@ -83,7 +83,7 @@ def footnotes(boards: Sequence[Mapping[str, Any]]) -> list[str]:
     if any(row.get("provisional") for row in rows):
         notes.append("~ provisional: fewer battles than report.min_battles; its rank and "
                      "rating are not yet trustworthy")
-    if any(board.get("connected") is False for board in boards):
+    if any(not board["connected"] for board in boards):
         notes.append("[gN] group N: models never linked by battles to other groups; no "
                      "rank, gap or verdict crosses groups")
     reasons = {}

@@ -73,6 +73,16 @@ def wandb_mode(configured: str | None) -> str:
     return mode
 
 
+def _typed(logger_cfg: Any) -> Any:
+    """The `logger` section as config.LoggerConfig (a plain mapping takes the schema's
+    defaults for what it leaves out)."""
+    from autojudge.config import LoggerConfig, stored_section
+
+    if isinstance(logger_cfg, LoggerConfig):
+        return logger_cfg
+    return stored_section({"logger": dict(logger_cfg or {})}, "logger")
+
+
 def init_settings(logger_cfg: Mapping[str, Any], run_dir: Path, config: Mapping[str, Any],
                   document: Mapping[str, Any]) -> dict[str, Any]:
     """wandb.init keyword arguments: project, mode, name, group and the redacted config
@@ -81,12 +91,13 @@ def init_settings(logger_cfg: Mapping[str, Any], run_dir: Path, config: Mapping[
 
     context = sweep_context(run_dir)
     name = document["run"].get("name")
+    logger = _typed(logger_cfg)
     settings: dict[str, Any] = {
-        "project": logger_cfg.get("project", "autojudge"), "entity": logger_cfg.get("entity"),
+        "project": logger.project, "entity": logger.entity,
         # W&B adds "wandb/" itself: the run lands in <run>/wandb/offline-run-*
-        "mode": wandb_mode(logger_cfg.get("mode", "offline")),
-        "dir": str(run_dir.resolve()), "tags": list(logger_cfg.get("tags") or []),
-        "config": redact(dict(config)), "name": name, "group": logger_cfg.get("group"),
+        "mode": wandb_mode(logger.mode),
+        "dir": str(run_dir.resolve()), "tags": list(logger.tags),
+        "config": redact(dict(config)), "name": name, "group": logger.group,
         "job_type": "run", "reinit": "finish_previous"}
     if context is not None:
         settings["config"]["swept"] = context["swept"]
@@ -102,8 +113,8 @@ def log_to_wandb(logger_cfg: Mapping[str, Any], run_dir: Path, config: Mapping[s
                  document: Mapping[str, Any]) -> str | None:
     """Log the run (see wandb_tables) to W&B. Returns the W&B run directory, or None when
     the logger is off."""
-    if logger_cfg.get("kind", "none") == "none" or \
-            wandb_mode(logger_cfg.get("mode")) == "disabled":
+    logger = _typed(logger_cfg)
+    if logger.kind == "none" or wandb_mode(logger.mode) == "disabled":
         return None
     run_dir = Path(run_dir)
     wandb_dir = point_wandb_into(run_dir)
@@ -134,7 +145,9 @@ def _shared_store(config: Mapping[str, Any], document: Mapping[str, Any]) -> Ite
     from autojudge.store import INDEX_NAME, Store
 
     root = (document.get("run") or {}).get("store") or (config.get("store") or {}).get("root")
-    copies = str((config.get("report") or {}).get("images", "link")) == "copy"
+    from autojudge.config import Images, stored_section
+
+    copies = stored_section(config, "report").images == Images.copy
     if copies or not root or not (Path(root).expanduser() / INDEX_NAME).is_file():
         yield None
         return
@@ -155,10 +168,10 @@ def _log_everything(run: Any, wandb: Any, logger_cfg: Mapping[str, Any],
 
     data = load_run(run_dir)
     tables.log_boards(run, wandb, data)
-    budget = tables.ImageBudget(wandb, int(logger_cfg.get("max_images", 200)),
-                                int(logger_cfg.get("image_px", 256)), data.run_dir)
+    logger = _typed(logger_cfg)
+    budget = tables.ImageBudget(wandb, logger.max_images, logger.image_px, data.run_dir)
     tables.log_prompt_grid(run, wandb, data, budget)
-    tables.log_battles(run, wandb, data, budget, int(logger_cfg.get("max_battle_rows", 2000)))
+    tables.log_battles(run, wandb, data, budget, logger.max_battle_rows)
     tables.log_costs_and_latency(run, wandb, data)
     if data.document.get("agreement"):
         keys = list(data.document["agreement"][0])
@@ -169,7 +182,7 @@ def _log_everything(run: Any, wandb: Any, logger_cfg: Mapping[str, Any],
     run.summary.update({**tables.summary_metrics(data.document),  # one record, not one each
                         "cache": data.document["run"].get("cache", {}),
                         "images_logged": budget.used})
-    if logger_cfg.get("artifact", True):
+    if logger.artifact:
         run.log_artifact(run_artifact(wandb, run_dir, data.document["run"].get("name")))
 
 

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from autojudge.config import BattlesConfig
 from autojudge.ratings.bradley_terry import winner_to_score
 from autojudge.scheduling import AdaptiveScheduler, ScheduleConfig
 from autojudge.stages.battles import Advance, JudgeOutcome, run_judge
@@ -20,17 +21,15 @@ from autojudge.store import Store
 from autojudge.types import Generation, Prompt
 
 
-def schedule_config(battles_cfg: dict[str, Any], judge: Any, rating_cfg: Any) -> ScheduleConfig:
-    """ScheduleConfig from the `battles` config section. Spend is measured by the judge
-    runner when the judge reports costs; `battles.cost_per_battle_usd` (default 0, no
+def schedule_config(battles_cfg: BattlesConfig, judge: Any, rating_cfg: Any) -> ScheduleConfig:
+    """ScheduleConfig from the typed `battles` section. Spend is measured by the judge
+    runner when the judge reports costs; `battles.cost_per_battle_usd` (null: 0, no
     limit) is the estimate for judges that report none."""
-    cost = battles_cfg.get("cost_per_battle_usd") or 0.0
     return ScheduleConfig(
-        target_ci_width=float(battles_cfg.get("target_ci_width", 100.0)),
-        max_battles=battles_cfg.get("max_battles"),
-        max_cost_usd=battles_cfg.get("max_cost_usd"),
-        cost_per_battle_usd=float(cost), batch=int(battles_cfg.get("batch", 32)),
-        bootstrap_rounds=int(battles_cfg.get("bootstrap_rounds", 100)),
+        target_ci_width=battles_cfg.target_ci_width, max_battles=battles_cfg.max_battles,
+        max_cost_usd=battles_cfg.max_cost_usd,
+        cost_per_battle_usd=battles_cfg.cost_per_battle_usd or 0.0, batch=battles_cfg.batch,
+        bootstrap_rounds=battles_cfg.bootstrap_rounds,
         confidence=float(rating_cfg.confidence), prior=float(rating_cfg.prior),
         seed=int(rating_cfg.seed))
 

@@ -8,18 +8,22 @@ hashed it: a missing or damaged one is generated again, and its row and file rep
 The stage is three pieces so an executor (autojudge.executors) can run the middle one
 elsewhere: `plan_generation` (which requests the store lacks), a dispatch that turns
 batches of requests into outputs (here, in this process; on Ray, in workers), and
-`commit_outputs` (blobs, then rows, on the driver only).
+`commit_outputs` (blobs, then rows, on the driver only). `GeneratorRunner` drives the
+three for one model; wherever a batch runs, the plugin is called through
+`stages.isolation.guarded_generate`, so a misbehaving generator fails only the requests
+it broke.
 """
 from __future__ import annotations
 
 import json
 import logging
-import time
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from autojudge.generators.base import Generator
 from autojudge.stages.cache import Counts, fingerprint_hash
+from autojudge.stages.isolation import GENERATE, SYSTEMIC_AFTER, conform, guarded_generate
 from autojudge.store import Store, failure_columns, now
 from autojudge.types import Failure, GenOutput, GenRequest, Generation, Prompt, stable_hash
 
@@ -121,14 +125,77 @@ def commit_outputs(plan: GenerationPlan, store: Store, indices: Sequence[int],
     store.put_many("generations", rows)
 
 
-def local_dispatch(generator: Generator) -> Dispatch:
-    """Batches generated one after another in this process (the local executor)."""
+def local_dispatch(generator: Generator, timeout_s: float | None = None) -> Dispatch:
+    """Batches generated one after another in this process (the local executor), each
+    call isolated (`stages.isolation`)."""
 
     def dispatch(batches: list[list[GenRequest]]) -> Iterator[tuple[int, list[GenOutput]]]:
         for number, batch in enumerate(batches):
-            yield number, _generate_batch(generator, batch)
+            yield number, guarded_generate(generator, batch, timeout_s)
 
     return dispatch
+
+
+@dataclass(frozen=True)
+class GeneratorSettings:
+    """How the runner drives one generator.
+
+    Attributes:
+        timeout_s: seconds one `generate` call may take before its requests fail as
+            "generator_timeout" (retried one by one); None waits as long as it takes.
+            Enforced where the call runs in this process (the local executor).
+    """
+
+    timeout_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.timeout_s is not None and not self.timeout_s > 0:
+            raise ValueError("timeout_s must be > 0 (or None: no timeout)")
+
+
+class GeneratorRunner:
+    """Drives one generator plugin, as `stages.runner.JudgeRunner` drives a judge.
+
+    It owns what every generator shares: the store asked first (`plan_generation`),
+    batches dispatched (here, or by an executor's `dispatch`, handed over when the runner
+    is built), every batch committed on this process as it comes back, and failure
+    isolation: a plugin that raises, answers too few, answers the wrong type or hangs
+    past `timeout_s` fails only the requests it broke, typed, and the run goes on.
+
+    Example:
+        >>> runner = GeneratorRunner("sd15", generator, store)          # doctest: +SKIP
+        >>> generations, counts = runner.run(expand_requests(pairs))    # doctest: +SKIP
+    """
+
+    def __init__(self, label: str, plugin: Generator, store: Store,
+                 settings: GeneratorSettings = GeneratorSettings(),
+                 dispatch: Dispatch | None = None):
+        self.name = label
+        self.plugin = plugin
+        self.store = store
+        self.settings = settings
+        self.dispatch = dispatch or local_dispatch(plugin, settings.timeout_s)
+        self.counts = Counts()
+        self.failures: Counter[str] = Counter()  # failure kind -> requests failed now
+
+    def generate_batch(self, requests: Sequence[GenRequest]) -> list[GenOutput]:
+        """One isolated call of the plugin: one output per request, whatever it does."""
+        return guarded_generate(self.plugin, requests, self.settings.timeout_s)
+
+    def run(self, requests: Sequence[GenRequest], advance: Advance = lambda n: None
+            ) -> tuple[list[Generation], Counts]:
+        """One generation per request, in request order (from the store where possible)."""
+        plan = plan_generation(self.name, self.plugin, requests, self.store)
+        advance(plan.counts.cached)
+        batches = plan.batches()
+        for number, outputs in self.dispatch([[requests[i] for i in b] for b in batches]):
+            indices = batches[number]  # batches may come back in any order
+            commit_outputs(plan, self.store, indices, conform(outputs, len(indices), _SENT))
+            self.failures.update(plan.results[i].failure.kind for i in indices
+                                 if plan.results[i].failure is not None)
+            advance(len(indices))
+        self.counts = plan.counts
+        return plan.generations(), plan.counts
 
 
 def run_generation(
@@ -142,94 +209,20 @@ def run_generation(
     """Generate (or fetch from the store) one image per request for model `label`.
 
     `dispatch` runs the missing batches (default: here, one after another); whatever
-    runs them, each batch is committed on this process as it comes back.
+    runs them, each batch is committed on this process as it comes back
+    (`GeneratorRunner`).
 
     Returns the generations in request order and counts of cached vs computed.
     """
-    plan = plan_generation(label, generator, requests, store)
-    advance(plan.counts.cached)
-    batches = plan.batches()
-    run = dispatch or local_dispatch(generator)
-    for number, outputs in run([[requests[i] for i in batch] for batch in batches]):
-        commit_outputs(plan, store, batches[number], outputs)
-        advance(len(batches[number]))
-    return plan.generations(), plan.counts
+    return GeneratorRunner(label, generator, store, dispatch=dispatch).run(requests, advance)
 
 
-# After this many single-request retries in a row fail exactly as the whole batch did,
-# the cause is the generator, not one member: the rest take the batch's failure unsent.
-_SYSTEMIC_AFTER = 3
+# What a dispatch may send back: outputs, or outputs whose image a worker already stored.
+_SENT = replace(GENERATE, output=(GenOutput, StoredOutput))
 
-
-def _generate_batch(generator: Generator, requests: list[GenRequest]) -> list[GenOutput]:
-    """Call the generator; one bad request fails alone, never its batch or the run.
-
-    A generator should return a typed failure for a bad request, but a plugin may raise
-    (or fail every member with one identical `generator_error`) because of one member.
-    Then the batch is retried one request per call, so only the members that fail on
-    their own are failed and the rest keep their images.
-    """
-    outputs, failure = _call(generator, requests)
-    if failure is None and len(requests) > 1 and _failed_as_one(outputs):
-        failure = outputs[0].failure
-    if failure is None or len(requests) == 1:
-        return outputs
-    return _one_by_one(generator, requests, failure)
-
-
-def _call(generator: Generator,
-          requests: list[GenRequest]) -> tuple[list[GenOutput], Failure | None]:
-    """One output per request, and the failure of the call as a whole if it raised or
-    answered out of contract (then every output carries that failure)."""
-    start = time.perf_counter()
-    try:
-        outputs = generator.generate(requests)
-    except Exception as exc:  # a plugin bug must not lose the rest of the run
-        message = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
-        failure = Failure("generator_error", message, retryable=True)
-    else:
-        if isinstance(outputs, (list, tuple)) and len(outputs) == len(requests):
-            return [_checked(out, time.perf_counter() - start, len(requests))
-                    for out in outputs], None
-        got = len(outputs) if isinstance(outputs, (list, tuple)) else type(outputs).__name__
-        failure = Failure("generator_error",
-                          f"returned {got} outputs for {len(requests)} requests",
-                          retryable=True)
-    share = (time.perf_counter() - start) / len(requests)
-    return [GenOutput(None, share, failure=failure) for _ in requests], failure
-
-
-def _checked(output: Any, elapsed: float, n: int) -> GenOutput:
-    if isinstance(output, GenOutput):
-        return output
-    return GenOutput(None, elapsed / n, failure=Failure(
-        "generator_error", f"returned a {type(output).__name__}, not a GenOutput",
-        retryable=True))
-
-
-def _failed_as_one(outputs: Sequence[GenOutput]) -> bool:
-    """Whether every output is the same generator_error (a batch-level catch-all)."""
-    first = outputs[0].failure
-    return (first is not None and first.kind == "generator_error"
-            and all(out.failure == first for out in outputs))
-
-
-def _one_by_one(generator: Generator, requests: list[GenRequest],
-                batch_failure: Failure) -> list[GenOutput]:
-    """Each request in its own call; see `_SYSTEMIC_AFTER` for when to stop trying."""
-    outputs: list[GenOutput] = []
-    same_in_a_row = 0
-    for request in requests:
-        if same_in_a_row >= _SYSTEMIC_AFTER:
-            outputs.append(GenOutput(None, 0.0, failure=batch_failure))
-            continue
-        single = _call(generator, [request])[0][0]
-        same = single.failure is not None and (
-            (single.failure.kind, single.failure.message)
-            == (batch_failure.kind, batch_failure.message))
-        same_in_a_row = same_in_a_row + 1 if same else 0
-        outputs.append(single)
-    return outputs
+# The generate stage's names for the isolated call, kept for callers that imported them.
+_SYSTEMIC_AFTER = SYSTEMIC_AFTER
+_generate_batch = guarded_generate
 
 
 def _store_output(label: str, request: GenRequest, key: str, fp_hash: str,

@@ -20,7 +20,13 @@ for every plugin, built-in or third-party:
   (`spent_usd`), so budgets use what was spent, not an estimate;
 - **run stats and per-image rows**: counts of cached/computed/failed work, the
   position-bias summary, the plugin's own `run_stats()` hook if it has one, and one row
-  per scored image.
+  per scored image;
+- **failure isolation**: the plugin is only ever called through `stages.isolation`
+  (by the compute, wherever it runs), and what comes back is checked again here: a
+  raise (`judge_error`), a wrong count or type (`judge_bad_output`) or a call that hangs
+  past `RunnerSettings.timeout_s` (`judge_timeout`) fails only the items it touched,
+  retried one by one where that can tell them apart; the run goes on, the failed
+  battles land in skipped.jsonl and `failure_note()` counts them for the run's notes.
 
 Optional plugin hooks (declared in `judges.base.JudgeHooks`): `attach_store(store)` and
 `run_stats()`. Nothing else reaches into a plugin.
@@ -37,18 +43,21 @@ Example:
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
+from autojudge import sdk
 from autojudge.executors.local import LocalCompute
 from autojudge.judges.swap_debias import combine, summarize_verdicts, swap_pair, unswap_winner
 from autojudge.stages.cache import (Counts, TimedVerdict, fingerprint_hash, score_from_row,
                                     score_key, score_row, verdict_from_row, verdict_key,
                                     verdict_row)
+from autojudge.stages.isolation import COMPARE, SCORE, conform
 from autojudge.store import Store, now
 from autojudge.types import Failure, JudgeItem, PairItem, Prompt, Score, Verdict
 
-RUNNER_KEYS = ("tie_margin", "swap")  # judge config keys that belong to the runner
+RUNNER_KEYS = ("tie_margin", "swap", "call_timeout_s")  # judge config keys that belong to the runner
 
 
 @dataclass(frozen=True)
@@ -59,11 +68,16 @@ class RunnerSettings:
         tie_margin: pointwise judges: scores this close are a tie (>= 0).
         swap: pairwise judges: ask both orders and keep only what survives the swap.
         orient: draw the A/B order per (prompt, seed, pair); False keeps the order given.
+        timeout_s: seconds one plugin call may take before its items fail as
+            "judge_timeout" (retried one by one); None waits as long as it takes. Enforced
+            by the runner's own compute and `executors.local`; a Ray worker does not
+            enforce it (an abandoned call there would hold the worker).
     """
 
     tie_margin: float = 0.0
     swap: bool = True
     orient: bool = True
+    timeout_s: float | None = None
 
 
 class JudgeRunner:
@@ -73,15 +87,20 @@ class JudgeRunner:
                  settings: RunnerSettings = RunnerSettings(), compute: Any = None):
         if settings.tie_margin < 0:
             raise ValueError("tie_margin must be >= 0")
+        if settings.timeout_s is not None and not settings.timeout_s > 0:
+            raise ValueError("timeout_s must be > 0 (or None: no timeout)")
         self.name = label
         self.plugin = plugin
         self.store = store
         self.settings = settings
-        self.pointwise = callable(getattr(plugin, "score", None))
+        self.pointwise = sdk.is_pointwise(plugin)
         self.batch_size = max(1, int(plugin.batch_size))
         self.counts = Counts()
-        #: runs the plugin's batches (`executors.local.LocalCompute` protocol); settable
-        self.compute = compute if compute is not None else LocalCompute(plugin)
+        #: runs the plugin's batches (`executors.local.LocalCompute` protocol), handed
+        #: over by the executor when the runner is built
+        self.compute = compute if compute is not None else \
+            LocalCompute(plugin, settings.timeout_s)
+        self.failures: Counter[str] = Counter()  # failure kind -> items failed this run
         attach = getattr(plugin, "attach_store", None)
         if callable(attach):  # e.g. CLIP judges share image embeddings through the store
             attach(store)
@@ -161,13 +180,17 @@ class JudgeRunner:
                    for start in range(0, len(missing), self.batch_size)]
         for number, scores in self.compute.map_score([[it for _, it in b] for b in batches]):
             batch = batches[number]  # batches may come back in any order
+            scores = conform(scores, len(batch), SCORE)
             stamp = now()
             self.store.put_many("scores", [score_row(k, self._fp, it, s, stamp)
                                            for (k, it), s in zip(batch, scores)])
             for (key, item), score in zip(batch, scores):
                 self._scores[key] = (item, score, stamp)
-                self.counts.computed += 1
-                self.counts.failed += score.failure is not None
+                self._count(score.failure)
+        for key, item in missing:  # a batch the compute never answered: failed, not lost
+            if key not in self._scores:
+                self._scores[key] = (item, Score(None, failure=_UNANSWERED), now())
+                self._count(_UNANSWERED)
 
     def _decide(self, a: Score, b: Score) -> Verdict:
         if a.failure or b.failure or a.value is None or b.value is None:
@@ -207,9 +230,12 @@ class JudgeRunner:
                                              for i, v in zip(batch, fresh)])
             for i, v in zip(batch, fresh):
                 out[keys[i]] = TimedVerdict(v, stamp)
-                self.counts.computed += 1
-                self.counts.failed += v.failure is not None
+                self._count(v.failure)
                 self._meter(v)
+        for i in todo:  # a batch the compute never answered: failed, not lost
+            if keys[i] not in out:
+                out[keys[i]] = TimedVerdict(Verdict(None, failure=_UNANSWERED), now())
+                self._count(_UNANSWERED)
         result = [out[k] for k in keys]
         self._verdicts.update(zip(keys, result))
         return result
@@ -218,12 +244,20 @@ class JudgeRunner:
         """(batch number, the plugin's verdicts) per batch; with swap, both orders in ONE
         call (so a plugin may run all 2N requests concurrently), combined per pair."""
         if not self.settings.swap:
-            yield from self.compute.map_compare(batches)
+            for number, fresh in self.compute.map_compare(batches):
+                yield number, conform(fresh, len(batches[number]), COMPARE)
             return
         calls = [[*pairs, *(swap_pair(p) for p in pairs)] for pairs in batches]
         for number, both in self.compute.map_compare(calls):
             n = len(batches[number])
+            both = conform(both, 2 * n, COMPARE)
             yield number, [with_cost(combine(both[i], both[n + i])) for i in range(n)]
+
+    def _count(self, failure: Failure | None) -> None:
+        self.counts.computed += 1
+        self.counts.failed += failure is not None
+        if failure is not None:
+            self.failures[failure.kind] += 1
 
     def _meter(self, v: Verdict) -> None:
         cost = v.raw.get("cost_usd") if isinstance(v.raw, Mapping) else None
@@ -238,6 +272,19 @@ class JudgeRunner:
         """USD spent on fresh verdicts this run (cached ones cost nothing); None when the
         judge reports no cost at all."""
         return round(self._spent, 8) if self._priced else None
+
+    def failure_note(self) -> str | None:
+        """One line for the run's notes when items failed this run (cached failures were
+        reported by the run that made them), e.g. `judge x: 3 items failed (judge_error
+        x2, judge_bad_output x1; one item = one image); their battles are in
+        skipped.jsonl`; None when none."""
+        total = sum(self.failures.values())
+        if not total:
+            return None
+        kinds = ", ".join(f"{kind} x{n}" for kind, n in self.failures.most_common())
+        what = "image" if self.pointwise else "pair"  # what one item is
+        return (f"judge {self.name}: {total} item{'s' if total != 1 else ''} failed "
+                f"({kinds}; one item = one {what}); their battles are in skipped.jsonl")
 
     def run_stats(self) -> dict[str, Any] | None:
         """Run-level numbers beside the judge's board: the position-bias summary of a
@@ -270,6 +317,11 @@ class JudgeRunner:
                          "failure_kind": score.failure.kind if score.failure else None,
                          "tstamp": stamp})
         return rows
+
+
+#: the failure of an item whose batch the compute never gave back
+_UNANSWERED = Failure("judge_bad_output", "the judge's compute returned no answer for "
+                      "this item's batch", retryable=True)
 
 
 def flip_verdict(v: Verdict) -> Verdict:

@@ -1,6 +1,6 @@
 """A small fal-compatible queue server on 127.0.0.1, reached through fal-client itself.
 
-It speaks the queue protocol fal-client 1.0 uses (DESIGN.md):
+It speaks the queue protocol fal-client 1.0 uses (read from fal-client's source):
 
     POST /<owner>/<alias>[/<path>]        -> {request_id, status_url, response_url, cancel_url}
     GET  .../requests/<id>/status         -> IN_QUEUE{queue_position} | IN_PROGRESS{logs}

@@ -1,7 +1,9 @@
 """Acceptance studies of the statistics, on simulated battles with known strengths.
 
 Tests run them small; `benchmarks/bench_statistics.py` runs them full size and
-docs/statistics.md records the figures. Pure numpy, explicit seeds, no I/O.
+docs/statistics.md records the figures. Pure numpy, explicit seeds, no I/O. They live
+beside the benchmarks, outside the package: no run of autojudge needs them (the tests
+import them through tests/conftest.py, which puts this folder on sys.path).
 """
 from __future__ import annotations
 

@@ -1,0 +1,75 @@
+"""The scalable rating code gives the boards of the code before it (issue 21).
+
+`rating_reference` (benchmarks/rating_reference.py) is the rating code before the sparse
+battle graph, the cached likelihood fits and the pairwise screen, read from git; on logs
+small enough for it these tests ask for the same board: ratings, CIs (open sides
+included), CI methods, ranks, separation flags and components.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rating_reference
+from bench_rate_scale import same_board, sparse_log
+
+if not rating_reference.available():  # a source tree without git history
+    pytest.skip(f"git cannot show commit {rating_reference.REFERENCE_COMMIT}",
+                allow_module_level=True)
+rating_reference.load()
+
+from rating_reference.boards import RatingConfig as OldConfig  # noqa: E402
+from rating_reference.boards import rate_encoded as old_rate_encoded  # noqa: E402
+from rating_reference.structure import battle_graph as old_battle_graph  # noqa: E402
+
+from autojudge.ratings.boards import RatingConfig, rate_encoded  # noqa: E402
+from autojudge.ratings.structure import battle_graph  # noqa: E402
+
+
+@pytest.mark.parametrize("per", [1, 2, 3])
+def test_sparse_graph_answers_as_the_dense_one(per: int) -> None:
+    battles, _ = sparse_log(200, per=per, seed=per)
+    old, new = old_battle_graph(battles), battle_graph(battles)
+    assert (new.component == old.component).all()
+    assert (new.reach == old.reach).all()
+    sides = [(new.open_sides_vs_mean(k), new.separated(k)) for k in range(battles.n_models)]
+    assert sides == [(old.open_sides_vs_mean(k), old.separated(k))
+                     for k in range(battles.n_models)]
+    pairs = [(p, q) for p in range(0, battles.n_models, 7) for q in range(battles.n_models)]
+    assert [new.open_sides_of_difference(p, q) for p, q in pairs] == \
+        [old.open_sides_of_difference(p, q) for p, q in pairs]
+
+
+def test_well_linked_board_as_before() -> None:
+    # 150 models, 10 battles each: bootstrap CIs for the linked ones, profile bounds for
+    # the isolated pair (one side open each)
+    battles, clusters = sparse_log(150, per=10, n_separated=0, seed=3)
+    old = old_rate_encoded(battles, clusters, OldConfig(bootstrap_rounds=50))
+    new = rate_encoded(battles, clusters, RatingConfig(bootstrap_rounds=50))
+    assert same_board(old, new) == 0
+    assert {r["ci_method"] for r in new} >= {"bootstrap", "profile"}
+
+
+def test_separated_sparse_board_as_before() -> None:
+    # most models separated: open sides everywhere, ranks from the pairwise likelihood
+    battles, clusters = sparse_log(16, per=3, seed=5)
+    old = old_rate_encoded(battles, clusters, OldConfig(bootstrap_rounds=30))
+    new = rate_encoded(battles, clusters, RatingConfig(bootstrap_rounds=30))
+    assert same_board(old, new) == 0
+    assert sum(r["separated"] for r in new) > len(new) // 2
+    assert len({r["rank"] for r in new if r["rank"] is not None}) > 2
+
+
+def test_sparse_newton_fits_as_the_dense_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # above DENSE_NEWTON_MAX models the Newton directions come from conjugate gradients
+    import autojudge.ratings.bradley_terry as bt
+    from autojudge.ratings.bootstrap import bootstrap_strengths
+
+    battles, clusters = sparse_log(bt.DENSE_NEWTON_MAX + 50, per=3, seed=7)
+    mu, _ = bt.aggregate_matchups(battles)
+    sparse_fit = bt.fit_strengths(mu.i, mu.j, mu.eff_i, mu.eff_j, battles.n_models)
+    sparse_boot = bootstrap_strengths(battles, clusters, rounds=4, seed=1, start=sparse_fit)
+    monkeypatch.setattr(bt, "DENSE_NEWTON_MAX", 10**9)
+    dense_fit = bt.fit_strengths(mu.i, mu.j, mu.eff_i, mu.eff_j, battles.n_models)
+    dense_boot = bootstrap_strengths(battles, clusters, rounds=4, seed=1, start=dense_fit)
+    np.testing.assert_allclose(sparse_fit, dense_fit, atol=1e-9)
+    np.testing.assert_allclose(sparse_boot, dense_boot, atol=1e-9)
