@@ -246,13 +246,20 @@ class AgreementRow(_Record):
         return {**{k: out.pop(k) for k in keys}, **out}
 
 
+def _rating_default(name: str) -> Any:
+    from autojudge.config import RatingsConfig
+
+    return getattr(RatingsConfig(), name)
+
+
 @dataclass
 class RatingsInfo(_Record):
     """The rating settings every board of the run was computed with."""
 
-    bootstrap_rounds: int = 0
-    seed: int = 0
-    confidence: float = 0.95
+    # a run that did not record a setting used its default: the settings schema's
+    bootstrap_rounds: int = field(default_factory=lambda: _rating_default("bootstrap_rounds"))
+    seed: int = field(default_factory=lambda: _rating_default("seed"))
+    confidence: float = field(default_factory=lambda: _rating_default("confidence"))
     prior: Optional[float] = None  # None: an older run that did not record it
     anchor: Optional[str] = None
     cluster: str = "prompt_id"

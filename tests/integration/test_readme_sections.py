@@ -38,9 +38,11 @@ changes, all made by `command()`/`experiment()` below from the maps passed per t
 
 Not run: the `pip install` lines (the test environment has every extra; the tests check
 that the extra's modules import instead), the arena's `curl` block (tests/arena drive
-that API), the W&B `wandb sync` lines (they need a W&B account) and the Ray blocks (they
-need a cluster or a launcher plugin; tests/integration/test_ray*.py run `executor=ray`
-on a local Ray).
+that API), the W&B `wandb sync` lines (they need a W&B account), and of the Ray blocks
+all but the local line `python -m autojudge executor=ray` (the others need a running
+cluster, GPUs and an S3 bucket, a Ray Client address, or a launcher plugin;
+tests/integration/test_ray*.py drive the same executor on a local Ray, through workers
+killed, a lost raylet and shared blob storage).
 """
 from __future__ import annotations
 
@@ -145,8 +147,22 @@ SECTIONS = {
                  "# the run again, with judge \"human\"",
         "rate": "python -m autojudge.rate votes.jsonl",
     },
+    ("## Running on a Ray cluster", 0): {
+        "install": "pip install -e '.[ray,diffusers,clip]'   "
+                   "# in a checkout, on the driver and every node, same versions",
+        "local": "python -m autojudge executor=ray",
+        "cluster": "python -m autojudge executor=ray executor.address=auto "
+                   "model=[sd15,sdxl_turbo] judge=[clip,aesthetic,ocr] suite=partiprompts "
+                   "suite.path=/data/PartiPrompts.tsv suite.seeds=[0,1] "
+                   "+executor.resources.sd15.num_gpus=1 +executor.resources.sdxl_turbo.num_gpus=1 "
+                   "+executor.resources.clip.num_gpus=0.25 "
+                   "+executor.resources.aesthetic.num_gpus=0.25 "
+                   "store.blobs=s3://my-bucket/autojudge-images     "
+                   "# shared image storage (pip install s3fs)",
+        "client": "python -m autojudge executor=ray executor.address=ray://head-node:10001 ...",
+    },
 }
-FAL, DIFFUSERS, JUDGES, VALIDATE, RATE, GATES, REPORT, SWEEPS, ARENA = SECTIONS.values()
+FAL, DIFFUSERS, JUDGES, VALIDATE, RATE, GATES, REPORT, SWEEPS, ARENA, RAY = SECTIONS.values()
 STARTER = "runs/2024-05-01_starter"
 TINY_DIFFUSERS = {"device": "cpu", "dtype": "float32", "width": "64", "height": "64",
                   "num_inference_steps": "2"}
@@ -489,3 +505,11 @@ def test_arena(work: Path, store: Path, release: Path, sweep_dir: Path) -> None:
     human = experiment(ARENA["human"], work, store)
     assert "human" in board_judges(human)
     assert "typeset" in run_line(ARENA["rate"], work, store).stdout
+
+
+def test_ray_on_this_machine(tmp_path: Path, store: Path) -> None:
+    pytest.importorskip("ray", reason="executor=ray needs the [ray] extra")
+    run_dir = experiment(RAY["local"], tmp_path, store)
+    document = json.loads((run_dir / "leaderboard.json").read_text())
+    assert {"typeset", "blank", "noise"} == set(images_ok(run_dir))
+    assert "ocr" in board_judges(run_dir) and document["run"]["n_battles"] > 0

@@ -98,12 +98,11 @@ class Arena:
         self._cache: tuple[Any, str] | None = None
 
     def _rating_settings(self) -> dict[str, Any]:
-        r = self.runs.rating
+        r = self.runs.rating  # the first run's `ratings`, defaults filled by its reader
         rounds = self.config.bootstrap_rounds
-        return {"bootstrap_rounds": int(r.get("bootstrap_rounds", 1000) if rounds is None
-                                        else rounds),
-                "seed": int(r.get("seed", 0)), "confidence": float(r.get("confidence", 0.95)),
-                **({"prior": float(r["prior"])} if r.get("prior") is not None else {})}
+        return {"bootstrap_rounds": int(r["bootstrap_rounds"] if rounds is None else rounds),
+                "seed": int(r["seed"]), "confidence": float(r["confidence"]),
+                **({"prior": float(r["prior"])} if r["prior"] is not None else {})}
 
     def _load_votes(self) -> None:
         """Votes from earlier sessions of this arena count again: on the board when both

@@ -146,7 +146,7 @@ def load_runs(paths: Sequence[str | Path], tags: Sequence[str] = ()) -> ArenaRun
                   "models": {m: labels[k][m] for m in _run_models(run)}}
                  for k, run in enumerate(runs)]
     return ArenaRuns(runs_info, models, prompts, pairs, _model_stats(runs, labels),
-                     boards, battles, dict(runs[0]["document"]["run"].get("ratings") or {}),
+                     boards, battles, dict(runs[0]["document"]["run"]["ratings"]),
                      warnings)
 
 
@@ -330,10 +330,9 @@ def _judge_boards(runs: Sequence[dict], battles: Sequence[Battle], models: Seque
                 if b.get("tag") is None and b.get("judge") not in (HUMAN, "all")]
     from autojudge.ratings import RatingConfig, board_structure, rate_battles
 
-    settings = runs[0]["document"]["run"].get("ratings") or {}
-    config = RatingConfig(bootstrap_rounds=int(settings.get("bootstrap_rounds", 1000)),
-                          seed=int(settings.get("seed", 0)),
-                          confidence=float(settings.get("confidence", 0.95)))
+    settings = runs[0]["document"]["run"]["ratings"]  # defaults filled by the reader
+    config = RatingConfig(bootstrap_rounds=int(settings["bootstrap_rounds"]),
+                          seed=int(settings["seed"]), confidence=float(settings["confidence"]))
     boards = []
     for judge in dict.fromkeys(b.judge for b in battles):
         mine = [b for b in battles if b.judge == judge]

@@ -236,7 +236,7 @@ def render_report(data: RunData, options: ReportOptions = ReportOptions()
     from markupsafe import Markup
 
     document, run = data.document, data.document["run"]
-    confidence = float((run.get("ratings") or {}).get("confidence", 0.95))
+    confidence = float(run["ratings"]["confidence"])  # the reader filled any default
     stats = {m["model"]: m for m in document.get("models", [])}
     headline = list(iter_headline_boards(document))
     with figures.pyplot(options.cache_dir) as plt:
