@@ -6,7 +6,8 @@ import io
 
 import pytest
 
-from autojudge.stages.generate import _SYSTEMIC_AFTER, _generate_batch, run_generation
+from autojudge.stages.generate import run_generation
+from autojudge.stages.isolation import SYSTEMIC_AFTER, guarded_generate
 from autojudge.store import Store
 from autojudge.types import Failure, GenOutput, GenRequest, Prompt
 
@@ -87,7 +88,7 @@ def test_stage_fails_only_the_member_that_breaks_the_batch(tmp_path, mode):
 
 def test_a_non_output_fails_only_its_member_without_a_retry():
     plugin = Plugin(bad=("p1",), mode="junk")
-    outputs = _generate_batch(plugin, REQUESTS[:3])
+    outputs = guarded_generate(plugin, REQUESTS[:3])
     assert outcome(outputs) == ["ok", "generator_error", "ok"]
     assert "returned a str, not a GenOutput" in outputs[1].failure.message
     assert len(plugin.calls) == 1
@@ -95,7 +96,7 @@ def test_a_non_output_fails_only_its_member_without_a_retry():
 
 def test_good_and_partly_failed_batches_are_not_retried():
     plugin = Plugin(bad=())
-    assert outcome(_generate_batch(plugin, REQUESTS)) == ["ok"] * 6
+    assert outcome(guarded_generate(plugin, REQUESTS)) == ["ok"] * 6
     assert len(plugin.calls) == 1
 
     class Typed(Plugin):
@@ -105,13 +106,13 @@ def test_good_and_partly_failed_batches_are_not_retried():
                     for r in requests]
 
     typed = Typed()
-    outputs = _generate_batch(typed, REQUESTS)
+    outputs = guarded_generate(typed, REQUESTS)
     assert outcome(outputs) == ["missing_file"] * 6 and len(typed.calls) == 1
 
 
 def test_several_bad_members_each_fail_alone():
     plugin = Plugin(bad=("p0", "p4"), mode="raise")
-    outputs = _generate_batch(plugin, REQUESTS)
+    outputs = guarded_generate(plugin, REQUESTS)
     assert outcome(outputs) == ["generator_error", "ok", "ok", "ok", "generator_error", "ok"]
     assert "cannot handle p0" in outputs[0].failure.message
     assert "cannot handle p4" in outputs[4].failure.message
@@ -120,16 +121,16 @@ def test_several_bad_members_each_fail_alone():
 def test_a_generator_broken_for_everything_is_not_called_once_per_request():
     plugin = Plugin(bad=("*",), mode="raise", batch_size=64)
     requests = [GenRequest(Prompt(id=f"q{i}", text="x"), 0) for i in range(64)]
-    outputs = _generate_batch(plugin, requests)
+    outputs = guarded_generate(plugin, requests)
     assert outcome(outputs) == ["generator_error"] * 64
     assert {o.failure.message for o in outputs} == {"ConnectionError: service unavailable"}
-    assert len(plugin.calls) == 1 + _SYSTEMIC_AFTER  # the batch, then a few singles
+    assert len(plugin.calls) == 1 + SYSTEMIC_AFTER  # the batch, then a few singles
 
 
 def test_members_that_each_fail_their_own_way_are_all_tried():
     ids = [r.prompt.id for r in REQUESTS]
     plugin = Plugin(bad=ids, mode="raise")
-    outputs = _generate_batch(plugin, REQUESTS)
+    outputs = guarded_generate(plugin, REQUESTS)
     assert [o.failure.message for o in outputs] == [
         f"ValueError: cannot handle {i} (traceback-like second line)" for i in ids]
     assert len(plugin.calls) == 1 + len(ids)
@@ -137,7 +138,7 @@ def test_members_that_each_fail_their_own_way_are_all_tried():
 
 def test_a_single_request_batch_is_called_once():
     plugin = Plugin(bad=("p0",), mode="raise")
-    outputs = _generate_batch(plugin, REQUESTS[:1])
+    outputs = guarded_generate(plugin, REQUESTS[:1])
     assert outcome(outputs) == ["generator_error"] and len(plugin.calls) == 1
     assert outputs[0].latency_s >= 0
 

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from autojudge.generators.base import Generator
 from autojudge.stages.cache import Counts, fingerprint_hash
-from autojudge.stages.isolation import GENERATE, SYSTEMIC_AFTER, conform, guarded_generate
+from autojudge.stages.isolation import GENERATE, conform, guarded_generate
 from autojudge.store import Store, failure_columns, now
 from autojudge.types import Failure, GenOutput, GenRequest, Generation, Prompt, stable_hash
 
@@ -219,10 +219,6 @@ def run_generation(
 
 # What a dispatch may send back: outputs, or outputs whose image a worker already stored.
 _SENT = replace(GENERATE, output=(GenOutput, StoredOutput))
-
-# The generate stage's names for the isolated call, kept for callers that imported them.
-_SYSTEMIC_AFTER = SYSTEMIC_AFTER
-_generate_batch = guarded_generate
 
 
 def _store_output(label: str, request: GenRequest, key: str, fp_hash: str,
