@@ -134,7 +134,7 @@ def ray_costs(quick: bool) -> dict:
 
     from autojudge.executors.ray_pool import ActorPool, PoolShape
     from autojudge.executors.ray_worker import PluginSpec
-    from autojudge.stages.generate import _generate_batch
+    from autojudge.stages.isolation import guarded_generate
     from autojudge.types import GenRequest, Prompt
 
     t = time.perf_counter()
@@ -160,7 +160,7 @@ def ray_costs(quick: bool) -> dict:
         local = cls("x")
         t = time.perf_counter()
         for _ in range(count):
-            _generate_batch(local, [request])
+            guarded_generate(local, [request])
         local_s = (time.perf_counter() - t) / count
         out[f"per_batch_{label}_s"] = ray_s - local_s
         pool.shutdown()
