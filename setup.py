@@ -2,7 +2,7 @@
 
 The repository keeps `conf/`, `judges/` and `prompt_suites/` at its top level. The wheel
 carries them inside the package as `autojudge._conf`, `autojudge._judges` and
-`autojudge._suites` (autojudge/resources.py finds them there, or in a checkout), so
+`autojudge._suites` (autojudge/runtime/resources.py finds them there, or in a checkout), so
 `pip install .`, `pip install git+...` and `pip install autojudge` work from any folder.
 This lives in setup.py rather than pyproject.toml because pyproject's `packages` is either
 a fixed list or a discovery that cannot map folders: here packages under src/ are still
@@ -38,7 +38,8 @@ PACKAGES = resource_packages()
 setup(
     packages=[*find_packages("src"), *PACKAGES],
     package_dir={"": "src", **RESOURCES},
-    package_data={"autojudge": ["py.typed", "leaderboard.schema.json"],
+    package_data={"autojudge": ["py.typed"],
+                  "autojudge.results": ["leaderboard.schema.json"],
                   "autojudge.arena": ["static/*.html", "static/*.js", "static/*.css"],
                   **{name: DATA for name in PACKAGES}},
 )

@@ -40,7 +40,7 @@ def synthetic_run(root: Path, n_prompts: int = 40) -> Path:
     from PIL import Image
 
     from autojudge.ratings import RatingConfig, board_structure, rate_battles
-    from autojudge.store import Store
+    from autojudge.store.index import Store
 
     models = ["model_a1", "model_b2", "model_c3"]
     store = Store(root / "store")

@@ -49,10 +49,9 @@ SHAPES = {
 
 def build_model(folder: Path, shape: str = "small") -> Path:
     import torch
+    from tiny_clip import _write_clip_tokenizer_files
     from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor,
                               CLIPTokenizer)
-
-    from tiny_clip import _write_clip_tokenizer_files
 
     folder.mkdir(parents=True, exist_ok=True)
     tok_dir = folder / "_tok"
@@ -78,8 +77,8 @@ def build_model(folder: Path, shape: str = "small") -> Path:
 
 
 def make_items(n: int, size: int):
+    from autojudge.experiment.validation import _scene
     from autojudge.types import JudgeItem, Prompt
-    from autojudge.validate import _scene
 
     subjects = ["cat", "dog", "red bicycle", "lighthouse", "bowl of ramen", "astronaut",
                 "yellow taxi", "green parrot", "old book", "snowy mountain", "sailboat", "robot"]
@@ -223,9 +222,10 @@ def main() -> None:
     print(f"max |judge - torchmetrics| on {len(tm_items)} images: {max_diff:.2e}")
 
     # clip + aesthetic on one backbone: each image through the image tower once
-    from autojudge.judges.aesthetic import AestheticJudge, file_sha256
-    from autojudge.store import Store
     from tiny_clip import make_aesthetic_head
+
+    from autojudge.judges.aesthetic import AestheticJudge, file_sha256
+    from autojudge.store.index import Store
 
     clear_backbones()
     head = make_aesthetic_head(tmp / "head.pth", in_dim=SHAPES[args.model]["projection_dim"])

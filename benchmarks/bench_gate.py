@@ -32,9 +32,10 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[0] / "src"))
 sys.path.insert(0, str(HERE))
-from bench_ratings import make_battles, naive_fit as fit_rows  # noqa: E402
+from bench_ratings import make_battles
+from bench_ratings import naive_fit as fit_rows  # noqa: E402
 
-from autojudge import gate  # noqa: E402
+from autojudge.experiment import gate  # noqa: E402
 from autojudge.ratings import DEFAULT_PRIOR  # noqa: E402
 
 

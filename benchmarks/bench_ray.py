@@ -177,7 +177,7 @@ def store_rates(tmp: Path, quick: bool) -> dict:
     """The driver's writes for image-sized blobs: put_blob + one row per image,
     committed per batch of 8 as the generate stage does; verified reads; score rows."""
     from autojudge.stages.cache import score_row
-    from autojudge.store import Store, failure_columns, now
+    from autojudge.store.index import Store, failure_columns, now
     from autojudge.types import JudgeItem, Prompt, Score
 
     n = 60 if quick else 240
@@ -251,7 +251,7 @@ def per_item_costs(tmp: Path, tiny_dir: Path) -> tuple[float, float]:
 
     from autojudge.generators.diffusers_local import DiffusersGenerator
     from autojudge.judges.ocr import OCRJudge
-    from autojudge.stages.battles import decode_image
+    from autojudge.stages.judge import decode_image
     from autojudge.types import GenRequest, JudgeItem, Prompt
 
     torch.set_num_threads(1)  # what a 1-CPU Ray worker gets

@@ -42,7 +42,7 @@ def make_run(run_dir: Path, store_root: Path, n_prompts: int, seed: int = 0) -> 
     from autojudge.report.html import write_config
     from autojudge.report.rundata import write_prompts
     from autojudge.stages.boards import BoardSpec, RunFacts, build_boards, model_stats
-    from autojudge.store import Store
+    from autojudge.store.index import Store
     from autojudge.types import Battle, Generation, Prompt
 
     rng = np.random.default_rng(seed)
@@ -94,8 +94,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     from autojudge.report import figures
-    from autojudge.report.html import (ReportOptions, _prompt_context, build_report,
-                                       render_report)
+    from autojudge.report.html import ReportOptions, _prompt_context, build_report, render_report
     from autojudge.report.rundata import load_run
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -19,6 +19,10 @@
 5. Adaptive scheduling vs all-pairs: battles needed to bring every CI under 100 Elo on a
    12-model pool (ratings evenly spread over 800 Elo, prompt effects sd 150, 1000-prompt
    pool), same outcomes for both.
+6. Style control (benchmarks/style_study.py): a judge biased +60 Elo per unit of an image
+   feature that the models' images differ in, and an unbiased one: coverage of the
+   coefficient's 95% CI, whether the controlled board has the true order, and its mean
+   absolute rating error beside the raw board's.
 All seeds are fixed; the output is deterministic.
 """
 from __future__ import annotations
@@ -32,11 +36,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from autojudge.ratings.compare import rating_difference  # noqa: E402
-from autojudge.ratings.simulate import simulate_battles  # noqa: E402
 from studies import (GATE_POOL, coverage_study, gate_study, hard_cases,  # noqa: E402
                      intransitive_matrix, matrix_study, power_pair, prompts_for_power,
                      regression_for, schedule_study, wilson)
+
+from style_study import style_study  # noqa: E402
+
+from autojudge.ratings.gate_stats import rating_difference  # noqa: E402
+from autojudge.ratings.simulate import simulate_battles  # noqa: E402
 
 
 def rate_line(label: str, hits: int, runs: int, bound: float | None = None) -> dict:
@@ -141,12 +148,28 @@ def _n(value: float | None) -> str:
     return "not reached" if value is None else f"{value:.0f}"
 
 
+def style_numbers(q: bool, out: dict) -> None:
+    """Style control on simulated biased and unbiased judges (style_study.py)."""
+    runs = 100 if q else 300
+    out["style"] = []
+    for bias in (60.0, 0.0):
+        t0 = time.perf_counter()
+        res = style_study(runs, bias, seed=1000 if bias else 5000)
+        out["style"].append(res)
+        print(f"[style] judge bias {bias:+.0f} Elo per unit, {res['n_prompts']} prompts, "
+              f"prompt effects sd {res['prompt_sd']:.0f}:")
+        rate_line(f"coefficient 95% CI covers {bias:+.0f}", res["covered"], runs)
+        print(f"  controlled board in the true order: {res['order']}/{runs}; mean abs "
+              f"rating error controlled {res['mae_controlled']:.1f} Elo vs raw "
+              f"{res['mae_raw']:.1f} Elo  [{time.perf_counter() - t0:.0f} s]", flush=True)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     p.add_argument("--skip", nargs="*", default=[],
-                   choices=["coverage", "gate", "power150", "power", "scheduling"])
+                   choices=["coverage", "gate", "power150", "power", "scheduling", "style"])
     args = p.parse_args()
     q = args.quick
     out: dict = {}
@@ -185,6 +208,8 @@ def main() -> int:
               f"{sum(sched['adaptive'])} vs all-pairs {sum(sched['all_pairs'])} battles "
               f"over {len(sched['adaptive'])} pools: ratio {sched['ratio']:.3f}  "
               f"[{time.perf_counter() - t2:.0f} s]")
+    if "style" not in args.skip:
+        style_numbers(q, out)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2, default=str))
     return 0

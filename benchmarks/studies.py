@@ -13,9 +13,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from autojudge.ratings.bradley_terry import fit_strengths
-from autojudge.ratings.simulate import (NATS, all_pairs, population_ratings,
-                                        simulate_battles, simulate_scores,
-                                        simulate_win_matrix)
+from autojudge.ratings.simulate import (NATS, all_pairs, population_ratings, simulate_battles,
+                                        simulate_scores, simulate_win_matrix)
 
 GATE_POOL = (1000.0, 1000.0, 1100.0, 900.0)  # baseline, candidate, two common opponents
 
@@ -32,7 +31,7 @@ def coverage_study(runs: int, *, ratings: Sequence[float] = (1000.0, 970.0, 1100
         {"clustered", "naive" (coverage fractions), "target" (population difference),
          "true" (strength difference), "runs", "mean_width_clustered", "mean_width_naive"}.
     """
-    from autojudge.ratings.compare import rating_difference
+    from autojudge.ratings.gate_stats import rating_difference
 
     pop = population_ratings(ratings, prompt_sd=prompt_sd, tie_rate=tie_rate)
     target = float(pop[1] - pop[0])
@@ -67,8 +66,8 @@ def gate_study(regression: float, runs: int, *, judges: int = 1, n_prompts: int 
         {"regression", "inconclusive", "pass" (fractions of runs by verdict),
          "population_diff", "runs"}.
     """
-    from autojudge.gate import holm
-    from autojudge.ratings.compare import rating_difference
+    from autojudge.experiment.gate import holm
+    from autojudge.ratings.gate_stats import rating_difference
 
     ratings = np.array(GATE_POOL)
     ratings[1] -= regression
@@ -105,7 +104,7 @@ def power_pair(regression: float, n_prompts: int, runs: int, *, kind: str = "bat
     head-to-head paths); kind "scores": a pointwise judge (`simulate_scores`: the score
     path too).
     """
-    from autojudge.ratings.compare import rating_difference
+    from autojudge.ratings.gate_stats import rating_difference
 
     ratings = np.array(GATE_POOL)
     ratings[1] -= regression
@@ -180,7 +179,7 @@ def schedule_study(reps: int, *, n_models: int = 12, spread: float = 800.0,
         {"ratio" (sum adaptive / sum all-pairs), "adaptive", "all_pairs" (lists),
          "reasons"}.
     """
-    from autojudge.scheduling import ScheduleConfig, simulate_schedule
+    from autojudge.ratings.scheduling import ScheduleConfig, simulate_schedule
 
     ratings = np.linspace(1000.0 - spread / 2, 1000.0 + spread / 2, n_models)
     adaptive, full, reasons = [], [], []
@@ -265,7 +264,7 @@ def matrix_study(win: np.ndarray, runs: int, *, n_prompts: int = 150, seeds: int
         {"regression", "inconclusive", "pass" (fractions), "counts", "runs",
          "population_diff", "disagreement" (fraction of runs whose paths disagreed)}.
     """
-    from autojudge.ratings.compare import rating_difference
+    from autojudge.ratings.gate_stats import rating_difference
 
     sim = simulate_win_matrix(win, n_prompts, seeds=seeds, tie_rate=tie_rate, runs=runs,
                               seed=seed)

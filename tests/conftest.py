@@ -37,6 +37,6 @@ def store_root(tmp_path: Path) -> Path:
 @pytest.fixture
 def compose():
     """compose(overrides) -> the experiment config, exactly as `python -m autojudge` sees it."""
-    from autojudge.config import compose as compose_config
+    from autojudge.experiment.schema import compose as compose_config
 
     return compose_config

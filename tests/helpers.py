@@ -121,7 +121,7 @@ class NeverGenerates:
 def never_generates() -> type[NeverGenerates]:
     """`NeverGenerates`, registered as a generator kind (once per process), its call
     count reset."""
-    from autojudge.registry import GENERATORS
+    from autojudge.sdk.registry import GENERATORS
 
     if NeverGenerates.kind not in GENERATORS.names():
         GENERATORS.register(NeverGenerates.kind)(NeverGenerates)

@@ -1,19 +1,20 @@
 """`autojudge [run] [overrides]` (or `python -m autojudge`): a Hydra app; the work happens
 in pipeline.run. `autojudge COMMAND ...` runs a subcommand instead (autojudge.cli).
 
-`--help` prints autojudge's own page (cli_help.py); Hydra's flags (`--cfg job`, `-m`,
+`--help` prints autojudge's own page (autojudge.cli.help); Hydra's flags (`--cfg job`, `-m`,
 `--info`, `--hydra-help`) pass through to Hydra.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
-from autojudge.config import CONF_DIR, register_configs
-from autojudge.resources import missing as missing_resources
+from autojudge.experiment.schema import CONF_DIR, register_configs
+from autojudge.runtime.resources import missing as missing_resources
 
 register_configs()
 
@@ -45,14 +46,14 @@ def _experiment(cfg: DictConfig) -> float | None:
     except AutojudgeError as exc:
         import logging
 
-        from autojudge.progress import to_log_file
+        from autojudge.runtime.progress import to_log_file
 
         print(f"error: {exc}", file=sys.stderr)
         to_log_file(f"error: {exc}", logging.ERROR)  # for a folder kept: it was there before
         _discard_run_dir(run_dir)
         code = getattr(exc, "exit_code", EXIT_REFUSED)  # 75: Ray cluster lost, re-run
         if code == EXIT_REFUSED:  # a sweep's folder goes too, or says why it stopped
-            from autojudge.sweep_jobs import refused_in_multirun
+            from autojudge.sweeps.jobs import refused_in_multirun
 
             refused_in_multirun(str(exc))
         sys.exit(code)
@@ -63,26 +64,27 @@ def _experiment(cfg: DictConfig) -> float | None:
 
 def _run(cfg: DictConfig, run_dir: Path) -> float | None:
     """The run, its report, and its exit: no answer -> 3, a gate regression -> 1."""
-    _check_logger(cfg)
-    _check_sweeper(cfg)
-    from autojudge import pipeline
+    from autojudge.experiment import pipeline
+    from autojudge.experiment.schema import typed_settings
     from autojudge.report.terminal import print_report
 
+    settings = typed_settings(pipeline.plain_config(cfg))  # what every check below reads
+    _check_logger(settings.logger)
+    _check_sweeper(settings.sweep)
     document = pipeline.run(cfg, run_dir)
-    print_report(document, str(run_dir), float(cfg.ratings.confidence),
-                 bool(cfg.report.terminal_tags))
+    print_report(document, str(run_dir), settings.ratings.confidence,
+                 settings.report.terminal_tags)
     problem = pipeline.no_answer(document)
     _ANSWERED.append(problem is None)
     if problem:
         _say_no_answer(problem, run_dir)
-    gate_cfg = cfg.get("gate")
-    if gate_cfg is not None and (gate_cfg.baseline or gate_cfg.candidate):
-        from autojudge.gate import run_gate, settings_from_config
+    if settings.gate.baseline or settings.gate.candidate:
+        from autojudge.experiment.gate import run_gate, settings_from_config
 
-        result = run_gate(run_dir, settings_from_config(gate_cfg, cfg.ratings))
+        result = run_gate(run_dir, settings_from_config(settings.gate, settings.ratings))
         if result.exit_code:
             sys.exit(result.exit_code)  # after every output is written
-    from autojudge.sweeps import task_return
+    from autojudge.sweeps.variants import task_return
 
     return task_return(document)  # the sweep objective: what Hydra's sweepers read
 
@@ -96,7 +98,7 @@ def _say_no_answer(problem: str, run_dir: Path) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from autojudge.progress import to_log_file
+    from autojudge.runtime.progress import to_log_file
 
     sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     line = (f"{'warning' if sweep else 'error'}: ran, but no answer: {problem}; the outputs "
@@ -126,7 +128,7 @@ def _say_interrupted() -> None:
     import logging
     import shlex
 
-    from autojudge.progress import to_log_file
+    from autojudge.runtime.progress import to_log_file
 
     command = " ".join(["python -m autojudge", *map(shlex.quote, sys.argv[1:])])
     line = f"interrupted: finished work is in the store; resume with: {command}"
@@ -134,26 +136,23 @@ def _say_interrupted() -> None:
     to_log_file(line, logging.WARNING)
 
 
-def _check_sweeper(cfg: DictConfig) -> None:
+def _check_sweeper(sweep: Any) -> None:
     """hydra/sweeper=optuna without an objective, or minimising it: one line, no work."""
+    from dataclasses import asdict
+
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
 
-    from autojudge.sweeps import check_sweeper
+    from autojudge.sweeps.variants import check_sweeper
 
-    sweep = cfg.get("sweep")
-    check_sweeper(HydraConfig.get().sweeper,
-                  {"sweep": OmegaConf.to_container(sweep, resolve=True) if sweep else {}})
+    check_sweeper(HydraConfig.get().sweeper, {"sweep": asdict(sweep)})
 
 
-def _check_logger(cfg: DictConfig) -> None:
+def _check_logger(logger: Any) -> None:
     """logger=wandb without wandb installed: one line before any work, not after it."""
     from autojudge.errors import AutojudgeError
-    from autojudge.extras import missing_modules
+    from autojudge.runtime.extras import missing_modules
 
-    logger = cfg.get("logger")
-    if (logger is not None and logger.get("kind") == "wandb"
-            and logger.get("mode") != "disabled" and missing_modules(["wandb"])):
+    if logger.kind == "wandb" and logger.mode != "disabled" and missing_modules(["wandb"]):
         raise AutojudgeError("logger=wandb needs the wandb package, which is not installed: "
                              "pip install wandb, or run with logger=none")
 
@@ -188,14 +187,15 @@ def _main(args: list[str]) -> None:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
-    from autojudge.cli_help import print_help, wants_help
+    from autojudge.cli.help import print_help, wants_help
 
     if wants_help(args):
         print_help(CONF_DIR, args)
         return
-    from autojudge.cli_checks import check_composition, check_overrides, check_run_dir
+    from autojudge.cli.checks import check_composition, check_overrides, check_run_dir
 
-    problem = check_overrides(args, CONF_DIR) or check_composition(args) or \
+    problem = _register_plugin_schemas() or check_overrides(args, CONF_DIR) or \
+        check_composition(args) or \
         (None if any(a in ("-m", "--multirun") for a in args) else check_run_dir(args))
     if not problem and not any(a.startswith("-") for a in args):  # one run, no Hydra flags
         problem = _check_run_dir_can_be_made(args)
@@ -209,12 +209,25 @@ def _main(args: list[str]) -> None:
         sys.exit(EXIT_NO_ANSWER)
 
 
+def _register_plugin_schemas() -> str | None:
+    """Installed plugins' schemas (experiment.schema.register_plugin_schemas); the one
+    line that refuses a plugin name taken twice, or None."""
+    from autojudge.errors import AutojudgeError
+    from autojudge.experiment.schema import register_plugin_schemas
+
+    try:
+        register_plugin_schemas()
+    except AutojudgeError as exc:
+        return str(exc)
+    return None
+
+
 def _check_run_dir_can_be_made(args: list[str]) -> str | None:
     """The run folder's name and place, before Hydra makes it (and remembers whether it
     existed already, so that a refusal never removes a folder it did not make)."""
     import os
 
-    from autojudge.config import planned_run_dir, run_dir_problem
+    from autojudge.experiment.schema import planned_run_dir, run_dir_problem
 
     planned = planned_run_dir(args)
     if planned is None:

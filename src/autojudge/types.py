@@ -50,6 +50,29 @@ def file_sha256(path: str | None) -> str | None:
 
 
 @dataclass(frozen=True)
+class Question:
+    """One yes/no question about an image, for a question-answering alignment judge
+    (TIFA / Davidsonian Scene Graph style; see autojudge.judges.questions).
+
+    Attributes:
+        id: unique within its prompt's questions.
+        text: the question, answerable by yes or no ("Is the dog red?").
+        parents: ids of questions this one presupposes: when any parent is answered
+            "no", this one counts as "no" too (DSG's dependency gating).
+        skill: what the question tests ("object", "count", "color", "position", ...).
+    """
+
+    id: str
+    text: str
+    parents: tuple[str, ...] = ()
+    skill: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "text": self.text, "parents": list(self.parents),
+                "skill": self.skill}
+
+
+@dataclass(frozen=True)
 class Prompt:
     """One entry of a prompt suite.
 
@@ -71,6 +94,8 @@ class Prompt:
             for the generator's default.
         style_prompt: for style transfer, the style to apply (e.g. "a charcoal sketch");
             generators send `generation_text()`, the text plus this style.
+        questions: yes/no questions the suite wrote for this prompt (a suite entry's
+            `questions:`), for question-answering alignment judges; () when it has none.
     """
 
     id: str
@@ -85,6 +110,7 @@ class Prompt:
     mask: str | None = None
     strength: float | None = None
     style_prompt: str | None = None
+    questions: tuple[Question, ...] = ()
 
     def content(self) -> dict[str, Any]:
         """What a generator or judge may read of this prompt (tags excluded: they don't
@@ -93,9 +119,13 @@ class Prompt:
         Editing prompts add their task, strength, style prompt and the sha256 of the init
         image and mask CONTENT (never their paths), so cache keys follow the pixels: moving
         a suite keeps its cache, redrawing a mask invalidates it. A plain text-to-image
-        prompt keeps exactly the three keys it always had."""
+        prompt keeps exactly the three keys it always had; written questions are added
+        only when there are some (they change an alignment score, as expected_text
+        changes an OCR score)."""
         content: dict[str, Any] = {"id": self.id, "text": self.text,
                                    "expected_text": self.expected_text}
+        if self.questions:
+            content["questions"] = [question.to_dict() for question in self.questions]
         if self.task != "txt2img" or self.init_image or self.mask or self.style_prompt:
             content.update({"task": self.task, "strength": self.strength,
                             "style_prompt": self.style_prompt,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from autojudge.ratings import RatingConfig, board_structure, rate_battles
-from autojudge.store import Store
+from autojudge.store.index import Store
 
 MODELS = ("alpha_model", "beta_model", "gamma_model")
 PROMPTS = [

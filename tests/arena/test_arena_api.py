@@ -7,11 +7,11 @@ import sqlite3
 import time
 
 import pytest
+from arena_helpers import MODELS, Clock, arena_config
 from starlette.testclient import TestClient
 
 from autojudge.arena.app import create_app
-from autojudge.battle_log import read_battle_log
-from arena_helpers import MODELS, Clock, arena_config
+from autojudge.battles.log import read_battle_log
 
 CHOICES = ("left", "right", "tie", "bothbad")
 

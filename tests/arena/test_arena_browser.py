@@ -4,10 +4,10 @@ reload (Server-Sent Events), and the votes are in the export."""
 from __future__ import annotations
 
 import pytest
-
 from arena_helpers import MODELS, serve, stop
-from autojudge.battle_log import read_battle_log
 from helpers import CHROMIUM, CHROMIUM_ARGS, needs_chromium, run_cli
+
+from autojudge.battles.log import read_battle_log
 
 pytestmark = needs_chromium()
 

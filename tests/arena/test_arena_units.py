@@ -8,14 +8,14 @@ import random
 
 import numpy as np
 import pytest
-
 from arena_helpers import Clock, png
+
 from autojudge.arena.images import ImageCache, ImageUnavailable, clean, strip_jpeg, strip_png
 from autojudge.arena.live import Broadcaster, LiveRatings, WorkerOutOfStep, refit
 from autojudge.arena.pairs import Sampler, adaptive_picks
 from autojudge.arena.runs import ImageRef, Pair
-from autojudge.arena.store import Vote, VoteStore, VoteWriter
 from autojudge.arena.tokens import Bucket, Keys, Refusal, TokenBook
+from autojudge.arena.votes import Vote, VoteStore, VoteWriter
 from autojudge.ratings import online_elo
 
 

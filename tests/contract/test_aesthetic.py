@@ -7,15 +7,15 @@ import io
 
 import numpy as np
 import pytest
+from judge_contract import PointwiseJudgeContract
 from PIL import Image, ImageFilter
+from tiny_clip import TINY_ARCH, make_aesthetic_head, make_open_clip
 
 from autojudge.errors import AutojudgeError
 from autojudge.judges.aesthetic import AestheticJudge, build_head, file_sha256, load_manifest
 from autojudge.judges.clip_backbone import clear_backbones
 from autojudge.judges.clip_score import CLIPScoreJudge
 from autojudge.types import JudgeItem, Prompt
-from judge_contract import PointwiseJudgeContract
-from tiny_clip import TINY_ARCH, make_aesthetic_head, make_open_clip
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def test_score_is_the_head_on_the_normalised_clip_embedding(tiny):
 
 def test_clip_and_aesthetic_encode_each_image_once(tiny, tmp_path):
     """Same backbone -> one image-tower pass per image for both judges (and none on a rerun)."""
-    from autojudge.store import Store
+    from autojudge.store.index import Store
 
     store = Store(tmp_path / "store")
     clear_backbones()

@@ -5,14 +5,14 @@ import io
 
 import numpy as np
 import pytest
+from generator_contract import GeneratorContract
 from PIL import Image
 
 from autojudge.errors import AutojudgeError
 from autojudge.generators.baselines import (BlankGenerator, NoiseGenerator, TypesetGenerator,
                                             layout_text, wrap_text)
-from autojudge.registry import GENERATORS
+from autojudge.sdk.registry import GENERATORS
 from autojudge.types import GenRequest, Prompt
-from generator_contract import GeneratorContract
 
 SIGN = Prompt(id="sign", text='A shop sign that reads "FRESH BREAD"', tags=("text",),
               expected_text="FRESH BREAD")

@@ -7,15 +7,15 @@ import json
 
 import numpy as np
 import pytest
+from helpers import record_connections
+from judge_contract import PointwiseJudgeContract
 from PIL import Image
+from tiny_clip import TINY_ARCH, make_open_clip, make_transformers_clip
 
 from autojudge.errors import AutojudgeError
 from autojudge.judges.clip_backbone import BackboneSpec, clear_backbones, get_backbone
 from autojudge.judges.clip_score import CLIPScoreJudge
 from autojudge.types import JudgeItem, Prompt
-from helpers import record_connections
-from judge_contract import PointwiseJudgeContract
-from tiny_clip import TINY_ARCH, make_open_clip, make_transformers_clip
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +146,7 @@ def test_long_prompts_are_truncated_explicitly_and_counted(tiny, backend):
 
 
 def test_embeddings_are_cached_in_the_store_and_reused(tiny, tmp_path):
-    from autojudge.store import Store
+    from autojudge.store.index import Store
 
     store = Store(tmp_path / "store")
     sample = items(4, seed=11)
@@ -166,7 +166,7 @@ def test_embeddings_are_cached_in_the_store_and_reused(tiny, tmp_path):
 
 
 def test_different_backbones_do_not_share_embeddings(tiny, tmp_path):
-    from autojudge.store import Store
+    from autojudge.store.index import Store
 
     store = Store(tmp_path / "store")
     sample = items(2, seed=5)

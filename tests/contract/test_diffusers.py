@@ -6,13 +6,13 @@ import io
 
 import numpy as np
 import pytest
+from generator_contract import GeneratorContract
 from PIL import Image
 
 from autojudge.errors import AutojudgeError
 from autojudge.generators.diffusers_local import DiffusersGenerator
-from autojudge.registry import GENERATORS
+from autojudge.sdk.registry import GENERATORS
 from autojudge.types import GenRequest, Prompt
-from generator_contract import GeneratorContract
 
 CAT = Prompt(id="cat", text="a cat")
 DOG = Prompt(id="dog", text="a dog")
@@ -207,7 +207,7 @@ def test_missing_weights_fail_check_with_one_line(tmp_path, hf_cache, monkeypatc
 def test_hub_unreachable_counts_as_offline(hf_cache, monkeypatch):
     """No HF_HUB_OFFLINE, but the hub does not answer: refuse now rather than let every
     image wait through huggingface_hub's retries."""
-    from autojudge import weights
+    from autojudge.runtime import weights
 
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(weights, "_REACHABLE", None)
@@ -247,7 +247,7 @@ def test_checkpoint_sweep_ranks_checkpoints_in_one_run(tiny, tmp_path, compose):
     inpainting prompt, in one pipeline.run."""
     from omegaconf import OmegaConf, open_dict
 
-    from autojudge import pipeline
+    from autojudge.experiment import pipeline
 
     suite = tmp_path / "suite.yaml"
     lines = ["name: sweep", "seeds: [0, 1]", "prompts:"]

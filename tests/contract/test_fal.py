@@ -3,13 +3,13 @@ queue server reached through fal-client itself (TLS, FAL_QUEUE_RUN_HOST, SSL_CER
 from __future__ import annotations
 
 import pytest
+from fal_fixtures import KEY, fake_fal
+from generator_contract import GeneratorContract
 
 from autojudge.errors import AutojudgeError
 from autojudge.generators.fal import FalGenerator
-from autojudge.registry import GENERATORS
+from autojudge.sdk.registry import GENERATORS
 from autojudge.types import GenRequest, Prompt
-from fal_fixtures import KEY, fake_fal
-from generator_contract import GeneratorContract
 
 FAST = {"endpoint": "fal-ai/flux/schnell", "width": 64, "height": 48, "timeout_s": 5.0,
         "backoff_s": 0.01, "poll_interval_s": 0.01, "price_per_megapixel_usd": 0.003,

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from autojudge import app
-from autojudge.registry import GENERATORS, JUDGES
+from autojudge.experiment import build
+from autojudge.sdk.registry import GENERATORS, JUDGES
 from autojudge.stages.cache import fingerprint_hash
 
 # (config group, kind, params, fingerprint hash before the SDK); params are chosen so the
@@ -58,6 +58,21 @@ PINNED = [
      "6d3da80eacb948f98cb0ff56810f0f63771c1fabc88657a5c3e3498a580994b4"),
     ("judge", "preservation", {'metric': 'psnr', 'batch_size': 3},
      "70f1ee488f4fc3b69961f51428ff12f6542273fe28a9342d7a5bdaf0c2bce0d5"),
+    # added after the SDK move: pinned at their introduction
+    ("judge", "pickscore", {},
+     "59419f16bfab9741d4a73191683a06072b5b83d958eaadc6c86a7a7f1211f0a7"),
+    ("judge", "hpsv21", {},
+     "5c6081b1eeb636fc0df42fd5edcb24e19492dfa19bf988431780d39af4b4e1d2"),
+    ("judge", "hpsv21", {'revision': 'abc123'},
+     "493bc29ebd6d682c34c75e741f06a5a41984a81766ae4ba275086a608e9e7f4b"),
+    ("judge", "imagereward", {},
+     "d2f7aab7982b5ba04eeedd6d470ba78d37f30a2032e9f4d2e05d1211c56ed2be"),
+    ("judge", "vqascore", {},
+     "3d6ac27dae8618dfa6e4fee94dab6760390dd26bb59836197d4100c66e6dea49"),
+    ("judge", "vqascore", {'backend': 'transformers', 'model': 'Qwen/Qwen2-VL-2B-Instruct', 'device': 'cpu'},
+     "8e55ce35fbe920f0aeb5ff1f8a9e815164faacb3a99e52f4350781bcccf0a92d"),
+    ("judge", "dsg", {},
+     "4b8fa1893e4caf508f1722326f8c5fc15abb7bf922ba4cd4b2ab43f9b9958a6e"),
 ]
 
 
@@ -72,7 +87,7 @@ def default_fal_host(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_builtin_fingerprint_is_unchanged(group: str, kind: str, params: dict,
                                           expected: str) -> None:
     registry = GENERATORS if group == "model" else JUDGES
-    plugin = app.build_plugin(registry, group, kind, {"kind": kind, **params})
+    plugin = build.build_plugin(registry, group, kind, {"kind": kind, **params})
     assert fingerprint_hash(plugin.fingerprint()) == expected
 
 

@@ -6,13 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+from generator_contract import GeneratorContract
 from PIL import Image
 
 from autojudge.errors import AutojudgeError
 from autojudge.generators.folder import FolderGenerator
-from autojudge.registry import GENERATORS
+from autojudge.sdk.registry import GENERATORS
 from autojudge.types import GenRequest, Prompt
-from generator_contract import GeneratorContract
 
 P1 = Prompt(id="sign-1", text='A sign that reads "OPEN"', expected_text="OPEN")
 P2 = Prompt(id="cat", text="A cat")
@@ -352,7 +352,7 @@ def test_permission_denied_fails_alone(tmp_path):
 def test_stage_keeps_every_good_image_of_a_batch_with_a_bad_file(tmp_path):
     """The reported case: one looping symlink among 63 images, one batch of 64."""
     from autojudge.stages.generate import run_generation
-    from autojudge.store import Store
+    from autojudge.store.index import Store
 
     root = tmp_path / "model"
     for i in range(63):
@@ -468,7 +468,7 @@ def test_a_finished_run_is_re_judged_from_its_images_folder(compose, tmp_path):
     the same bytes, so the judge's scores come from the store (cached by content)."""
     import json
 
-    from autojudge import pipeline
+    from autojudge.experiment import pipeline
 
     base = [f"store.root={tmp_path / 'store'}", "suite.tags=[text_rendering]",
             "suite.limit=2", "ratings.bootstrap_rounds=20", "logger=none", "progress=false"]

@@ -17,16 +17,15 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from judge_contract import PairwiseJudgeContract, PointwiseJudgeContract
 from PIL import Image
 
 from autojudge.errors import AutojudgeError
-from autojudge.generators.baselines import (BlankGenerator, NoiseGenerator,
-                                            TypesetGenerator)
-from autojudge.judges.ocr import (OCRJudge, normalize_text, quiet_rapidocr_logging,
-                                  reading_order, text_accuracy)
-from autojudge.registry import JUDGES
+from autojudge.generators.baselines import BlankGenerator, NoiseGenerator, TypesetGenerator
+from autojudge.judges.ocr import (OCRJudge, normalize_text, quiet_rapidocr_logging, reading_order,
+                                  text_accuracy)
+from autojudge.sdk.registry import JUDGES
 from autojudge.types import GenRequest, JudgeItem, Prompt
-from judge_contract import PairwiseJudgeContract, PointwiseJudgeContract
 
 REPO = Path(__file__).resolve().parents[2]
 STARTER = REPO / "prompt_suites" / "starter.yaml"

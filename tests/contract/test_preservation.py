@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from judge_contract import PointwiseJudgeContract
 from PIL import Image
 
 from autojudge.errors import AutojudgeError
 from autojudge.judges.preservation import PreservationJudge
-from autojudge.registry import JUDGES
+from autojudge.sdk.registry import JUDGES
 from autojudge.types import JudgeItem, Prompt
-from judge_contract import PointwiseJudgeContract
 
 EDITING = None  # set by the module fixture
 

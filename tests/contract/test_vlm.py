@@ -7,16 +7,16 @@ import json
 from pathlib import Path
 
 import pytest
+from judge_contract import PairwiseJudgeContract
 from PIL import Image
+from vlm_server import ScriptedVLM
 
 from autojudge.errors import AutojudgeError
 from autojudge.judges.swap_debias import combine, summarize_verdicts
-from autojudge.stages.runner import JudgeRunner, RunnerSettings
-from autojudge.store import Store
 from autojudge.judges.vlm_preference import VLMPreferenceJudge, load_templates, parse_answer
+from autojudge.stages.runner import JudgeRunner, RunnerSettings
+from autojudge.store.index import Store
 from autojudge.types import Failure, JudgeItem, PairItem, Prompt, Verdict
-from judge_contract import PairwiseJudgeContract
-from vlm_server import ScriptedVLM
 
 SECRET = "sk-test-SECRET123"
 KEY_ENV = "AUTOJUDGE_TEST_VLM_KEY"
@@ -228,7 +228,7 @@ def test_combine_rules():
 @pytest.mark.slow
 def test_full_run_never_writes_the_key(server, compose, tmp_path, monkeypatch):
     """pipeline.run with judge=[vlm] + W&B offline: the key is used, and written nowhere."""
-    from autojudge import pipeline
+    from autojudge.experiment import pipeline
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     store_root, run_dir = tmp_path / "store", tmp_path / "run"

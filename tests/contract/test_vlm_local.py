@@ -10,16 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import record_connections, run_cli
+from judge_contract import PairwiseJudgeContract
 from PIL import Image
+from tiny_vlm import make_tiny_vlm
 
 from autojudge.errors import AutojudgeError
 from autojudge.judges.vlm_preference import VLMPreferenceJudge
 from autojudge.stages.runner import JudgeRunner, RunnerSettings
-from autojudge.store import Store
+from autojudge.store.index import Store
 from autojudge.types import JudgeItem, PairItem, Prompt
-from helpers import record_connections, run_cli
-from judge_contract import PairwiseJudgeContract
-from tiny_vlm import make_tiny_vlm
 
 P = Prompt(id="p", text="a bright grey square")
 

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import assert_one_line_error, run_cli
 
 GOOD_ENTRY = {"id": "p1", "text": "a sign that reads \"OPEN\"", "category": "text_rendering",
@@ -77,7 +76,7 @@ def test_help_answers_without_heavy_imports() -> None:
     for needle in ("typeset", "judge:", "ocr", "suite:", "partiprompts", "autojudge.rate",
                    "autojudge.gate", "autojudge.validate", "autojudge.store", "--cfg job"):
         assert needle in proc.stdout, needle
-    code = ("import sys, autojudge.__main__, autojudge.pipeline, autojudge.app, "
+    code = ("import sys, autojudge.__main__, autojudge.experiment.pipeline, autojudge.experiment.build, "
             "autojudge.judges.ocr, autojudge.generators.baselines; "
             "heavy = {'torch', 'wandb', 'onnxruntime', 'rapidocr'} & set(sys.modules); "
             "assert not heavy, heavy")

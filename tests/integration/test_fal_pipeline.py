@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from fal_fixtures import fake_fal
 from PIL import Image
 
-from autojudge import pipeline
-from fal_fixtures import fake_fal
+from autojudge.experiment import pipeline
 
 FAULTS = {"ok-url": "a red house", "ok-data": "a red house image:data",
           "r429": "a red house fault:429x2", "r500": "a red house fault:500x1",

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from autojudge import gate
-from autojudge.battle_log import write_battle_log
-from autojudge.ratings.simulate import simulate_battles
 from helpers import assert_one_line_error, run_cli
+
+from autojudge.battles.log import write_battle_log
+from autojudge.cli import gate as gate_cli
+from autojudge.ratings.simulate import simulate_battles
 
 NAMES = ("base", "cand", "opp1", "opp2")
 
@@ -34,7 +34,7 @@ def make_run(path: Path, cand: float, n_prompts: int = 200, judges=("ocr",),
 
 
 def gate_main(capsys, *args: str) -> tuple[int, str, str]:
-    code = gate.main(["--bootstrap", "300", *args])
+    code = gate_cli.main(["--bootstrap", "300", *args])
     out, err = capsys.readouterr()
     return code, out, err
 

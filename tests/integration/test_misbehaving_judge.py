@@ -79,7 +79,9 @@ def install(root: Path) -> tuple[Path, Path]:
         "[autojudge.judges]\nflaky = flaky_judges.flaky:FlakyJudge\n")
     conf = root / "conf" / "judge"
     conf.mkdir(parents=True)
-    (conf / "flaky.yaml").write_text("flaky:\n  kind: flaky\n  batch_size: 4\n")
+    # the plugin's own schema, registered from its entry point as a built-in's is
+    (conf / "flaky.yaml").write_text("defaults:\n  - /schema/judge/flaky@flaky\n\n"
+                                     "flaky:\n  kind: flaky\n  batch_size: 4\n")
     return site, root / "conf"
 
 
@@ -137,3 +139,26 @@ def test_a_misbehaving_entry_point_judge_fails_its_items_not_the_run(tmp_path: P
     assert len(notes) == 1 and notes[0].startswith(f"judge flaky: {failed} items failed (")
     assert "judge_error x" in notes[0] and "judge_bad_output x" in notes[0]
     assert notes[0] in proc.stdout + proc.stderr  # said on the console too
+
+
+def test_an_entry_point_judges_params_are_typed_when_hydra_composes(tmp_path: Path) -> None:
+    """A third-party plugin's schema is registered as a built-in's: a wrongly typed param
+    is refused in one line before the run folder exists, and its defaults show in
+    `--cfg job`."""
+    site, conf = install(tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(site), os.environ.get("PYTHONPATH", "")])}
+    common = [sys.executable, "-m", "autojudge", f"hydra.searchpath=[file://{conf}]",
+              "judge=[flaky]", "model=[typeset,noise]", "logger=none", "progress=false",
+              f"store.root={tmp_path / 'store'}"]
+    run_dir = tmp_path / "run"
+    bad = subprocess.run([*common, "judge.flaky.batch_size=many", f"hydra.run.dir={run_dir}"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2, bad.stderr[-2000:]
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "batch_size" in lines[0]
+    assert not run_dir.exists()
+    shown = subprocess.run([*common, "--cfg", "job"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "call_timeout_s: null" in shown.stdout  # the schema's runner key, not in the YAML

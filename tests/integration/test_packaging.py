@@ -16,20 +16,19 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 from packaging.requirements import Requirement
 
-from helpers import REPO
-
-#: repository folder -> where the wheel carries it (autojudge/resources.py reads these)
+#: repository folder -> where the wheel carries it (autojudge/runtime/resources.py reads these)
 SHIPPED = {"conf": "autojudge/_conf", "judges": "autojudge/_judges",
            "prompt_suites": "autojudge/_suites"}
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "src", *SHIPPED)
-SCRIPTS = {"autojudge": "autojudge.__main__:main", "autojudge-rate": "autojudge.rate:main",
-           "autojudge-gate": "autojudge.gate:main",
-           "autojudge-validate": "autojudge.validate:main",
-           "autojudge-store": "autojudge.store_cli:main",
+SCRIPTS = {"autojudge": "autojudge.__main__:main", "autojudge-rate": "autojudge.cli.rate:main",
+           "autojudge-gate": "autojudge.cli.gate:main",
+           "autojudge-validate": "autojudge.cli.validate:main",
+           "autojudge-store": "autojudge.cli.store:main",
            "autojudge-report": "autojudge.report.__main__:main",
-           "autojudge-compare": "autojudge.compare:main",
+           "autojudge-compare": "autojudge.cli.compare:main",
            "autojudge-arena": "autojudge.arena.__main__:main"}
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "dist")
 
@@ -136,8 +135,9 @@ def test_unpacked_wheel_runs_from_an_unrelated_folder(wheel: Path, tmp_path: Pat
         return subprocess.run([sys.executable, *args], cwd=elsewhere, env=env,
                               capture_output=True, text=True, timeout=600)
 
-    probe = run("-c", "import autojudge.resources as r, autojudge.validate as v, "
-                      "autojudge.app as a; print(r.CONF_DIR); print(v.CASES); "
+    probe = run("-c", "import autojudge.runtime.resources as r, "
+                      "autojudge.experiment.validation as v, "
+                      "autojudge.experiment.build as a; print(r.CONF_DIR); print(v.CASES); "
                       "print(a.resolve_path('prompt_suites/editing.yaml', 'suite'))")
     assert probe.returncode == 0, probe.stderr
     for line in probe.stdout.splitlines():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from autojudge import pipeline
+from autojudge.experiment import pipeline
 
 SMALL = ["suite.tags=[text_rendering]", "suite.limit=8", "ratings.bootstrap_rounds=200",
          "logger=none", "progress=false"]
@@ -23,7 +23,7 @@ def board(document: dict, judge: str, tag: str | None = None) -> dict:
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):
-    from autojudge.config import compose
+    from autojudge.experiment.schema import compose
 
     root = tmp_path_factory.mktemp("pipeline")
 
@@ -110,13 +110,13 @@ def test_overall_board_pools_judges_and_tag_boards_exist(compose, store_root, tm
 
 
 def test_failed_images_never_win(compose, store_root, tmp_path) -> None:
-    from autojudge import app
+    from autojudge.experiment import build
 
     folder = tmp_path / "imgs"
     folder.mkdir()
     cfg = compose([f"store.root={store_root}", *SMALL, "model=[blank,folder]",
                    f"model.folder.path={folder}"])
-    for prompt in app.load_suite_from_config(cfg.suite).prompts:  # a file per prompt, none
+    for prompt in build.load_suite_from_config(cfg.suite).prompts:  # a file per prompt, none
         (folder / f"{prompt.id}.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")  # decodes
     doc = pipeline.run(cfg, tmp_path / "run")
     stats = {m["model"]: m for m in doc["models"]}

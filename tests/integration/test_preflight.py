@@ -3,14 +3,13 @@ is generated, with one line. Every case here exited 0 (or crashed) after generat
 from __future__ import annotations
 
 import pytest
+from helpers import (GENEVAL, PARTI, assert_one_line_error, needs_shared_data, never_generates,
+                     run_cli)
 
-from autojudge import pipeline
-from autojudge.cli_checks import check_composition, check_overrides
-from autojudge.config import CONF_DIR
+from autojudge.cli.checks import check_composition, check_overrides
 from autojudge.errors import AutojudgeError
-from helpers import (GENEVAL, PARTI, assert_one_line_error, needs_shared_data,
-                     never_generates, run_cli)
-
+from autojudge.experiment import pipeline
+from autojudge.experiment.schema import CONF_DIR
 
 NeverGenerates = never_generates()
 
@@ -90,7 +89,7 @@ def test_unknown_executor_and_missing_hydra_plugins_are_one_line(monkeypatch) ->
     assert problem is not None and problem.startswith("unknown executor 'rya' (did you mean "
                                                       "'ray'?); available: local, ray")
     # a sweeper or launcher whose Hydra plugin is absent names the pip command
-    from autojudge import extras
+    from autojudge.runtime import extras
 
     monkeypatch.setattr(extras, "find_spec", lambda name: None)
     assert check_overrides(["hydra/sweeper=optuna"], CONF_DIR) == (
@@ -192,8 +191,9 @@ def test_diffusers_refusal_on_the_command_line_is_one_line_exit_2(tmp_path, extr
 
 def test_local_tiny_pipeline_passes_preflight_offline(compose, tmp_path, empty_hf_cache,
                                                       diffusers_spy) -> None:
-    from autojudge.store import Store
     from tiny_diffusers import build_tiny_sd
+
+    from autojudge.store.index import Store
 
     folder = build_tiny_sd(tmp_path / "tiny_sd")
     cfg = compose(["model=[sd15,blank]", f"model.sd15.model={folder}", "logger=none",

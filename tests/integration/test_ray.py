@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import REPO, rows_in
 
 ray = pytest.importorskip("ray")
@@ -57,8 +56,8 @@ def overrides(tiny_sd: Path, store: Path, *extra: str) -> list[str]:
 
 
 def run_here(args: list[str], run_dir: Path) -> dict:
-    from autojudge.config import compose
-    from autojudge.pipeline import run
+    from autojudge.experiment.pipeline import run
+    from autojudge.experiment.schema import compose
 
     return run(compose(args), run_dir)
 
@@ -157,7 +156,7 @@ def test_worker_killed_mid_run_loses_nothing(cluster, reference, tiny_sd, tmp_pa
     assert doc["run"]["cache"]["generation"] == {"cached": 0, "computed": 24, "failed": 0}
     all_stored(store, reference)
     if shared:
-        from autojudge.store import Store
+        from autojudge.store.index import Store
 
         assert len(list(blobs.rglob("*.png"))) == len(set(images(reference).values()))
         assert not list((store / "blobs").rglob("*.png"))

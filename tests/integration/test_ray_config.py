@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import pytest
+from helpers import assert_one_line_error, run_cli
 
 from autojudge.errors import AutojudgeError
 from autojudge.executors import build_executor
 from autojudge.executors.ray import RaySettings, sum_stats
-from autojudge.store import Store
-from helpers import assert_one_line_error, run_cli
+from autojudge.store.index import Store
 
 
 def test_local_is_the_default_and_ray_composes(compose) -> None:

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import REPO, rows_in
 
 ray = pytest.importorskip("ray")
@@ -74,7 +73,7 @@ def test_ray_client_connection_lost_is_a_lost_cluster(monkeypatch) -> None:
 
 def test_cli_exits_75_with_the_one_line(tmp_path: Path) -> None:
     """The entry point prints a ClusterLost as one line and exits with its own status."""
-    code = ("import sys, autojudge.pipeline as p\n"
+    code = ("import sys, autojudge.experiment.pipeline as p\n"
             "from autojudge.executors.ray_lost import ClusterLost, message\n"
             "def run(cfg, run_dir):\n"
             "    raise ClusterLost(message('LocalRayletDiedError: the raylet died'))\n"
@@ -156,8 +155,8 @@ def test_raylet_killed_mid_run_exits_75_and_the_rerun_resumes(tmp_path: Path) ->
     assert scored >= 1
 
     # the re-run (here on the local executor: the store is the same) redoes only the rest
-    from autojudge.config import compose
-    from autojudge.pipeline import run
+    from autojudge.experiment.pipeline import run
+    from autojudge.experiment.schema import compose
 
     doc = run(compose([*args, "executor=local"]), tmp_path / "again")
     assert doc["run"]["cache"]["generation"]["computed"] == 0

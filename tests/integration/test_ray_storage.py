@@ -13,11 +13,11 @@ from PIL import Image
 
 from autojudge.errors import AutojudgeError
 from autojudge.executors.ray_worker import PluginSpec, PluginWorker, wire_item
-from autojudge.registry import GENERATORS, JUDGES
-from autojudge.stages.battles import BlobLoader
+from autojudge.sdk.registry import GENERATORS, JUDGES
 from autojudge.stages.generate import StoredOutput, commit_outputs, plan_generation
-from autojudge.store import Store
-from autojudge.types import GenRequest, Generation, JudgeItem, Prompt
+from autojudge.stages.judge import BlobLoader
+from autojudge.store.index import Store
+from autojudge.types import Generation, GenRequest, JudgeItem, Prompt
 
 PROMPTS = [Prompt(f"p{i}", f"prompt {i}", expected_text="OPEN") for i in range(3)]
 REQUESTS = [GenRequest(p, 0) for p in PROMPTS]

@@ -26,7 +26,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import GENEVAL, PARTI, REPO, needs_shared_data
 
 README = REPO / "README.md"
@@ -120,7 +119,7 @@ def test_starter_examples(name: str, tmp_path: Path, store: Path) -> None:
 def test_folder_example(tmp_path: Path, store: Path) -> None:
     from PIL import Image
 
-    from autojudge.suites import load_suite
+    from autojudge.suites.load import load_suite
 
     folder = tmp_path / "my_model_outputs"
     folder.mkdir()

@@ -6,9 +6,9 @@ import csv
 import json
 
 import pytest
-
-from autojudge import pipeline
 from helpers import run_cli
+
+from autojudge.experiment import pipeline
 
 pytestmark = pytest.mark.slow  # whole-pipeline runs with two judges, schedules and gates
 
@@ -19,7 +19,7 @@ TWO_JUDGES = ["+judge.strict.kind=ocr", "+judge.strict.tie_margin=0.3"]
 
 @pytest.fixture(scope="module")
 def two_judge_run(tmp_path_factory):
-    from autojudge.config import compose
+    from autojudge.experiment.schema import compose
 
     root = tmp_path_factory.mktemp("stats")
     cfg = compose([f"store.root={root / 'store'}", *SMALL, *TWO_JUDGES])
@@ -46,9 +46,9 @@ def test_agreement_rows_for_two_judges(two_judge_run) -> None:
 def test_human_votes_become_a_judge_with_agreement(two_judge_run) -> None:
     compose, root, document = two_judge_run
     battles = [json.loads(x) for x in (root / "run1" / "battles.jsonl").read_text().splitlines()]
-    from autojudge import app
+    from autojudge.experiment import build
 
-    suite = app.load_suite_from_config(compose(SMALL).suite)
+    suite = build.load_suite_from_config(compose(SMALL).suite)
     text = {p.id: p.text for p in suite.prompts}
     flip = {"model_a": "model_b", "model_b": "model_a", "tie": "tie",
             "tie (bothbad)": "tie (bothbad)"}
@@ -97,7 +97,7 @@ def test_adaptive_schedule_records_why_it_stopped(two_judge_run) -> None:
                                  "battles.schedule=adaptive", "battles.target_ci_width=5",
                                  "battles.bootstrap_rounds=20"]), root / "run4")
     assert done["run"]["schedules"]["ocr"]["stop_reason"] == "exhausted"
-    from autojudge.cli_checks import check_composition
+    from autojudge.cli.checks import check_composition
 
     # an enum in the schema: refused at composition, before any work, naming the choices
     problem = check_composition(["battles.schedule=sometimes"])

@@ -16,7 +16,7 @@ from autojudge.report.html import write_config
 from autojudge.report.rundata import write_prompts
 from autojudge.stages.agreement import compute_agreement
 from autojudge.stages.boards import BoardSpec, RunFacts, build_boards, model_stats
-from autojudge.store import Store
+from autojudge.store.index import Store
 from autojudge.types import Battle, Failure, Generation, Prompt
 
 XSS = "<script>alert(1)</script>"

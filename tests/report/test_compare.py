@@ -8,12 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from helpers import assert_one_line_error, run_cli
 from report_helpers import FONT_SIZES, SUITE_SMALL, TYPESET_SMALL
 
-from autojudge import pipeline
-from autojudge.store import Store
+from autojudge.experiment import pipeline
+from autojudge.store.index import Store
 
 pytestmark = pytest.mark.slow
 VARIANTS = [f"typeset[max_font_size={size}]" for size in FONT_SIZES]
@@ -141,8 +140,8 @@ def test_pools_exactly_the_prompts_the_runs_generated(tmp_path: Path) -> None:
 
 
 def test_a_run_whose_prompts_left_the_suite_file_is_one_line(tmp_path: Path) -> None:
-    from autojudge.compare_jobs import Job, job_requests
     from autojudge.errors import AutojudgeError
+    from autojudge.sweeps.pool_jobs import Job, job_requests
 
     suite = tmp_path / "suite.json"
     suite.write_text(json.dumps({"name": "s", "prompts": [

@@ -10,9 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw
-
 from helpers import run_cli
+from PIL import Image, ImageDraw
 from report_helpers import TYPESET_SMALL
 
 pytestmark = pytest.mark.slow
@@ -21,10 +20,10 @@ SUITE = ["suite.tags=[text_rendering]", "suite.limit=2", "ratings.bootstrap_roun
 
 
 def _prompt_ids() -> list[str]:
-    from autojudge import app
-    from autojudge.config import compose
+    from autojudge.experiment import build
+    from autojudge.experiment.schema import compose
 
-    suite = app.load_suite_from_config(compose(SUITE).suite)
+    suite = build.load_suite_from_config(compose(SUITE).suite)
     return [prompt.id for prompt, _ in suite.requests()]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from autojudge.sweeps import best_settings, best_settings_text, compute_objective
+from autojudge.sweeps.variants import best_settings, best_settings_text, compute_objective
 from autojudge.types import Battle
 
 KEY = "model.typeset.max_font_size"

@@ -3,12 +3,11 @@ a sweep before any work (Optuna without an objective or minimising it)."""
 from __future__ import annotations
 
 import pytest
-
 from helpers import assert_one_line_error, run_cli
 
 from autojudge.errors import AutojudgeError
-from autojudge.sweeps import (check_objective, check_sweeper, compute_objective,
-                              expand_variants, task_return)
+from autojudge.sweeps.variants import (check_objective, check_sweeper, compute_objective,
+                                       expand_variants, task_return)
 from autojudge.types import Battle
 
 
@@ -133,7 +132,7 @@ def test_cli_runs_variants_as_models(tmp_path) -> None:
 
 
 def test_compare_labels_models_by_config_not_by_name(tmp_path) -> None:
-    from autojudge.compare_jobs import Job, pool_models
+    from autojudge.sweeps.pool_jobs import Job, pool_models
 
     def job(name: str, models: dict, swept: dict) -> Job:
         return Job(tmp_path / name, {"model": models}, {}, [], swept)

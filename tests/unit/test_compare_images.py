@@ -1,14 +1,14 @@
-"""compare_jobs.check_images: a damaged stored image is made again only by a model that
-does it for nothing and byte for byte; any other is reported with why (real blobs, really
+"""autojudge.sweeps.pool_jobs.check_images: a damaged stored image is made again only by
+a model that does it for nothing and byte for byte; any other is reported with why (real blobs, really
 damaged on disk)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from autojudge.compare_jobs import check_images
 from autojudge.generators.baselines import TypesetGenerator
-from autojudge.store import Store
-from autojudge.types import GenRequest, Generation, Prompt
+from autojudge.store.index import Store
+from autojudge.sweeps.pool_jobs import check_images
+from autojudge.types import Generation, GenRequest, Prompt
 
 PROMPT = Prompt(id="sign", text='A sign that reads "OPEN"', expected_text="OPEN")
 

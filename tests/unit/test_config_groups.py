@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 from omegaconf import OmegaConf
 
-from autojudge import app
-from autojudge.cli_checks import available
-from autojudge.config import CONF_DIR
-from autojudge.registry import GENERATORS, JUDGES
+from autojudge.cli.checks import available
+from autojudge.experiment import build
+from autojudge.experiment.schema import CONF_DIR
+from autojudge.sdk.registry import GENERATORS, JUDGES
 from autojudge.stages.runner import RUNNER_KEYS
 
 NEEDS_PATH = {"suite": {"partiprompts", "geneval"}, "model": {"folder"}}
@@ -38,7 +38,7 @@ def test_every_config_file_composes(compose, tmp_path, group, name) -> None:
             node.pop(key, None)
         assert set(node) == {f.name for f in dataclasses.fields(cls.Config)}, \
             f"conf/{group}/{name}.yaml should list every {cls.__name__}.Config field"
-        app.validate_params(cls, node, f"{group}.{name}")
+        build.validate_params(cls, node, f"{group}.{name}")
 
 
 def test_several_models_are_chosen_as_a_list(compose) -> None:
@@ -51,11 +51,11 @@ def test_plugin_param_typo_is_caught_with_a_suggestion() -> None:
     from autojudge.errors import AutojudgeError
 
     with pytest.raises(AutojudgeError, match="did you mean 'color'"):
-        app.build_generators({"blank": {"kind": "blank", "colour": "red"}})
+        build.build_generators({"blank": {"kind": "blank", "colour": "red"}})
 
 
 def test_unknown_kind_suggests_a_close_one() -> None:
     from autojudge.errors import AutojudgeError
 
     with pytest.raises(AutojudgeError, match="Did you mean 'typeset'"):
-        app.build_generators({"x": {"kind": "typeset2"}})
+        build.build_generators({"x": {"kind": "typeset2"}})

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from autojudge.errors import AutojudgeError
-from autojudge.suites import load_suite
+from autojudge.suites.load import load_suite
 from autojudge.types import GenRequest, Prompt
 
 REPO = Path(__file__).resolve().parents[2]

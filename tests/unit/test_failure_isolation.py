@@ -8,7 +8,7 @@ import pytest
 
 from autojudge.stages.generate import run_generation
 from autojudge.stages.isolation import SYSTEMIC_AFTER, guarded_generate
-from autojudge.store import Store
+from autojudge.store.index import Store
 from autojudge.types import Failure, GenOutput, GenRequest, Prompt
 
 REQUESTS = [GenRequest(Prompt(id=f"p{i}", text=f"prompt {i}"), 0) for i in range(6)]

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from autojudge import gate
-from autojudge.battle_log import write_battle_log
-from autojudge.ratings.compare import rating_difference, student_interval
-from autojudge.ratings.gate_paths import head_to_head_bound, heterogeneity
 from studies import (gate_study, hard_cases, intransitive_matrix, matrix_study,
                      population_diff_of_matrix, regression_for, wilson)
+
+from autojudge.battles.log import write_battle_log
+from autojudge.cli import gate as gate_cli
+from autojudge.ratings.gate_paths import head_to_head_bound, heterogeneity
+from autojudge.ratings.gate_stats import rating_difference, student_interval
 
 CASES = hard_cases()
 
@@ -133,7 +133,7 @@ def test_gate_names_no_shared_prompts_not_no_chain(tmp_path: Path, capsys) -> No
     rows = [{"model_a": a, "model_b": b, "winner": w, "judge": "ocr", "prompt_id": f"p{p}"}
             for a, b, w, p in zip(names[battles.ia], names[battles.ib], winner, clusters)]
     run = _write_run(tmp_path / "run", rows)
-    code = gate.main([str(run), "--baseline", "base", "--candidate", "cand"])
+    code = gate_cli.main([str(run), "--baseline", "base", "--candidate", "cand"])
     out = capsys.readouterr().out
     assert code == 1 and "share no prompt" in out and "never linked" not in out
     assert "margin 25 Elo: the candidate may win as little as 46.4%" in out
@@ -151,7 +151,7 @@ def test_gate_on_intransitive_log_says_the_paths_disagree(tmp_path: Path, capsys
     rows = [{"model_a": a, "model_b": b, "winner": w, "judge": "vlm", "prompt_id": f"p{p}"}
             for a, b, w, p in zip(names[battles.ia], names[battles.ib], winner, clusters)]
     run = _write_run(tmp_path / "run", rows)
-    code = gate.main([str(run), "--baseline", "base", "--candidate", "cand",
+    code = gate_cli.main([str(run), "--baseline", "base", "--candidate", "cand",
                       "--bootstrap", "300"])
     out = capsys.readouterr().out
     assert code == 1 and "INCONCLUSIVE" in out.splitlines()[-1]
@@ -164,7 +164,7 @@ def test_gate_on_intransitive_log_says_the_paths_disagree(tmp_path: Path, capsys
 def test_group_markers_show_in_rate_and_the_run_table(tmp_path: Path, capsys) -> None:
     from rich.console import Console
 
-    from autojudge.rate import main as rate_main
+    from autojudge.cli.rate import main as rate_main
     from autojudge.report.terminal import board_table
 
     rows = [{"model_a": a, "model_b": b, "winner": w, "prompt_id": f"p{k}"}

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from studies import coverage_study, gate_study
 
 from autojudge.errors import AutojudgeError
+from autojudge.experiment.gate import holm
 from autojudge.ratings import fit_bt
-from autojudge.ratings.compare import rating_difference, shared_prompt_mask
-from autojudge.gate import holm
 from autojudge.ratings.bradley_terry import encode_battles
+from autojudge.ratings.gate_stats import rating_difference, shared_prompt_mask
 from autojudge.ratings.simulate import population_ratings, simulate_battles, simulate_scores
-from studies import coverage_study, gate_study
 
 
 def test_simulation_is_seeded_and_shaped() -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from autojudge.errors import AutojudgeError
-from autojudge.human_votes import load_human_votes, preference_to_winner
-from autojudge.types import Prompt
 from helpers import run_cli
+
+from autojudge.battles.human_votes import load_human_votes, preference_to_winner
+from autojudge.errors import AutojudgeError
+from autojudge.types import Prompt
 
 PROMPTS = [Prompt("p1", "a red sign", ("text",)), Prompt("p2", "a cat", ("animal",))]
 

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from autojudge.registry import JUDGES
-from autojudge.resources import JUDGES_DIR
+from autojudge.runtime.resources import JUDGES_DIR
+from autojudge.sdk.registry import JUDGES
 
 #: the paragraphs every card opens (bold headings; vlm's is "Backend / weights")
 SECTIONS = ("measures", "scale", "weights", "known biases")

@@ -9,7 +9,7 @@ import pytest
 
 from autojudge.executors.local import LocalExecutor
 from autojudge.stages.runner import JudgeRunner, RunnerSettings
-from autojudge.store import Store
+from autojudge.store.index import Store
 from autojudge.testing.misbehaving import (GeneratorRunnerContract, JudgeRunnerContract,
                                            Misbehaving, MisbehavingPointwiseJudge,
                                            PairwiseJudgeRunnerContract)
@@ -140,10 +140,30 @@ def test_a_ray_worker_calls_its_plugin_through_the_same_guard() -> None:
         "judge_bad_output", None, "judge_bad_output"]
 
 
+def test_a_ray_worker_enforces_the_judges_call_timeout() -> None:
+    """`judge.<label>.call_timeout_s` travels with the plugin's spec to its worker, where a
+    call past it fails only the item that hangs, as on the driver."""
+    from autojudge.executors.ray_worker import PluginSpec, PluginWorker
+    from autojudge.testing.misbehaving import png
+
+    behaviour = Misbehaving(lambda k: Score(0.5), hangs={"p1"})
+    worker = PluginWorker()
+    spec = PluginSpec("judge", "misbehaving", object, {}, call_timeout_s=0.5)
+    worker.key, worker.plugin = spec.key, MisbehavingPointwiseJudge(behaviour)
+    prompts = [Prompt(f"p{i}", "x") for i in range(3)]
+    wire = [{"prompt": p, "sha": p.id, "ext": "png", "data": png(p.id)} for p in prompts]
+    try:
+        scores, _ = worker.score(spec, wire)
+    finally:
+        behaviour.release.set()
+    assert [s.failure.kind if s.failure else None for s in scores] == [
+        None, "judge_timeout", None]
+
+
 def test_call_timeout_s_is_a_judge_config_key_that_reaches_the_runners_compute(
         tmp_path: Path) -> None:
-    from autojudge import app
     from autojudge.errors import AutojudgeError
+    from autojudge.experiment import build
 
     seen = {}
 
@@ -152,11 +172,11 @@ def test_call_timeout_s_is_a_judge_config_key_that_reaches_the_runners_compute(
         return LocalExecutor().judge_compute(label, plugin, timeout_s)
 
     with Store(tmp_path) as store:
-        runners = app.build_judges({"ocr": {"kind": "ocr", "call_timeout_s": 30}}, store,
+        runners = build.build_judges({"ocr": {"kind": "ocr", "call_timeout_s": 30}}, store,
                                    compute_for)
         assert runners["ocr"].settings.timeout_s == 30.0 and seen == {"ocr": 30.0}
-        assert app.build_judges({"ocr": {"kind": "ocr"}}, store)["ocr"].settings.timeout_s \
+        assert build.build_judges({"ocr": {"kind": "ocr"}}, store)["ocr"].settings.timeout_s \
             is None
         for bad in (0, -5, "soon", True, float("inf")):
             with pytest.raises(AutojudgeError, match="judge.ocr.call_timeout_s: must be"):
-                app.build_judges({"ocr": {"kind": "ocr", "call_timeout_s": bad}}, store)
+                build.build_judges({"ocr": {"kind": "ocr", "call_timeout_s": bad}}, store)

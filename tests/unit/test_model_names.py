@@ -10,12 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from autojudge.battle_log import read_battle_log
-from autojudge.cli_checks import check_overrides
-from autojudge.config import CONF_DIR
+from autojudge.battles.log import read_battle_log
+from autojudge.cli.checks import check_overrides
+from autojudge.cli.rate import main
 from autojudge.errors import AutojudgeError
-from autojudge.preflight import check_models
-from autojudge.rate import main
+from autojudge.experiment.preflight import check_models
+from autojudge.experiment.schema import CONF_DIR
 
 GOOD = {"model_a": "x", "model_b": "y", "winner": "model_a"}
 
@@ -68,7 +68,7 @@ def test_every_battle_log_reader_refuses_them(tmp_path, case) -> None:
     make, needle = HOSTILE[case]
     with pytest.raises(AutojudgeError, match="must be"):
         read_battle_log(make(tmp_path))
-    from autojudge.human_votes import load_human_votes
+    from autojudge.battles.human_votes import load_human_votes
 
     with pytest.raises(AutojudgeError) as info:
         load_human_votes(make(tmp_path), [], ["x", "y"])

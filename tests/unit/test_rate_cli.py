@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from autojudge.battle_log import write_battle_log
-from autojudge.rate import main
+from autojudge.battles.log import write_battle_log
+from autojudge.cli.rate import main
 from autojudge.ratings import BOARD_KEYS, RatingConfig, rate_battles
 
 ROUNDS = 60

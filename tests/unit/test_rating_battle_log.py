@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from autojudge.battle_log import read_battle_log, write_battle_log
+from autojudge.battles.log import read_battle_log, write_battle_log
 from autojudge.errors import AutojudgeError
 from autojudge.types import Battle
 

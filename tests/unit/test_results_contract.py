@@ -119,7 +119,8 @@ def test_the_docs_name_every_field_of_the_contract() -> None:
 
     text = (Path(__file__).parents[2] / "docs" / "results.md").read_text(encoding="utf-8")
     for cls in (results.Leaderboard, results.RunInfo, results.RatingsInfo, results.Board,
-                results.BoardRow, results.ModelStats, results.AgreementRow):
+                results.BoardRow, results.ModelStats, results.AgreementRow,
+                results.ControlledBoard, results.ControlledRow, results.StyleCoefficient):
         assert f"`{cls.__name__}`" in text, cls
         for f in dataclasses.fields(cls):
             if f.name != "extra":

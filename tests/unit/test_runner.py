@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from autojudge.stages.runner import JudgeRunner, RunnerSettings
-from autojudge.store import Store
+from autojudge.store.index import Store
 from autojudge.types import Failure, JudgeItem, PairItem, Prompt, Score, Verdict
 
 PROMPT = Prompt("p1", "a red square", ("colors",), "colors", expected_text="HI")
@@ -199,13 +199,13 @@ def test_slot_a_judge_rates_identical_models_equally(tmp_path: Path) -> None:
     """A judge that always prefers slot A, no swap: with the A/B draw, two models with the
     same images get equal ratings (their CIs overlap 1000); in config order the first
     model would win every battle."""
-    from autojudge.ratings import RatingConfig, rate_battles
-    from autojudge.stages.battles import run_judge
-    from autojudge.types import Generation
-
     import io
 
     from PIL import Image
+
+    from autojudge.ratings import RatingConfig, rate_battles
+    from autojudge.stages.judge import run_judge
+    from autojudge.types import Generation
 
     prompts = [Prompt(f"p{k}", f"prompt {k}") for k in range(200)]
     store = Store(tmp_path)

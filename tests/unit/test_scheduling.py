@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from studies import schedule_study
 
 from autojudge.errors import AutojudgeError
+from autojudge.ratings.scheduling import AdaptiveScheduler, ScheduleConfig, simulate_schedule
 from autojudge.ratings.simulate import simulate_battles
-from autojudge.scheduling import AdaptiveScheduler, ScheduleConfig, simulate_schedule
-from studies import schedule_study
 
 
 def table(ratings, n_prompts, sd=100.0, seed=0):

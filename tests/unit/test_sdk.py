@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from autojudge import app
-from autojudge.errors import AutojudgeError
-from autojudge.registry import GENERATORS, JUDGES, Registry
-from autojudge.sdk import (Generator, PairwiseJudge, PluginCache, PointwiseJudge,
-                           RequestMatch, cheap_to_remake, is_pointwise, placement_of,
-                           pool_resources_of, validation_families_of)
-from autojudge.types import GenOutput, GenRequest, Prompt, Score
 from helpers import REPO
+
+from autojudge.errors import AutojudgeError
+from autojudge.experiment import build
+from autojudge.sdk import (Generator, PairwiseJudge, PluginCache, PointwiseJudge, RequestMatch,
+                           cheap_to_remake, is_pointwise, placement_of, pool_resources_of,
+                           validation_families_of)
+from autojudge.sdk.registry import GENERATORS, JUDGES, Registry
+from autojudge.types import GenOutput, GenRequest, Prompt, Score
 
 
 class Gray(PointwiseJudge):
@@ -70,7 +70,7 @@ def test_builtin_batch_size_below_one_is_refused_at_build() -> None:
     for group, registry, kind in (("model", GENERATORS, "fal"), ("judge", JUDGES, "ocr"),
                                   ("judge", JUDGES, "preservation")):
         with pytest.raises(AutojudgeError, match="batch_size must be >= 1"):
-            app.build_plugin(registry, group, "x", {"kind": kind, "batch_size": 0})
+            build.build_plugin(registry, group, "x", {"kind": kind, "batch_size": 0})
 
 
 def test_a_misspelled_non_semantic_field_fails_at_class_definition() -> None:
@@ -114,7 +114,7 @@ def test_builtin_hooks_replace_kind_names_in_core() -> None:
                                                              "folder"))
     assert not cheap_to_remake(GENERATORS.get("fal"))
     assert not cheap_to_remake(GENERATORS.get("diffusers"))
-    vlm = app.build_plugin(JUDGES, "judge", "v", {"kind": "vlm", "criterion":
+    vlm = build.build_plugin(JUDGES, "judge", "v", {"kind": "vlm", "criterion":
                                                   "prompt_alignment"})
     assert validation_families_of(vlm, ()) == ("alignment",)
     assert not is_pointwise(vlm) and is_pointwise(JUDGES.get("ocr"))
@@ -135,7 +135,7 @@ def test_ray_resources_come_from_the_plugin_under_the_settings() -> None:
 def test_plugin_cache_is_the_narrow_store_view(tmp_path: Path) -> None:
     import numpy as np
 
-    from autojudge.store import Store
+    from autojudge.store.index import Store
 
     store = Store(tmp_path / "store")
     judge = Gray("g")
@@ -175,7 +175,7 @@ class _EntryPoint:
 
 def test_an_entry_point_reusing_a_builtin_name_is_refused(monkeypatch) -> None:
     registry = Registry("judge", "autojudge.judges", {"ocr": "autojudge.judges.ocr:OCRJudge"})
-    monkeypatch.setattr("autojudge.registry.entry_points", lambda group: [
+    monkeypatch.setattr("autojudge.sdk.registry.entry_points", lambda group: [
         _EntryPoint("bright", "pkg.mod:Bright", "my-judges"),
         _EntryPoint("ocr", "evil.mod:Ocr", "evil-judges")])
     with pytest.raises(AutojudgeError) as info:
@@ -209,7 +209,7 @@ def test_cli_refuses_an_entry_point_reusing_a_builtin_name(tmp_path: Path) -> No
 
 def test_a_protocol_only_judge_runs_through_app(tmp_path: Path, monkeypatch) -> None:
     """A third-party judge with only the protocol's attributes is built and driven."""
-    from autojudge.store import Store
+    from autojudge.store.index import Store
     from autojudge.types import JudgeItem, PairItem
 
     class Bare:
@@ -233,9 +233,9 @@ def test_a_protocol_only_judge_runs_through_app(tmp_path: Path, monkeypatch) -> 
 
     registry = Registry("judge", "autojudge.test_no_such_group", {})
     registry.register("bare_test")(Bare)
-    monkeypatch.setattr("autojudge.app.JUDGES", registry)
+    monkeypatch.setattr("autojudge.experiment.build.JUDGES", registry)
     store = Store(tmp_path / "store")
-    runner = app.build_judges({"b": {"kind": "bare_test", "tie_margin": 0.0}}, store)["b"]
+    runner = build.build_judges({"b": {"kind": "bare_test", "tie_margin": 0.0}}, store)["b"]
     prompt = Prompt(id="p", text="t")
     pair = PairItem(prompt, JudgeItem(prompt, None, "a" * 64), JudgeItem(prompt, None, "b" * 6))
     assert runner.pointwise

@@ -2,20 +2,23 @@
 outside each bound is refused in one line before any image is made, a value on the
 bound passes, and what pre-flight accepts is accepted by the code that reads it later.
 
-The rules are enumerated from the dataclasses (`config_rules.declared_rules`), so a rule
-added to the schema is walked here without touching this file."""
+The rules are enumerated from the dataclasses
+(`autojudge.experiment.rules.declared_rules`), so a rule added to the schema is walked
+here without touching this file."""
 from __future__ import annotations
 
 import math
 
 import pytest
-
-from autojudge import pipeline
-from autojudge.cli_checks import check_composition
-from autojudge.config import AutojudgeConfig, BattlesConfig, rule_problems, typed_settings
-from autojudge.config_rules import Declared, Distinct, OneOf, Range, declared_rules
-from autojudge.errors import AutojudgeError
 from helpers import assert_one_line_error, never_generates, run_cli
+
+from autojudge.cli.checks import check_composition
+from autojudge.errors import AutojudgeError
+from autojudge.experiment import pipeline
+from autojudge.experiment.rules import (Declared, Distinct, OneOf, Range, SubsetOf,
+                                       declared_rules)
+from autojudge.experiment.schema import (AutojudgeConfig, BattlesConfig, rule_problems,
+                                         typed_settings)
 
 RULES = list(declared_rules(AutojudgeConfig))
 
@@ -46,6 +49,8 @@ def _outside(rule: Declared) -> list:
         return ["no_such_" + r.values[0]]
     if isinstance(r, Distinct):
         return [[], [0, 0]]
+    if isinstance(r, SubsetOf):
+        return [["no_such_" + r.values[0]], [r.values[0], r.values[0]]]
     raise AssertionError(f"{rule.path}: a rule kind this test does not walk: {r!r}")
 
 
@@ -61,6 +66,8 @@ def _inside(rule: Declared) -> list:
         return [int(v) if rule.integer else float(v) for v in values]
     if isinstance(r, OneOf):
         return list(r.values)
+    if isinstance(r, SubsetOf):
+        return [[], list(r.values)]
     return [[0], [0, 1]]
 
 
@@ -115,20 +122,20 @@ def test_a_value_on_each_bound_is_accepted(compose, rule) -> None:
 def test_what_preflight_accepts_the_adaptive_scheduler_accepts(compose) -> None:
     """Pre-flight and the scheduler read one set of rules: the smallest accepted value
     builds a schedule, the largest refused one is refused by both with the same words."""
-    from autojudge import app
+    from autojudge.experiment import build
     from autojudge.stages.adaptive import schedule_config
 
     cfg = compose(["battles.schedule=adaptive", "battles.bootstrap_rounds=10",
                    "battles.batch=1", "battles.max_battles=1", "battles.max_cost_usd=0"])
     settings = typed_settings(cfg)
     assert rule_problems(settings) == []
-    schedule_config(settings.battles, None, app.rating_config(settings.ratings)).validate()
+    schedule_config(settings.battles, None, build.rating_config(settings.ratings)).validate()
     settings.battles.bootstrap_rounds = 9
     problem = rule_problems(settings)
     assert problem == ["battles.bootstrap_rounds=9: adaptive scheduling needs >= 10 (set "
                        "battles.bootstrap_rounds=10 or more)"]
     with pytest.raises(AutojudgeError) as info:
-        schedule_config(settings.battles, None, app.rating_config(settings.ratings)).validate()
+        schedule_config(settings.battles, None, build.rating_config(settings.ratings)).validate()
     assert problem[0] in str(info.value)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from pathlib import Path
 
-from autojudge.store import Store, failure_columns
+from autojudge.store.index import Store, failure_columns
 from autojudge.types import Failure
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"fake image payload"

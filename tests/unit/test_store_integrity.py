@@ -13,13 +13,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import REPO, assert_one_line_error, run_cli
 
 from autojudge.errors import AutojudgeError
-from autojudge.stages.battles import image_loader, run_judge
 from autojudge.stages.generate import run_generation
-from autojudge.store import DamagedBlobError, Store
+from autojudge.stages.judge import image_loader, run_judge
+from autojudge.store.index import DamagedBlobError, Store
 from autojudge.types import GenOutput, GenRequest, Prompt, Verdict
-from helpers import REPO, assert_one_line_error, run_cli
 
 PIPELINE = ["suite.tags=[text_rendering]", "suite.limit=2", "ratings.bootstrap_rounds=20",
             "logger=none", "progress=false", "model=[typeset,blank]", "judge=[ocr]"]

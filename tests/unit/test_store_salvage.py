@@ -6,10 +6,11 @@ import random
 import sqlite3
 from pathlib import Path
 
-from autojudge.stages.generate import run_generation
-from autojudge.store import Store
-from autojudge.types import GenRequest, Prompt
 from test_store_integrity import CountingGenerator, store_cli
+
+from autojudge.stages.generate import run_generation
+from autojudge.store.index import Store
+from autojudge.types import GenRequest, Prompt
 
 PAGE = 4096  # SQLite's default page size, which the store keeps
 N = 120  # enough generation rows for several leaf pages

@@ -7,13 +7,13 @@ import re
 from pathlib import Path
 
 import pytest
-
-import autojudge.suite_importers as suite_importers
-import autojudge.suites as suites
-from autojudge.errors import AutojudgeError
-from autojudge.suites import Suite, load_suite
-from autojudge.types import Prompt
 from helpers import GENEVAL, PARTI, needs_shared_data
+
+import autojudge.suites.importers as suite_importers
+import autojudge.suites.load as suites
+from autojudge.errors import AutojudgeError
+from autojudge.suites.load import Suite, load_suite
+from autojudge.types import Prompt
 
 REPO = Path(__file__).resolve().parents[2]
 STARTER = REPO / "prompt_suites" / "starter.yaml"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from autojudge.compare_jobs import load_job
 from autojudge.errors import AutojudgeError
-from autojudge.sweep_jobs import find_jobs
+from autojudge.sweeps.jobs import find_jobs
+from autojudge.sweeps.pool_jobs import load_job
 
 
 def run(folder: Path, finished: bool = True, pooled: bool = False) -> Path:

@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from autojudge.validate import (build_pairs, degrade, families_for, misspell, validate,
-                                wilson_interval)
 from helpers import run_cli
+
+from autojudge.experiment.validation import (build_pairs, degrade, families_for, misspell,
+                                             validate, wilson_interval)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
 
@@ -33,7 +33,7 @@ def test_misspellings_differ_from_the_text():
 def test_pairs_are_position_balanced_and_degraded(tmp_path):
     import yaml
 
-    from autojudge.validate import CASES
+    from autojudge.experiment.validation import CASES
 
     cases = yaml.safe_load(CASES.read_text())
     for family in ("text", "alignment", "quality"):

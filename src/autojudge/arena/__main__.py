@@ -88,8 +88,8 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def export(args: Any) -> int:
-    from autojudge.sweep_jobs import find_jobs
-    from autojudge.arena.store import VoteStore, default_votes_path
+    from autojudge.arena.votes import VoteStore, default_votes_path
+    from autojudge.sweeps.jobs import find_jobs
 
     find_jobs(args.runs)  # the run folders must exist, as when serving
     path = Path(args.votes) if args.votes else default_votes_path(args.runs)
@@ -109,7 +109,7 @@ def export(args: Any) -> int:
 
 
 def serve(args: Any) -> int:
-    from autojudge.extras import require
+    from autojudge.runtime.extras import require
 
     require("arena", "the arena server", modules=("starlette", "uvicorn", "sse_starlette"))
     import uvicorn

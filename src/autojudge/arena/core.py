@@ -22,9 +22,8 @@ from autojudge.arena.images import ImageCache, ImageUnavailable
 from autojudge.arena.live import Broadcaster, LiveRatings, judge_constants
 from autojudge.arena.pairs import Sampler
 from autojudge.arena.runs import ArenaRuns, load_runs
-from autojudge.arena.store import (CHOICES, Vote, VoteStore, VoteWriter,
-                                   default_votes_path)
 from autojudge.arena.tokens import Keys, Refusal, TokenBook
+from autojudge.arena.votes import CHOICES, Vote, VoteStore, VoteWriter, default_votes_path
 from autojudge.report.terminal import format_ci
 
 _PAIR_TRIES = 20  # pairs tried per request before giving up on unservable ones

@@ -6,7 +6,7 @@ Two rules (`--sampling`):
   screen now), then its (prompt, seed) with the fewest, ties at random. Every pair of
   models gets votes at the same pace and each over as many prompts as possible, which is
   what a rating with prompt-clustered CIs needs first.
-- `adaptive`: `autojudge.scheduling.AdaptiveScheduler` on the human votes so far: the
+- `adaptive`: `autojudge.ratings.scheduling.AdaptiveScheduler` on the human votes so far: the
   battles that shrink the widest predicted CI most, on the prompt where the two models
   have been voted least. The picks are computed in the background with each rating refit
   (`adaptive_picks`, run by the live worker); between refits, or when the picks do not
@@ -161,8 +161,8 @@ def adaptive_picks(pool: Mapping[str, Any], model_a: Sequence[str], model_b: Seq
     the prompts where the chosen models were voted least.
     """
     from autojudge.ratings.bradley_terry import winner_to_score
+    from autojudge.ratings.scheduling import AdaptiveScheduler, ScheduleConfig
     from autojudge.ratings.simulate import all_pairs
-    from autojudge.scheduling import AdaptiveScheduler, ScheduleConfig
 
     code, prompts, rows = pool["code"], pool["prompts"], pool["rows"]
     m = len(code)

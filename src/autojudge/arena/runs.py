@@ -31,7 +31,7 @@ from typing import Any, Iterable, Sequence
 
 from autojudge.errors import AutojudgeError
 from autojudge.report.rundata import read_jsonl
-from autojudge.sweep_jobs import find_jobs
+from autojudge.sweeps.jobs import find_jobs
 from autojudge.types import Battle
 
 HUMAN = "human"
@@ -259,7 +259,7 @@ def _prompts(runs: Sequence[dict], warnings: list[str]) -> dict[str, PromptInfo]
 
 
 def _suite_prompts(run: dict[str, Any], warnings: list[str]) -> list[Any]:
-    from autojudge.suites import load_suite
+    from autojudge.suites.load import load_suite
 
     info = run["document"]["run"]
     path = info.get("suite_path")

@@ -18,12 +18,12 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
 from autojudge.errors import AutojudgeError
-from autojudge.extras import install_hint, missing_modules
 from autojudge.executors.local import LocalCompute
+from autojudge.runtime.extras import install_hint, missing_modules
 from autojudge.types import JudgeItem, PairItem
 
 log = logging.getLogger(__name__)
@@ -36,21 +36,23 @@ class RaySettings:
     """The `executor` config section for kind `ray` (conf/executor/ray.yaml explains
     each key)."""
 
-    address: str | None = None
-    num_cpus: int | None = None
-    num_gpus: int | None = None
-    resources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    kind_resources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    default_num_cpus: float = 1.0
-    default_num_gpus: float = 0.0
-    max_in_flight: int = 2
-    window: int = 64
-    max_restarts: int = 3
-    max_task_retries: int = 3
-    transfer: str = "auto"
-    runtime_env: Mapping[str, Any] = field(default_factory=dict)
-    start_timeout_s: float = 600.0
-    log_to_driver: bool = False
+    # No defaults here: every value comes from the `executor` section, whose schema
+    # (config.ExecutorConfig) holds each key's one default and range rule.
+    address: str | None
+    num_cpus: int | None
+    num_gpus: int | None
+    resources: Mapping[str, Mapping[str, Any]]
+    kind_resources: Mapping[str, Mapping[str, Any]]
+    default_num_cpus: float
+    default_num_gpus: float
+    max_in_flight: int
+    window: int
+    max_restarts: int
+    max_task_retries: int
+    transfer: str
+    runtime_env: Mapping[str, Any]
+    start_timeout_s: float
+    log_to_driver: bool
 
     @classmethod
     def from_config(cls, section: Any) -> "RaySettings":
@@ -59,8 +61,8 @@ class RaySettings:
         against the rule declared beside it there (their one home)."""
         import dataclasses
 
-        from autojudge.config import ExecutorConfig
-        from autojudge.config_rules import Range, declared_rules
+        from autojudge.experiment.rules import Range, declared_rules
+        from autojudge.experiment.schema import ExecutorConfig
 
         given = dict(section) if isinstance(section, Mapping) else {
             f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
@@ -69,6 +71,11 @@ class RaySettings:
             if isinstance(rule.rule, Range) and rule.rule.low is not None:
                 s[rule.path] = _number(rule.path, s.get(rule.path), rule.rule.low,
                                        int if rule.integer else float, optional=rule.optional)
+            else:  # e.g. transfer: one of a fixed set
+                problem = rule.rule.problem(f"executor.{rule.path}", s.get(rule.path),
+                                            rule.integer, rule.optional)
+                if problem:
+                    raise AutojudgeError(problem)
         for key in ("resources", "kind_resources", "runtime_env"):
             s[key] = dict(s.get(key) or {})
         s["address"] = s.get("address") or None
@@ -79,9 +86,6 @@ class RaySettings:
         return settings
 
     def validate(self) -> None:
-        if self.transfer not in ("auto", "bytes", "shared"):
-            raise AutojudgeError(f"executor.transfer={self.transfer!r}: choose auto, bytes "
-                                 f"or shared")
         for section, table in (("resources", self.resources),
                                ("kind_resources", self.kind_resources)):
             for name, res in table.items():
@@ -159,6 +163,8 @@ class RayExecutor:
         self._prefix = f"autojudge:{uuid.uuid4().hex[:8]}"
         self._made = 0  # pools started (their actors' names must never clash)
         self._told: set[tuple[str, str]] = set()
+        # (group, label) -> the runner's limit on one plugin call, enforced in the worker
+        self._call_timeouts: dict[tuple[str, str], float | None] = {}
         self._connected = self._started = self._lost = False
         self._watch: Any = None  # RayletWatch while connected
 
@@ -193,11 +199,11 @@ class RayExecutor:
         return dispatch
 
     def judge_compute(self, label: str, plugin: Any, timeout_s: float | None = None) -> Any:
-        """A judge's batches: here (with `timeout_s` per call) when it runs on the driver,
-        else its worker pool, where a call past `timeout_s` is not cut short (a thread
-        there cannot be stopped; the worker would stay held) but Ray's retries apply."""
+        """A judge's batches: here when it runs on the driver, else its worker pool; either
+        way a call past `timeout_s` fails only its items (`stages.isolation`)."""
         if self._runs_here("judge", label):
             return LocalCompute(plugin, timeout_s)
+        self._call_timeouts[("judge", label)] = timeout_s
         return RayCompute(self, label)
 
     def release(self, group: str, label: str) -> None:
@@ -242,7 +248,7 @@ class RayExecutor:
         return placement_of(self._plugin_cls(group, label)) == "driver"
 
     def _plugin_cls(self, group: str, label: str) -> Any:
-        from autojudge.registry import GENERATORS, JUDGES
+        from autojudge.sdk.registry import GENERATORS, JUDGES
 
         registry = GENERATORS if group == "model" else JUDGES
         return registry.get(str(self._node(group, label).get("kind")))
@@ -291,8 +297,8 @@ class RayExecutor:
             self._told.add((group, label))
             log.info("executor=ray: %d worker(s) for %s %s (%g CPU, %g GPU each)", size,
                      group, label, res["num_cpus"], res["num_gpus"])
-        spec = PluginSpec(group, label, cls, node, self.transfer,
-                          self.store.blobs_location)
+        spec = PluginSpec(group, label, cls, node, self.transfer, self.store.blobs_location,
+                          self._call_timeouts.get((group, label)))
         yield from self._pools[shape].imap(spec, size, method, payloads, res["max_in_flight"])
 
     def _pool_size(self, label: str, res: Mapping[str, Any], batches: int | None) -> int:

@@ -34,7 +34,7 @@ ERROR = "error"
 
 
 class _OneClass:
-    """A registry of one class, so the worker builds its plugin with app.build_plugin
+    """A registry of one class, so the worker builds its plugin with build.build_plugin
     (the same validation as the driver) from a class the driver resolved and shipped
     (plugins registered with the decorator in user code work too)."""
 
@@ -56,6 +56,9 @@ class PluginSpec:
         node: the plugin's config node (runner keys removed for judges).
         transfer: "bytes" or "shared" (see the module docstring).
         blobs: the store's blobs location, for "shared".
+        call_timeout_s: seconds one plugin call may take before its items fail as timed
+            out (`stages.isolation`, as on the driver: `judge.<label>.call_timeout_s`);
+            None: no limit.
     """
 
     group: str
@@ -64,6 +67,7 @@ class PluginSpec:
     node: Mapping[str, Any]
     transfer: str = "bytes"
     blobs: str | None = None
+    call_timeout_s: float | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -93,13 +97,13 @@ class PluginWorker:
         self.where = (f"in the worker of {spec.group} '{spec.label}' on "
                       f"{socket.gethostname()}, pid {os.getpid()}")
         try:
-            from autojudge import app
+            from autojudge.experiment import build
 
-            self.plugin = app.build_plugin(_OneClass(spec.cls), spec.group, spec.label,
+            self.plugin = build.build_plugin(_OneClass(spec.cls), spec.group, spec.label,
                                            dict(spec.node))
             self.plugin.check()  # weights or keys missing on this machine: say so once
             if spec.transfer == "shared":
-                from autojudge.blobs import open_blobs
+                from autojudge.store.blobs import open_blobs
 
                 self._blobs = open_blobs(spec.blobs, root=None)
         except AutojudgeError as exc:
@@ -138,8 +142,8 @@ class PluginWorker:
         return [self._write(out) for out in outputs]
 
     def _write(self, output: GenOutput) -> Any:
+        from autojudge.runtime.atomic_files import image_extension
         from autojudge.stages.generate import StoredOutput
-        from autojudge.files import image_extension
 
         if output.failure is not None or output.image is None:
             return output
@@ -166,7 +170,8 @@ class PluginWorker:
             return ERROR, self.error
         try:
             decoded = self._decode(items)
-            scores = guarded_score(self.plugin, [decoded[i] for i in range(len(items))])
+            scores = guarded_score(self.plugin, [decoded[i] for i in range(len(items))],
+                                   spec.call_timeout_s)
             return scores, self._stats()
         except AutojudgeError as exc:
             return ERROR, f"{exc} ({self.where})"
@@ -181,12 +186,12 @@ class PluginWorker:
         try:
             decoded = self._decode(items)
             ready = [PairItem(prompt, decoded[a], decoded[b]) for prompt, a, b in pairs]
-            return guarded_compare(self.plugin, ready), self._stats()
+            return guarded_compare(self.plugin, ready, spec.call_timeout_s), self._stats()
         except AutojudgeError as exc:
             return ERROR, f"{exc} ({self.where})"
 
     def _decode(self, items: Sequence[Mapping[str, Any]]) -> dict[int, JudgeItem]:
-        from autojudge.stages.battles import decode_image
+        from autojudge.stages.judge import decode_image
 
         out = {}
         for i, item in enumerate(items):
@@ -211,7 +216,7 @@ class PluginWorker:
 def wire_item(item: JudgeItem, transfer: str) -> dict[str, Any]:
     """A JudgeItem as it travels to a worker: the prompt, the image's hash, and either
     its stored bytes ("bytes") or only where to read them ("shared")."""
-    from autojudge.stages.battles import BlobLoader
+    from autojudge.stages.judge import BlobLoader
 
     loader = item.loader
     if isinstance(loader, BlobLoader) and item.image is None:

@@ -37,13 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Sequence
 
-from autojudge.devices import pick_device
 from autojudge.errors import AutojudgeError
-from autojudge.extras import require
+from autojudge.runtime.devices import pick_device
+from autojudge.runtime.extras import require
+from autojudge.runtime.weights import (hub_offline, hub_weights_problem, looks_local,
+                                       model_ref_identity, pipeline_folder_problem)
 from autojudge.sdk import Generator
 from autojudge.types import Failure, GenOutput, GenRequest
-from autojudge.weights import (hub_offline, hub_weights_problem, looks_local,
-                                model_ref_identity, pipeline_folder_problem)
 
 __all__ = ["DiffusersGenerator", "pick_device"]
 
@@ -229,7 +229,7 @@ class DiffusersGenerator(Generator):
     # ------------------------------------------------------------------ loading
 
     def _dtype(self, device: str) -> Any:
-        from autojudge.devices import pick_dtype
+        from autojudge.runtime.devices import pick_dtype
 
         return pick_dtype(self.config.dtype, device)
 

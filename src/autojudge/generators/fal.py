@@ -57,10 +57,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional, Sequence
 
 from autojudge.errors import AutojudgeError
-from autojudge.extras import require
-from autojudge.generators.fal_transport import (
-    Permanent, Slot, Transient, apply_host_env, cancel, classify, decode_size, download,
-    get_result, one_line, queue_host)
+from autojudge.generators.fal_transport import (Permanent, Slot, Transient, apply_host_env, cancel,
+                                                classify, decode_size, download, get_result,
+                                                one_line, queue_host)
+from autojudge.runtime.extras import require
 from autojudge.sdk import Generator
 from autojudge.types import Failure, GenOutput, GenRequest
 

@@ -9,4 +9,9 @@ BUILTINS = {
     "aesthetic": "autojudge.judges.aesthetic:AestheticJudge",
     "vlm": "autojudge.judges.vlm_preference:VLMPreferenceJudge",
     "preservation": "autojudge.judges.preservation:PreservationJudge",
+    "pickscore": "autojudge.judges.preference:PickScoreJudge",
+    "hpsv21": "autojudge.judges.preference:HPSv21Judge",
+    "imagereward": "autojudge.judges.image_reward:ImageRewardJudge",
+    "vqascore": "autojudge.judges.vqascore:VQAScoreJudge",
+    "dsg": "autojudge.judges.dsg:DSGJudge",
 }

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 from autojudge.errors import AutojudgeError
 from autojudge.judges.clip_backbone import BackboneSpec, get_backbone, quick_file_digest
 from autojudge.judges.clip_weights import check_weights
-from autojudge.resources import JUDGES_DIR
+from autojudge.runtime.resources import JUDGES_DIR
 from autojudge.sdk import PointwiseJudge
 from autojudge.types import JudgeItem, Prompt, Score
 

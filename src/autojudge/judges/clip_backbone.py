@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from autojudge.devices import pick_device
 from autojudge.errors import AutojudgeError
-from autojudge.weights import hub_offline  # noqa: F401  (re-exported)
+from autojudge.runtime.devices import pick_device
+from autojudge.runtime.weights import hub_offline  # noqa: F401  (re-exported)
 
 __all__ = ["BackboneSpec", "ClipBackbone", "get_backbone", "clear_backbones",
            "quick_file_digest", "hub_offline", "pick_device"]
@@ -67,10 +67,6 @@ def quick_file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
-
-
-
-
 def looks_like_weights_path(value: str) -> bool:
     return (os.sep in value or value.startswith((".", "~"))
             or value.lower().endswith(_WEIGHT_SUFFIXES))
@@ -92,6 +88,14 @@ class BackboneSpec:
         dtype: float32 | float16 | bfloat16.
         device: auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps.
         cache_dir: where hub/url downloads go ("" = the library's default).
+        processor: transformers only: where the image processor and tokenizer come from
+            when not from `arch` (PickScore's are CLIP-H's); "" = `arch`.
+        revision: the hub revision (commit, tag or branch) of the weights (`arch` for
+            transformers, an hf-file: `pretrained`), so a score is reproducible; "" = the
+            repo's default branch. The processor (preprocessing only) is not pinned.
+
+    ``pretrained`` may also name one file of a hub repo, ``hf-file:org/repo/file.pt``
+    (e.g. HPSv2.1's fine-tuned checkpoint), downloaded once into the hub cache.
     """
 
     backend: str = "open_clip"
@@ -101,6 +105,8 @@ class BackboneSpec:
     dtype: str = "float32"
     device: str = "auto"
     cache_dir: str = ""
+    processor: str = ""
+    revision: str = ""
 
     def validate(self, who: str) -> None:
         if self.backend not in BACKENDS:
@@ -123,10 +129,27 @@ class BackboneSpec:
                 fp["model_config"] = _identity(self.model_config)
         elif Path(self.arch).expanduser().is_dir():
             fp["arch"] = {"local_dir": _dir_identity(Path(self.arch).expanduser())}
+        if self.processor:
+            folder = Path(self.processor).expanduser()
+            fp["processor"] = {"local_dir": _dir_identity(folder)} if folder.is_dir() \
+                else self.processor
+        if self.revision:
+            fp["revision"] = self.revision
         return fp
 
 
+def split_hub_file(ref: str) -> tuple[str, str]:
+    """("org/repo", "path/in/repo.pt") of an ``hf-file:org/repo/path/in/repo.pt`` ref."""
+    parts = ref[len("hf-file:"):].split("/")
+    if len(parts) < 3 or not all(parts):
+        raise AutojudgeError(f"'{ref}' is not hf-file:ORG/REPO/FILE (e.g. "
+                             f"hf-file:xswu/HPSv2/HPS_v2.1_compressed.pt)")
+    return "/".join(parts[:2]), "/".join(parts[2:])
+
+
 def _identity(value: str) -> Any:
+    if value.startswith("hf-file:"):  # a hub file is named by its ref and the revision
+        return value
     if value and looks_like_weights_path(value):
         path = Path(value).expanduser()
         if path.is_file():
@@ -209,7 +232,9 @@ class ClipBackbone:
         if spec.model_config:
             open_clip.add_model_config(str(Path(spec.model_config).expanduser()))
         pretrained = spec.pretrained
-        if pretrained and looks_like_weights_path(pretrained):
+        if pretrained.startswith("hf-file:"):
+            pretrained = self._hub_file(pretrained)
+        elif pretrained and looks_like_weights_path(pretrained):
             pretrained = str(Path(pretrained).expanduser())
         kwargs: dict[str, Any] = {"precision": _OPEN_CLIP_PRECISION[spec.dtype],
                                   "device": self.device}
@@ -229,16 +254,42 @@ class ClipBackbone:
         self.context_length = int(getattr(self.tokenizer, "context_length", 77))
         self.embed_dim = None
 
+    def _hub_file(self, ref: str) -> str:
+        """The local path of an hf-file: weights file, downloaded once (check() has made
+        sure it is cached, or that the hub answers)."""
+        from huggingface_hub import hf_hub_download
+
+        repo, filename = split_hub_file(ref)
+        try:
+            return hf_hub_download(repo, filename, revision=self.spec.revision or None,
+                                   cache_dir=self.spec.cache_dir or None)
+        except Exception as exc:
+            raise AutojudgeError(f"could not download {ref} ({type(exc).__name__}: "
+                                 f"{' '.join(str(exc).split())[:200]}); download it and set "
+                                 f"pretrained=/path/to/{filename.rsplit('/', 1)[-1]}") from exc
+
+    def logit_scale(self) -> float:
+        """exp(the model's learned logit scale): CLIP's temperature (100 for CLIP-H)."""
+        import torch
+
+        self.load()
+        with torch.inference_mode():
+            return float(self.model.logit_scale.float().exp().item())
+
     def _load_transformers(self) -> None:
         from transformers import AutoProcessor, CLIPModel
 
         spec = self.spec
         source = str(Path(spec.arch).expanduser()) if Path(spec.arch).expanduser().is_dir() \
             else spec.arch
+        processor = spec.processor or spec.arch
+        processor = str(Path(processor).expanduser()) \
+            if Path(processor).expanduser().is_dir() else processor
         kwargs = {"cache_dir": spec.cache_dir} if spec.cache_dir else {}
+        pinned = {**kwargs, "revision": spec.revision} if spec.revision else kwargs
         try:
-            self.model = CLIPModel.from_pretrained(source, dtype=self.torch_dtype, **kwargs)
-            self.processor = AutoProcessor.from_pretrained(source, **kwargs)
+            self.model = CLIPModel.from_pretrained(source, dtype=self.torch_dtype, **pinned)
+            self.processor = AutoProcessor.from_pretrained(processor, **kwargs)
         except Exception as exc:
             raise AutojudgeError(
                 f"transformers could not load CLIPModel from {source} ({type(exc).__name__}: "

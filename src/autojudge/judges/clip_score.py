@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 from autojudge.judges.clip_backbone import BackboneSpec, get_backbone
 from autojudge.judges.clip_weights import check_weights
-from autojudge.resources import JUDGES_DIR
+from autojudge.runtime.resources import JUDGES_DIR
 from autojudge.sdk import PointwiseJudge
 from autojudge.types import Failure, JudgeItem, Prompt, Score
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from autojudge.errors import AutojudgeError
-from autojudge.extras import require
-from autojudge.judges.clip_backbone import BackboneSpec, looks_like_weights_path
-from autojudge.weights import hf_cached, hub_offline, transformers_model_problem
+from autojudge.judges.clip_backbone import BackboneSpec, looks_like_weights_path, split_hub_file
+from autojudge.runtime.extras import require
+from autojudge.runtime.weights import hf_cached, hub_offline, transformers_model_problem
 
 
 def check_weights(spec: BackboneSpec, who: str, key: str) -> None:
@@ -50,6 +50,9 @@ def _check_open_clip(spec: BackboneSpec, who: str, key: str) -> None:
             return
         raise _no_weights(who, f"{repo} is not in the Hugging Face cache", key,
                           "arch=local-dir:/path/to/downloaded/repo")
+    if pretrained.startswith("hf-file:"):
+        _check_hub_file(spec, who, key)
+        return
     if not pretrained:
         raise AutojudgeError(f"{who}: no weights: set {key}.pretrained to an open_clip tag "
                              f"(e.g. openai) or a local file ({example})")
@@ -104,7 +107,47 @@ def _open_clip_tag_cached(cfg: dict[str, Any], cache_dir: str) -> bool:
     return False
 
 
+def _check_hub_file(spec: BackboneSpec, who: str, key: str) -> None:
+    """An hf-file: checkpoint is in the hub cache (at the pinned revision), or the hub
+    answers now."""
+    repo, filename = split_hub_file(spec.pretrained)
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(repo, filename, cache_dir=spec.cache_dir or None,
+                                        revision=spec.revision or None)
+    except ImportError:
+        cached = None
+    if isinstance(cached, str) or not hub_offline():
+        return
+    raise _no_weights(who, f"{filename} of {repo} is not in the Hugging Face cache", key,
+                      f"pretrained=/path/to/{filename.rsplit('/', 1)[-1]}")
+
+
+def _check_processor(spec: BackboneSpec, who: str, key: str) -> None:
+    """A processor taken from another repo or folder than the model (PickScore's)."""
+    folder = Path(spec.processor).expanduser()
+    # transformers < 5 writes preprocessor_config.json, transformers 5 processor_config.json
+    names = ["preprocessor_config.json", "processor_config.json"]
+    if folder.is_dir():
+        if not any((folder / name).is_file() for name in names):
+            raise AutojudgeError(f"{who}: {folder} has no preprocessor_config.json; set "
+                                 f"{key}.processor to a folder written by "
+                                 f"CLIPProcessor.save_pretrained")
+        return
+    if spec.processor.startswith(("/", ".", "~")):  # a path; "org/repo" is a hub id
+        raise AutojudgeError(f"{who}: processor folder not found: {folder}; set "
+                             f"{key}.processor to an existing folder or a hub id")
+    if hf_cached(spec.processor, names, spec.cache_dir) \
+            or not hub_offline():
+        return
+    raise _no_weights(who, f"the processor {spec.processor} is not in the Hugging Face cache",
+                      key, "processor=/path/to/a/saved/CLIPProcessor")
+
+
 def _check_transformers(spec: BackboneSpec, who: str, key: str) -> None:
+    if spec.processor:
+        _check_processor(spec, who, key)
     problem = transformers_model_problem(spec.arch, cache_dir=spec.cache_dir)
     if problem is None:
         return

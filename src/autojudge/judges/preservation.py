@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from autojudge.errors import AutojudgeError
-from autojudge.resources import JUDGES_DIR
+from autojudge.runtime.resources import JUDGES_DIR
 from autojudge.sdk import PointwiseJudge
 from autojudge.types import Failure, JudgeItem, Prompt, Score
 

@@ -135,7 +135,7 @@ class LocalVLMChat:
     # -- loading -------------------------------------------------------------------------
 
     def _torch_dtype(self, device: str) -> Any:
-        from autojudge.devices import pick_dtype
+        from autojudge.runtime.devices import pick_dtype
 
         return pick_dtype(self.dtype_request, device)
 
@@ -151,7 +151,7 @@ class LocalVLMChat:
             raise self._load_error
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        from autojudge.devices import pick_device
+        from autojudge.runtime.devices import pick_device
 
         device = pick_device(self.device_request)
         what = f"{self.who}: could not load the VLM '{self.model_ref}' with transformers"
@@ -304,8 +304,8 @@ def decode_data_url(url: str) -> Any:
 def check_local_model(c: Any, name: str) -> None:
     """Transformers backend: torch + transformers importable, weights on disk or the
     hub reachable; one line otherwise, before any work (never a hub retry loop)."""
-    from autojudge.extras import require
-    from autojudge.weights import transformers_model_problem
+    from autojudge.runtime.extras import require
+    from autojudge.runtime.weights import transformers_model_problem
 
     who, key = f"judge '{name}'", f"judge.{name}"
     require("vlm-local", f"{who} (backend transformers)")

@@ -39,8 +39,6 @@ Example:
 """
 from __future__ import annotations
 
-import base64
-import io
 import os
 import re
 import threading
@@ -50,10 +48,11 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 from autojudge.errors import AutojudgeError
-from autojudge.extras import require
-from autojudge.judges.vlm_prompts import (CRITERIA, PRICES, REFUSAL, TEMPLATES, load_prices,
-                                          load_templates, parse_answer)
-from autojudge.resources import JUDGES_DIR
+from autojudge.judges.vlm_prompts import (CRITERIA, PRICES, REFUSAL, TEMPLATES, image_data_url,
+                                          load_prices, load_templates, model_price,
+                                          parse_answer, usage_cost)
+from autojudge.runtime.extras import require
+from autojudge.runtime.resources import JUDGES_DIR
 from autojudge.sdk import PairwiseJudge
 from autojudge.types import Failure, PairItem, Prompt, Verdict, stable_hash
 
@@ -203,7 +202,7 @@ class VLMPreferenceJudge(PairwiseJudge):
             "max_tokens": c.max_tokens, "seed": c.seed, "image_max_side": c.image_max_side,
             "image_format": c.image_format}
         if c.backend == "transformers":  # the weights, not the URL; never the device
-            from autojudge.weights import model_ref_identity
+            from autojudge.runtime.weights import model_ref_identity
 
             del params["base_url"]
             params["model"] = model_ref_identity(c.model)
@@ -289,24 +288,7 @@ class VLMPreferenceJudge(PairwiseJudge):
         return _SECRETISH.sub("<redacted>", " ".join(str(text).split()))[:500]
 
     def _data_url(self, image: Any) -> str:
-        from PIL import Image
-
-        from autojudge.judges.ocr import to_rgb
-
-        im = to_rgb(image)
-        side = self.config.image_max_side
-        if max(im.size) > side:
-            scale = side / max(im.size)
-            im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
-                           Image.LANCZOS)
-        buffer = io.BytesIO()
-        if self.config.image_format == "jpeg":
-            im.save(buffer, format="JPEG", quality=90)
-            mime = "image/jpeg"
-        else:
-            im.save(buffer, format="PNG")
-            mime = "image/png"
-        return f"data:{mime};base64,{base64.b64encode(buffer.getvalue()).decode()}"
+        return image_data_url(image, self.config.image_max_side, self.config.image_format)
 
     def _messages(self, request: _Request) -> list[dict[str, Any]]:
         t = self._template_text()
@@ -325,14 +307,7 @@ class VLMPreferenceJudge(PairwiseJudge):
 
     def _price(self) -> tuple[float, float] | None:
         c = self.config
-        table = load_prices().get(c.model, {})
-        pin = c.price_input_per_mtok if c.price_input_per_mtok is not None \
-            else table.get("input_per_mtok")
-        pout = c.price_output_per_mtok if c.price_output_per_mtok is not None \
-            else table.get("output_per_mtok")
-        if pin is None and pout is None:
-            return None
-        return float(pin or 0.0), float(pout or 0.0)
+        return model_price(c.model, c.price_input_per_mtok, c.price_output_per_mtok)
 
     def _ask_all(self, pairs: Sequence[PairItem]) -> list[Verdict]:
         requests = [_Request(p.prompt, p.a.image, p.b.image) for p in pairs]
@@ -435,14 +410,11 @@ class VLMPreferenceJudge(PairwiseJudge):
         usage = getattr(response, "usage", None)
         info: dict[str, Any] = {"answer": self._scrub(text) if text else (refusal or ""),
                                 "latency_s": round(seconds, 3)}
-        cost = None
-        if usage is not None and getattr(usage, "prompt_tokens", None) is not None:
-            pt = int(usage.prompt_tokens or 0)
-            ct = int(getattr(usage, "completion_tokens", 0) or 0)
+        metered = usage_cost(usage, self._price())
+        if metered is not None:
+            pt, ct, cost = metered
             info["usage"] = {"prompt_tokens": pt, "completion_tokens": ct}
-            price = self._price()
-            if price is not None:
-                cost = (pt * price[0] + ct * price[1]) / 1e6
+            if cost is not None:
                 info["cost_usd"] = round(cost, 8)
             self._count(prompt_tokens=pt, completion_tokens=ct, cost_usd=cost or 0.0)
         parsed, rationale = parse_answer(text)

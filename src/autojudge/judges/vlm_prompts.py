@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from autojudge.errors import AutojudgeError
-from autojudge.resources import JUDGES_DIR
+from autojudge.runtime.resources import JUDGES_DIR
 
 TEMPLATES = JUDGES_DIR / "vlm_templates.yaml"
 PRICES = JUDGES_DIR / "vlm_prices.yaml"
@@ -76,3 +76,60 @@ def load_prices(path: Path = PRICES) -> dict[str, dict[str, float]]:
 
     with path.open() as f:
         return dict((yaml.safe_load(f) or {}).get("models") or {})
+
+
+def model_price(model: str, input_per_mtok: float | None,
+                output_per_mtok: float | None) -> tuple[float, float] | None:
+    """USD per million (input, output) tokens of `model`: the configured prices where
+    given, else the price table; None when neither prices it (a local server), so its
+    calls carry no cost rather than a made-up 0."""
+    table = load_prices().get(model, {})
+    pin = input_per_mtok if input_per_mtok is not None else table.get("input_per_mtok")
+    pout = output_per_mtok if output_per_mtok is not None else table.get("output_per_mtok")
+    if pin is None and pout is None:
+        return None
+    return float(pin or 0.0), float(pout or 0.0)
+
+
+def usage_cost(usage: Any, price: tuple[float, float] | None
+               ) -> tuple[int, int, float | None] | None:
+    """(prompt tokens, completion tokens, USD or None when unpriced) of one call from the
+    `usage` its response reports; None when it reports no token counts."""
+    if usage is None or getattr(usage, "prompt_tokens", None) is None:
+        return None
+    prompt_tokens = int(usage.prompt_tokens or 0)
+    completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    cost = None if price is None else \
+        (prompt_tokens * price[0] + completion_tokens * price[1]) / 1e6
+    return prompt_tokens, completion_tokens, cost
+
+
+def fit_image(image: Any, max_side: int) -> Any:
+    """An RGB copy of `image` whose longer side is at most `max_side` (LANCZOS)."""
+    from PIL import Image
+
+    from autojudge.judges.ocr import to_rgb
+
+    im = to_rgb(image)
+    if max(im.size) > max_side:
+        scale = max_side / max(im.size)
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
+                       Image.LANCZOS)
+    return im
+
+
+def image_data_url(image: Any, max_side: int, image_format: str) -> str:
+    """`image` fitted to `max_side` as a base64 data URL (png, or jpeg at quality 90), as
+    chat-completions requests carry images."""
+    import base64
+    import io
+
+    im = fit_image(image, max_side)
+    buffer = io.BytesIO()
+    if image_format == "jpeg":
+        im.save(buffer, format="JPEG", quality=90)
+        mime = "image/jpeg"
+    else:
+        im.save(buffer, format="PNG")
+        mime = "image/png"
+    return f"data:{mime};base64,{base64.b64encode(buffer.getvalue()).decode()}"

@@ -14,10 +14,9 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from autojudge.files import atomic_write_text
 from autojudge.results import parse_leaderboard, write_leaderboard
+from autojudge.runtime.atomic_files import atomic_write_text
 from autojudge.types import Battle, Generation
-
 
 
 def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -27,19 +26,25 @@ def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
 
 def leaderboard_document(run: Mapping[str, Any], boards: Sequence[Mapping[str, Any]],
                          models: Sequence[Mapping[str, Any]],
-                         agreement: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+                         agreement: Sequence[Mapping[str, Any]] = (),
+                         style_control: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """A `leaderboard.json` document (the contract: `autojudge.results.Leaderboard`),
     checked against the contract as it is built; "agreement" holds one row per pair of
-    judges (autojudge.ratings.agreement), [] with fewer than two judges."""
+    judges (autojudge.ratings.agreement), [] with fewer than two judges; "style_control"
+    one controlled board per judge when `ratings.control` is set."""
     from autojudge.results import leaderboard
 
-    return leaderboard(run, list(boards), list(models), list(agreement)).to_dict()
+    return leaderboard(run, list(boards), list(models), list(agreement),
+                       list(style_control)).to_dict()
 
 
 BOARD_CSV_COLUMNS = ("judge", "tag", "method", "n_battles", "connected", "model", "rank",
                      "rating", "ci_low", "ci_high", "elo", "battles", "wins", "losses",
                      "ties", "win_rate", "separated", "component", "ci_method",
                      "provisional", "unrated_reason")
+STYLE_CSV_COLUMNS = ("kind", "judge", "features", "model", "rank", "rating", "ci_low",
+                     "ci_high", "raw_rank", "rank_change", "battles", "feature", "elo_per_sd",
+                     "sd")
 MODEL_CSV_COLUMNS = ("model", "images", "failed", "failure_rate", "latency_p50_s",
                      "latency_p95_s", "cost_usd", "cost_per_image_usd", "queue_wait_p50_s",
                      "queue_wait_p95_s", "inference_p50_s", "inference_p95_s", "nsfw")
@@ -70,6 +75,24 @@ def leaderboard_csv(boards: Sequence[Mapping[str, Any]]) -> str:
                                       "n_battles": board["n_battles"],
                                       "connected": board["connected"],
                                       **row, "win_rate": win_rate(row)}))
+    return buffer.getvalue()
+
+
+def style_control_csv(boards: Sequence[Mapping[str, Any]]) -> str:
+    """style_control.csv: one row per (judge, model) of each controlled board, then one
+    per (judge, feature) coefficient (`kind` says which)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=STYLE_CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for board in boards:
+        features = ",".join(board["features"])
+        for row in board["rows"]:
+            writer.writerow(_rounded({"kind": "model", "judge": board["judge"],
+                                      "features": features, **row}))
+        for coef in board["coefficients"]:
+            writer.writerow(_rounded({"kind": "coefficient", "judge": board["judge"],
+                                      "features": features, **coef,
+                                      "elo_per_sd": round(coef["elo_per_sd"], 1)}))
     return buffer.getvalue()
 
 
@@ -151,6 +174,9 @@ def write_run_files(run_dir: Path, document: Mapping[str, Any], battles: Sequenc
     write_jsonl(paths["scores.jsonl"], scores)
     write_jsonl(paths["skipped.jsonl"], skipped)
     atomic_write_text(paths["leaderboard.csv"], leaderboard_csv(document["boards"]))
+    if document.get("style_control"):
+        atomic_write_text(run_dir / "style_control.csv",
+                          style_control_csv(document["style_control"]))
     atomic_write_text(paths["models.csv"], models_csv(document["models"]))
     write_leaderboard(paths["leaderboard.json"], parse_leaderboard(document))
     return paths

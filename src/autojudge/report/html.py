@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from autojudge.config import ReportConfig, stored_section
+from autojudge.experiment.schema import ReportConfig, stored_section
 from autojudge.report import analysis, figures
 from autojudge.report.redact import redact
 from autojudge.report.rundata import CONFIG_FILE, RunData, iter_headline_boards, load_run
 from autojudge.report.template import CSS, TEMPLATE
-from autojudge.report.terminal import board_title, cache_line, footnotes
-from autojudge.files import atomic_write_bytes, atomic_write_text
+from autojudge.report.terminal import board_title, cache_line, footnotes, format_ci
+from autojudge.runtime.atomic_files import atomic_write_bytes, atomic_write_text
 
 REPORT_FILE = "report.html"
 PLOTS_DIR = "plots"
@@ -170,6 +170,27 @@ def _agreement_context(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
              "tau": num(r.get("kendall_tau")), "rho": num(r.get("spearman"))} for r in rows]
 
 
+def _style_context(boards: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The controlled board and the coefficient table of each judge, as display cells."""
+    num = lambda v: analysis.fmt_number(v, ".0f")  # noqa: E731
+    out = []
+    for b in boards:
+        rows = [{"model": r["model"], "rank": "-" if r["rank"] is None else r["rank"],
+                 "rating": num(r["rating"]) if r["rating"] is not None else "unrated",
+                 "ci": format_ci(r["ci_low"], r["ci_high"], r["rating"] is not None),
+                 "raw_rank": "-" if r["raw_rank"] is None else r["raw_rank"],
+                 "change": "-" if r["rank_change"] is None else
+                 ("=" if r["rank_change"] == 0 else f"{r['rank_change']:+d}")}
+                for r in b["rows"]]
+        coefs = [{"feature": c["feature"], "elo": f"{c['elo_per_sd']:+.1f}",
+                  "ci": format_ci(c["ci_low"], c["ci_high"]), "sd": f"{c['sd']:.3g}"}
+                 for c in b["coefficients"]]
+        out.append({"judge": b["judge"], "features": ", ".join(b["features"]),
+                    "note": b["note"], "rows": rows, "coefficients": coefs,
+                    "dropped": [f"{k}: it {v}" for k, v in b["dropped"].items()]})
+    return out
+
+
 def _prompt_context(data: RunData, options: ReportOptions) -> tuple[list[dict[str, Any]], int]:
     """Image grids for the first `max_prompts` (prompt, seed) rows."""
     order = analysis.prompt_order(data.generations)
@@ -261,6 +282,7 @@ def render_report(data: RunData, options: ReportOptions = ReportOptions()
         css=Markup(css), run=_run_view(run), cache_line=cache_line(run.get("cache") or {}),
         objective=_objective_text(run), boards=boards, heatmaps=heatmaps,
         matrices=matrices, tradeoffs=tradeoffs, agreement=_agreement_context(agreement),
+        style=_style_context(document.get("style_control") or []),
         agreement_chart=agreement_chart, prompts=prompts, n_prompt_rows=n_rows,
         confidence_pct=f"{confidence:.0%}", thumb=int(options.thumbnail_px),
         min_tag_prompts=((data.config or {}).get("report") or {}).get("per_tag_min_prompts", 5),

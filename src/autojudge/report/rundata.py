@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from autojudge.errors import AutojudgeError
-from autojudge.files import atomic_write_text
 from autojudge.results import Leaderboard, read_leaderboard
+from autojudge.runtime.atomic_files import atomic_write_text
 
 CONFIG_FILE = "config.json"
 PROMPTS_FILE = "prompts.jsonl"
@@ -127,7 +127,7 @@ def _prompts_from_suite(document: Mapping[str, Any]) -> dict[str, dict[str, Any]
     if not path or not Path(path).is_file():
         return {}
     try:
-        from autojudge.suites import load_suite
+        from autojudge.suites.load import load_suite
 
         return {p.id: prompt_row(p) for p in load_suite(path).prompts}
     except Exception:  # a courtesy only: the report stands on prompt ids without it

@@ -75,7 +75,7 @@ TEMPLATE = """<!DOCTYPE html>
 <nav>
   <a href="#leaderboard">Leaderboard</a><a href="#tags">Per tag</a>
   <a href="#winrate">Win rates</a><a href="#tradeoffs">Quality vs latency / cost</a>
-  <a href="#agreement">Judge agreement</a><a href="#prompts">Prompts</a>
+  <a href="#agreement">Judge agreement</a>{% if style %}<a href="#style">Style control</a>{% endif %}<a href="#prompts">Prompts</a>
 </nav>
 <main>
 <section id="leaderboard">
@@ -148,6 +148,27 @@ TEMPLATE = """<!DOCTYPE html>
   {% if agreement_chart %}<img class="chart" alt="judge agreement" src="{{ agreement_chart }}">{% endif %}
   {% else %}<p class="note">One judge: no agreement to measure.</p>{% endif %}
 </section>
+{% if style %}<section id="style">
+  <h2>Style control: what each judge rewards besides the prompt</h2>
+  {% for b in style %}
+  <h3>judge {{ b.judge }}: {{ b.features }} held fixed</h3>
+  {% if b.note %}<p class="note">{{ b.note }}</p>{% else %}
+  <table>
+    <tr><th>rank</th><th class="l">model</th><th>rating</th><th>{{ confidence_pct }} CI</th>
+      <th>raw rank</th><th>change</th></tr>
+    {% for r in b.rows %}<tr><td>{{ r.rank }}</td><td class="l">{{ r.model }}</td>
+      <td>{{ r.rating }}</td><td>{{ r.ci }}</td><td>{{ r.raw_rank }}</td>
+      <td>{{ r.change }}</td></tr>{% endfor %}
+  </table>
+  <table>
+    <tr><th class="l">feature</th><th>Elo per sd</th><th>{{ confidence_pct }} CI</th>
+      <th>sd</th></tr>
+    {% for c in b.coefficients %}<tr><td class="l">{{ c.feature }}</td><td>{{ c.elo }}</td>
+      <td>{{ c.ci }}</td><td>{{ c.sd }}</td></tr>{% endfor %}
+  </table>{% endif %}
+  {% for d in b.dropped %}<p class="note">left out: {{ d }}</p>{% endfor %}
+  {% endfor %}
+</section>{% endif %}
 <section id="prompts">
   <h2>Prompts</h2>
   <p class="note">Showing {{ prompts|length }} of {{ n_prompt_rows }} prompt/seed rows; every

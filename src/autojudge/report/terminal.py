@@ -151,6 +151,11 @@ def judge_stats_lines(stats: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 f"{s.get('backbone_images_encoded', 0)} images encoded, "
                 f"{s.get('backbone_images_from_memory', 0) + s.get('backbone_images_from_store', 0)}"
                 f" served from the embedding cache")
+        if s.get("question_sources"):  # question-based judges: where the questions came from
+            sources = ", ".join(f"{n} from {src}" for src, n in s["question_sources"].items())
+            lines.append(f"{judge}: questions of {sources} prompt(s)")
+        if s.get("note"):
+            lines.append(f"{judge}: {s['note']}")
     return lines
 
 
@@ -204,6 +209,8 @@ def print_report(document: Mapping[str, Any], run_dir: str, confidence: float,
         console.print(note, markup=False)
     if document.get("agreement"):
         console.print(agreement_table(document["agreement"], confidence))
+    for controlled in document.get("style_control") or []:
+        print_controlled(controlled, f"{100 * confidence:g}% CI", console)
     if show_tags:
         for judge in judges:
             matrix = tag_matrix(document["boards"], judge)
@@ -220,3 +227,48 @@ def print_report(document: Mapping[str, Any], run_dir: str, confidence: float,
     extra = ", report.html" if (Path(run_dir) / "report.html").is_file() else ""
     console.print(f"wrote {run_dir}/leaderboard.json, leaderboard.csv, battles.jsonl{extra}",
                   markup=False)
+
+
+def controlled_tables(controlled: Mapping[str, Any], level: str) -> list[Table]:
+    """The style-controlled board (with each model's rank change against the plain board)
+    and the "what this judge rewards" table: Elo per standard deviation of each feature."""
+    board = Table(title="style-controlled (features held fixed)")
+    for name, justify in [("rank", "right"), ("model", "left"), ("rating", "right"),
+                          (level, "right"), ("raw rank", "right"), ("change", "right")]:
+        board.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for row in controlled["rows"]:
+        rated = row["rating"] is not None
+        change = row["rank_change"]
+        board.add_row(_fmt(row["rank"], "d"), escape(row["model"]),
+                      _fmt(row["rating"]) if rated else "unrated",
+                      format_ci(row["ci_low"], row["ci_high"], rated),
+                      _fmt(row["raw_rank"], "d"),
+                      "-" if change is None else ("=" if change == 0 else f"{change:+d}"))
+    rewards = Table(title="what the judge rewards (Elo per sd of the feature)")
+    for name, justify in [("feature", "left"), ("Elo / sd", "right"), (level, "right"),
+                          ("sd", "right")]:
+        rewards.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for c in controlled["coefficients"]:
+        rewards.add_row(escape(c["feature"]), f"{c['elo_per_sd']:+.1f}",
+                        format_ci(c["ci_low"], c["ci_high"]), f"{c['sd']:.3g}")
+    return [board, rewards]
+
+
+def print_controlled(controlled: Mapping[str, Any], level: str,
+                     console: Console | None = None) -> None:
+    """Both style-control tables (titled by judge in a run), or the line that says why
+    there are none, and the features left out with their reason."""
+    console = console or Console()
+    judge = controlled.get("judge")
+    if controlled["note"]:
+        who = f"judge {judge}: " if judge else ""
+        console.print(f"{who}style control {controlled['note']}", markup=False)
+        return
+    tables = controlled_tables(controlled, level)
+    if judge:
+        for table in tables:
+            table.title = f"judge: {judge}  {table.title}"
+    for table in tables:
+        console.print(table)
+    for feature, why in controlled["dropped"].items():
+        console.print(f"note: feature {feature} left out: it {why}", markup=False)

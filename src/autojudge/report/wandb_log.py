@@ -76,7 +76,7 @@ def wandb_mode(configured: str | None) -> str:
 def _typed(logger_cfg: Any) -> Any:
     """The `logger` section as config.LoggerConfig (a plain mapping takes the schema's
     defaults for what it leaves out)."""
-    from autojudge.config import LoggerConfig, stored_section
+    from autojudge.experiment.schema import LoggerConfig, stored_section
 
     if isinstance(logger_cfg, LoggerConfig):
         return logger_cfg
@@ -87,7 +87,7 @@ def init_settings(logger_cfg: Mapping[str, Any], run_dir: Path, config: Mapping[
                   document: Mapping[str, Any]) -> dict[str, Any]:
     """wandb.init keyword arguments: project, mode, name, group and the redacted config
     (plus `swept`: this job's values of the swept parameters, for a multirun job)."""
-    from autojudge.sweep_jobs import sweep_context
+    from autojudge.sweeps.jobs import sweep_context
 
     context = sweep_context(run_dir)
     name = document["run"].get("name")
@@ -142,10 +142,10 @@ def _shared_store(config: Mapping[str, Any], document: Mapping[str, Any]) -> Ite
     """The run's store, to share W&B's staged images through; None when the run's
     images are copies (its folder must outlive the store), when no store is there (none
     is created for this) or when it cannot be opened (W&B's copies then stay)."""
-    from autojudge.store import INDEX_NAME, Store
+    from autojudge.store.index import INDEX_NAME, Store
 
     root = (document.get("run") or {}).get("store") or (config.get("store") or {}).get("root")
-    from autojudge.config import Images, stored_section
+    from autojudge.experiment.schema import Images, stored_section
 
     copies = stored_section(config, "report").images == Images.copy
     if copies or not root or not (Path(root).expanduser() / INDEX_NAME).is_file():
@@ -242,7 +242,7 @@ class _BlobLinks:
     def put(self, data: bytes) -> Path | None:
         """The blob holding `data` (written if new), or None: not an image, no store,
         or the store cannot take it (said once in the log; the copies then stay)."""
-        from autojudge.files import image_extension
+        from autojudge.runtime.atomic_files import image_extension
 
         if self.store is None or image_extension(data) == "bin":
             return None

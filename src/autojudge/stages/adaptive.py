@@ -1,7 +1,7 @@
 """Judge stage with the adaptive schedule: schedule -> judge a batch -> refit -> repeat.
 
 The pool is exactly the all-pairs plan (every pair of models on every applicable
-request); `autojudge.scheduling.AdaptiveScheduler` picks batches from it until every
+request); `autojudge.ratings.scheduling.AdaptiveScheduler` picks batches from it until every
 model's CI is narrower than `battles.target_ci_width`, or `battles.max_battles` /
 `battles.max_cost_usd` is spent (measured from the judge when it reports its cost, as the
 VLM judge does; else battles x `battles.cost_per_battle_usd`), or the pool is exhausted; why it stopped goes into
@@ -13,11 +13,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from autojudge.config import BattlesConfig
+from autojudge.experiment.schema import BattlesConfig
 from autojudge.ratings.bradley_terry import winner_to_score
-from autojudge.scheduling import AdaptiveScheduler, ScheduleConfig
-from autojudge.stages.battles import Advance, JudgeOutcome, run_judge
-from autojudge.store import Store
+from autojudge.ratings.scheduling import AdaptiveScheduler, ScheduleConfig
+from autojudge.stages.cache import Advance
+from autojudge.stages.judge import JudgeOutcome, run_judge
+from autojudge.store.index import Store
 from autojudge.types import Generation, Prompt
 
 

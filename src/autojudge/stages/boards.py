@@ -7,8 +7,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from autojudge.experiment.schema import RatingsConfig, ReportConfig
 from autojudge.types import Battle, Generation
-
 
 HUMAN = "human"
 
@@ -29,10 +29,10 @@ class BoardSpec:
     """
 
     rating_config: Any
-    per_tag_min_prompts: int = 5
-    min_battles: int = 0
-    overall_weighting: str = "equal"
-    overall_includes_human: bool = False
+    per_tag_min_prompts: int = ReportConfig.per_tag_min_prompts
+    min_battles: int = ReportConfig.min_battles
+    overall_weighting: str = RatingsConfig.overall_weighting.value
+    overall_includes_human: bool = RatingsConfig.overall_includes_human
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
-from autojudge.store import StoredRow, failure_columns
+from autojudge.store.index import StoredRow, failure_columns
 from autojudge.types import JudgeItem, PairItem, Score, Verdict, stable_hash
 
 
@@ -26,6 +26,18 @@ class Counts:
 
     def as_dict(self) -> dict[str, int]:
         return {"cached": self.cached, "computed": self.computed, "failed": self.failed}
+
+
+class Advance(Protocol):
+    """What a runner reports as it goes: `n` more items done, `from_store` of them answered
+    by the store without computing (the progress display counts them apart, and leaves
+    them out of its ETA)."""
+
+    def __call__(self, n: int, from_store: int = 0) -> None: ...
+
+
+def no_progress(n: int, from_store: int = 0) -> None:
+    """The `Advance` that reports to no one."""
 
 
 @dataclass(frozen=True)

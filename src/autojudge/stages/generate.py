@@ -22,12 +22,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from autojudge.generators.base import Generator
-from autojudge.stages.cache import Counts, fingerprint_hash
+from autojudge.stages.cache import Advance, Counts, fingerprint_hash, no_progress
 from autojudge.stages.isolation import GENERATE, conform, guarded_generate
-from autojudge.store import Store, failure_columns, now
-from autojudge.types import Failure, GenOutput, GenRequest, Generation, Prompt, stable_hash
+from autojudge.store.index import Store, failure_columns, now
+from autojudge.types import Failure, Generation, GenOutput, GenRequest, Prompt, stable_hash
 
-Advance = Callable[[int], None]
 log = logging.getLogger(__name__)
 
 
@@ -182,11 +181,11 @@ class GeneratorRunner:
         """One isolated call of the plugin: one output per request, whatever it does."""
         return guarded_generate(self.plugin, requests, self.settings.timeout_s)
 
-    def run(self, requests: Sequence[GenRequest], advance: Advance = lambda n: None
+    def run(self, requests: Sequence[GenRequest], advance: Advance = no_progress
             ) -> tuple[list[Generation], Counts]:
         """One generation per request, in request order (from the store where possible)."""
         plan = plan_generation(self.name, self.plugin, requests, self.store)
-        advance(plan.counts.cached)
+        advance(plan.counts.cached, from_store=plan.counts.cached)
         batches = plan.batches()
         for number, outputs in self.dispatch([[requests[i] for i in b] for b in batches]):
             indices = batches[number]  # batches may come back in any order
@@ -203,7 +202,7 @@ def run_generation(
     generator: Generator,
     requests: Sequence[GenRequest],
     store: Store,
-    advance: Advance = lambda n: None,
+    advance: Advance = no_progress,
     dispatch: Dispatch | None = None,
 ) -> tuple[list[Generation], Counts]:
     """Generate (or fetch from the store) one image per request for model `label`.

@@ -16,7 +16,7 @@ for every plugin, built-in or third-party:
   (B, A) answers (A, B) too;
 - **pointwise -> pairwise**: the higher score wins, within `tie_margin` it is a tie, two
   images at the bottom of the score range are "tie (bothbad)";
-- **cost metering**: fresh verdicts that carry `raw["cost_usd"]` are summed
+- **cost metering**: fresh verdicts and scores that carry `raw["cost_usd"]` are summed
   (`spent_usd`), so budgets use what was spent, not an estimate;
 - **run stats and per-image rows**: counts of cached/computed/failed work, the
   position-bias summary, the plugin's own `run_stats()` hook if it has one, and one row
@@ -54,7 +54,7 @@ from autojudge.stages.cache import (Counts, TimedVerdict, fingerprint_hash, scor
                                     score_key, score_row, verdict_from_row, verdict_key,
                                     verdict_row)
 from autojudge.stages.isolation import COMPARE, SCORE, conform
-from autojudge.store import Store, now
+from autojudge.store.index import Store, now
 from autojudge.types import Failure, JudgeItem, PairItem, Prompt, Score, Verdict
 
 RUNNER_KEYS = ("tie_margin", "swap", "call_timeout_s")  # judge config keys that belong to the runner
@@ -187,6 +187,7 @@ class JudgeRunner:
             for (key, item), score in zip(batch, scores):
                 self._scores[key] = (item, score, stamp)
                 self._count(score.failure)
+                self._meter(score)
         for key, item in missing:  # a batch the compute never answered: failed, not lost
             if key not in self._scores:
                 self._scores[key] = (item, Score(None, failure=_UNANSWERED), now())
@@ -259,7 +260,7 @@ class JudgeRunner:
         if failure is not None:
             self.failures[failure.kind] += 1
 
-    def _meter(self, v: Verdict) -> None:
+    def _meter(self, v: Verdict | Score) -> None:
         cost = v.raw.get("cost_usd") if isinstance(v.raw, Mapping) else None
         if isinstance(cost, (int, float)):
             self._spent += float(cost)

@@ -105,7 +105,7 @@ class PluginContract:
 
     def test_config_validates_with_omegaconf(self, plugin_params: dict[str, Any],
                                              plugin: Any) -> None:
-        """app.py builds plugins from `OmegaConf.structured(Config)` merged with YAML."""
+        """experiment.build builds plugins from `OmegaConf.structured(Config)` merged with YAML."""
         from omegaconf import OmegaConf
 
         schema = OmegaConf.structured(self.plugin_cls.Config)

@@ -52,7 +52,7 @@ def runner_for(plugin: Any, tmp_path: Any) -> Any:
     """The plugin as a run drives it: `stages.runner.JudgeRunner` on a fresh store, in
     the order given (no A/B draw), swap-debiased when pairwise."""
     from autojudge.stages.runner import JudgeRunner, RunnerSettings
-    from autojudge.store import Store
+    from autojudge.store.index import Store
 
     return JudgeRunner(plugin.name, plugin, Store(tmp_path / "runner-store"),
                        RunnerSettings(orient=False))
@@ -93,8 +93,8 @@ class _JudgeContract(PluginContract):
     def test_judge_hooks_have_valid_values(self, plugin: Any) -> None:
         """The judge hooks the core reads (autojudge.sdk): pointwise or pairwise as its
         contract says, a `needs` sentence, known validation families, an existing card."""
+        from autojudge.experiment.validation import FAMILIES
         from autojudge.sdk import is_pointwise, judge_card, validation_families_of
-        from autojudge.validate import FAMILIES
 
         assert is_pointwise(plugin) == isinstance(self, PointwiseJudgeContract)
         assert isinstance(getattr(plugin, "needs", ""), str)

@@ -221,7 +221,7 @@ class GeneratorRunnerContract(MisbehavingPluginContract):
     def outcomes(self, behaviour: Misbehaving, tmp_path: Path,
                  timeout_s: float | None = None) -> Mapping[str, Any]:
         from autojudge.stages.generate import GeneratorRunner, GeneratorSettings
-        from autojudge.store import Store
+        from autojudge.store.index import Store
         from autojudge.types import GenRequest, Prompt
 
         plugin = MisbehavingGenerator(behaviour)
@@ -255,7 +255,7 @@ class JudgeRunnerContract(MisbehavingPluginContract):
     def outcomes(self, behaviour: Misbehaving, tmp_path: Path,
                  timeout_s: float | None = None) -> Mapping[str, Any]:
         from autojudge.stages.runner import JudgeRunner, RunnerSettings
-        from autojudge.store import Store
+        from autojudge.store.index import Store
         from autojudge.types import JudgeItem, PairItem, Prompt
 
         def item(prompt: Prompt, sha: str) -> JudgeItem:

@@ -1,0 +1,269 @@
+"""The arena's votes: an append-only SQLite table in WAL mode beside the run.
+
+One row per accepted vote, never updated or deleted (triggers refuse both, so a bug
+cannot rewrite history): when, which voter session, the pair token, which model was
+shown on which side, the prompt and seed, the choice and the winner in the Arena
+convention (model_a = the left image). `export` writes them as the human judge's battle
+log (`autojudge.battles.log.write_battle_log`), which `python -m autojudge
+human_votes.path=...` and `python -m autojudge.rate` read.
+
+Durability: a vote is committed with `synchronous=FULL` (fsync) before the voter is
+answered, so a vote that got a 2xx survives a crash of the server or of the machine.
+An fsync takes milliseconds, so `VoteWriter` commits from a thread (the event loop keeps
+serving) and groups the votes that arrive meanwhile into one transaction (one fsync for
+all of them: group commit).
+
+Example:
+    >>> store = VoteStore(tmp_path / "votes.sqlite")                 # doctest: +SKIP
+    >>> store.append(Vote(...)); store.count()                       # doctest: +SKIP
+    1
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from autojudge.errors import AutojudgeError
+
+CHOICES = {"left": "model_a", "right": "model_b", "tie": "tie", "bothbad": "tie (bothbad)"}
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS votes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tstamp REAL NOT NULL,          -- unix time the vote was stored
+    session TEXT NOT NULL,         -- voter session id (the arena cookie)
+    token TEXT NOT NULL UNIQUE,    -- the pair token voted on (single use)
+    issued REAL NOT NULL,          -- when the pair was issued to the session
+    prompt_id TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    seed INTEGER,
+    tags TEXT NOT NULL,            -- JSON list
+    model_left TEXT NOT NULL,      -- shown order: left image's model ...
+    model_right TEXT NOT NULL,     -- ... and right image's model
+    image_left TEXT NOT NULL,      -- sha256 of the images shown
+    image_right TEXT NOT NULL,
+    choice TEXT NOT NULL,          -- left | right | tie | bothbad
+    winner TEXT NOT NULL           -- model_a | model_b | tie | tie (bothbad); model_a = left
+);
+CREATE TRIGGER IF NOT EXISTS votes_no_update BEFORE UPDATE ON votes
+    BEGIN SELECT RAISE(ABORT, 'arena votes are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS votes_no_delete BEFORE DELETE ON votes
+    BEGIN SELECT RAISE(ABORT, 'arena votes are append-only'); END;
+"""
+
+
+_COLUMNS = ("tstamp", "session", "token", "issued", "prompt_id", "prompt", "seed", "tags",
+            "model_left", "model_right", "image_left", "image_right", "choice", "winner")
+_INSERT = (f"INSERT INTO votes ({','.join(_COLUMNS)}) "
+           f"VALUES ({','.join('?' * len(_COLUMNS))})")
+
+
+@dataclass(frozen=True)
+class Vote:
+    """One accepted vote, as stored."""
+
+    tstamp: float
+    session: str
+    token: str
+    issued: float
+    prompt_id: str
+    prompt: str
+    seed: int | None
+    tags: tuple[str, ...]
+    model_left: str
+    model_right: str
+    image_left: str
+    image_right: str
+    choice: str
+
+    @property
+    def winner(self) -> str:
+        return CHOICES[self.choice]
+
+
+def _row(vote: Vote) -> dict[str, Any]:
+    row = asdict(vote)
+    row["tags"] = json.dumps(list(vote.tags))
+    row["winner"] = vote.winner
+    return row
+
+
+class VoteWriter:
+    """Group commit for the event loop: `await writer.append(vote)` returns once the vote
+    is on disk; votes that arrive while a commit runs go together in the next one."""
+
+    def __init__(self, store: "VoteStore"):
+        self.store = store
+        self._pending: list[tuple] = []  # (vote, future, its loop, settled callback)
+        self._wake = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="arena-votes", daemon=True)
+        self._thread.start()
+
+    async def append(self, vote: Vote, settled: Callable[[Any], None] = lambda r: None
+                     ) -> int:
+        """The vote's row id once committed (raises what the commit raised).
+
+        `settled(row id or exception)` runs in the event loop as soon as the commit ends,
+        even if the awaiting request was cancelled meanwhile: what must follow a stored
+        vote (counting it on the live board) cannot be skipped by a client hanging up.
+        """
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._wake:
+            if self._closed:
+                raise sqlite3.ProgrammingError("the votes writer is closed")
+            self._pending.append((vote, future, loop, settled))
+            self._wake.notify()
+        return await future
+
+    def close(self) -> None:
+        """Finish the votes already handed over, then stop."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending and not self._closed:
+                    self._wake.wait()
+                batch, self._pending = self._pending, []
+                if not batch and self._closed:
+                    return
+            try:
+                results: list[Any] = self.store.append_many([item[0] for item in batch])
+            except BaseException as exc:  # the whole transaction failed
+                results = [exc] * len(batch)
+            for (_, future, loop, settled), result in zip(batch, results):
+                loop.call_soon_threadsafe(_settle, future, settled, result)
+
+
+def _settle(future: Any, settled: Callable[[Any], None], result: Any) -> None:
+    settled(result)
+    if future.cancelled():
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+
+
+def default_votes_path(runs: Sequence[str | Path]) -> Path:
+    """`<first folder given>/arena/votes.sqlite` (a sweep folder keeps one for all runs)."""
+    return Path(runs[0]).expanduser() / "arena" / "votes.sqlite"
+
+
+def voter_id(session: str) -> str:
+    """A stable pseudonym of a session for exports (the cookie itself stays private)."""
+    return hashlib.sha256(session.encode()).hexdigest()[:16]
+
+
+class VoteStore:
+    """Appends votes to `path` (created with its folder) and reads them back."""
+
+    def __init__(self, path: str | Path, readonly: bool = False):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            if readonly:
+                uri = f"file:{self.path}?mode=ro"
+                self._db = sqlite3.connect(uri, uri=True, isolation_level=None,
+                                           check_same_thread=False)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
+                                           check_same_thread=False)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.executescript(_SCHEMA)
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.execute("SELECT COUNT(*) FROM votes").fetchone()
+        except (sqlite3.Error, OSError) as exc:
+            raise AutojudgeError(f"votes database {self.path} cannot be opened "
+                                 f"({' '.join(str(exc).split())}); check the path, or pass "
+                                 "--votes with another file") from None
+
+    def append(self, vote: Vote) -> int:
+        """Store one vote (its own committed transaction); returns its row id.
+
+        Raises:
+            sqlite3.IntegrityError: the token was already voted on.
+        """
+        result = self.append_many([vote])[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def append_many(self, votes: Sequence[Vote]) -> list[int | BaseException]:
+        """Store votes in one transaction (one fsync); per vote its row id, or the
+        IntegrityError that refused it alone (the others are stored).
+
+        Raises:
+            sqlite3.Error: the transaction failed: none of them is stored.
+        """
+        out: list[int | BaseException] = []
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for vote in votes:
+                    row = _row(vote)
+                    try:  # a constraint failure aborts the statement, not the transaction
+                        cursor = self._db.execute(_INSERT, [row[c] for c in _COLUMNS])
+                        out.append(int(cursor.lastrowid))
+                    except sqlite3.IntegrityError as exc:
+                        out.append(exc)
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        return out
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM votes").fetchone()[0])
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """Every vote in the order it was cast."""
+        with self._lock:
+            cursor = self._db.execute("SELECT * FROM votes ORDER BY id")
+            names = [c[0] for c in cursor.description]
+            fetched = cursor.fetchall()
+        for values in fetched:
+            row = dict(zip(names, values))
+            row["tags"] = tuple(json.loads(row["tags"]))
+            yield row
+
+    def battle_rows(self) -> list[dict[str, Any]]:
+        """The votes as the human judge's battle log (Arena convention, model_a = left)."""
+        return [{"model_a": r["model_left"], "model_b": r["model_right"],
+                 "winner": r["winner"], "judge": "human", "prompt_id": r["prompt_id"],
+                 "seed": r["seed"], "tags": list(r["tags"]), "tstamp": r["tstamp"],
+                 "prompt": r["prompt"], "choice": r["choice"],
+                 "voter": voter_id(r["session"])} for r in self.rows()]
+
+    def export(self, path: str | Path) -> int:
+        """Write the battle log to `path` (.jsonl, .csv or .parquet); returns the count.
+
+        Raises:
+            AutojudgeError: no votes yet, or an unknown suffix.
+        """
+        from autojudge.battles.log import write_battle_log
+
+        rows = self.battle_rows()
+        if not rows:
+            raise AutojudgeError(f"no votes in {self.path} yet; nothing to export")
+        write_battle_log(rows, path)
+        return len(rows)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,106 @@
+"""Style-control stage: per-image style features (cached in the store by image content)
+and one style-controlled board per judge (`ratings.control`, docs/statistics.md).
+
+Features are computed once per image and kept in the store's vector cache under a
+namespace that names the feature set and its formula version, so a warm run reads them
+and a second judge or run on the same images never computes them again. Each judge's
+controlled board uses that judge's battles whose two images have features (battles
+between stored images; human votes on the run's images too), beside the plain board of
+exactly those battles (`raw_rank`).
+
+Example:
+    >>> boards = style_control_boards(battles, generations, ["ocr"], ["contrast"],
+    ...                               store, rating_config)             # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from autojudge.style import PIXEL_FEATURES
+from autojudge.types import Battle, Generation, stable_hash
+
+log = logging.getLogger(__name__)
+
+
+def features_namespace() -> str:
+    """The store namespace of the pixel features: their names and formula version."""
+    from autojudge.style.features import FEATURES_VERSION
+
+    return stable_hash({"style_features": list(PIXEL_FEATURES), "version": FEATURES_VERSION})
+
+
+def image_feature_table(generations: Sequence[Generation], store: Any
+                        ) -> dict[str, np.ndarray]:
+    """image sha -> the pixel features (PIXEL_FEATURES order) of every stored image,
+    from the store where it has them, else computed now and stored."""
+    from autojudge.stages.judge import image_loader
+    from autojudge.style.features import image_features
+
+    by_sha = {g.image_sha: g for g in generations if g.ok}
+    namespace = features_namespace()
+    table = {sha: np.asarray(v, np.float64)
+             for sha, v in store.get_embeddings(namespace, list(by_sha)).items()}
+    fresh: dict[str, np.ndarray] = {}
+    for sha, generation in by_sha.items():
+        if sha in table:
+            continue
+        try:
+            image = image_loader(store, generation)()
+        except Exception as exc:  # a damaged blob: its battles get no controlled row
+            log.warning("style features: image %s of %s unreadable (%s)", sha[:12],
+                        generation.model, type(exc).__name__)
+            continue
+        values = image_features(image)
+        fresh[sha] = np.array([values[name] for name in PIXEL_FEATURES], np.float64)
+    if fresh:
+        store.put_embeddings(namespace, {sha: v.astype(np.float32) for sha, v in fresh.items()})
+        table.update({sha: v.astype(np.float32).astype(np.float64) for sha, v in fresh.items()})
+    log.info("style features: %d images from the store, %d computed",
+             len(table) - len(fresh), len(fresh))
+    return table
+
+
+def style_control_boards(battles: Sequence[Battle], generations: Sequence[Generation],
+                         judges: Sequence[str], features: Sequence[str], store: Any,
+                         config: Any) -> list[dict[str, Any]]:
+    """One controlled board per judge (autojudge.results.ControlledBoard as a dict); []
+    when no feature is asked for."""
+    if not features:
+        return []
+    table = image_feature_table(generations, store)
+    image_of = {(g.model, g.prompt.id, g.seed): g.image_sha for g in generations if g.ok}
+    columns = [PIXEL_FEATURES.index(name) for name in features]
+    return [_judge_board(judge, [b for b in battles if b.judge == judge], image_of, table,
+                         list(features), columns, config) for judge in judges]
+
+
+def _judge_board(judge: str, battles: Sequence[Battle], image_of: Mapping[tuple, str],
+                 table: Mapping[str, np.ndarray], features: list[str], columns: list[int],
+                 config: Any) -> dict[str, Any]:
+    from autojudge.ratings import rate_encoded
+    from autojudge.ratings.bootstrap import cluster_codes
+    from autojudge.ratings.bradley_terry import encode_battles
+    from autojudge.ratings.style_control import controlled_board
+
+    kept, xa, xb = [], [], []
+    for b in battles:
+        sha_a = image_of.get((b.model_a, b.prompt_id, b.seed))
+        sha_b = image_of.get((b.model_b, b.prompt_id, b.seed))
+        if sha_a in table and sha_b in table:
+            kept.append(b)
+            xa.append(table[sha_a][columns])
+            xb.append(table[sha_b][columns])
+    board: dict[str, Any] = {"judge": judge, "features": features, "n_battles": len(kept)}
+    if not kept:
+        return {**board, "note": "not computed: no battle of this judge has both images "
+                                 "with features"}
+    encoded = encode_battles([b.model_a for b in kept], [b.model_b for b in kept],
+                             [b.winner for b in kept])
+    clusters = cluster_codes([b.prompt_id for b in kept], len(kept))
+    rows = rate_encoded(encoded, clusters, config)
+    result = controlled_board(rows, encoded.names, encoded.ia, encoded.ib, encoded.score,
+                              np.array(xa), np.array(xb), features, clusters, config)
+    return {**board, **result}
