@@ -5,7 +5,8 @@ without and with `ratings.control=[every pixel feature]`, `--repeats` times each
 prints the median wall times and their ratio; then the controlled run again warm (same
 store) against a warm run without control: the features come from the store, so the
 difference should be only the controlled fit. The per-image cost of the features alone
-is printed too (images of the cold run, in process).
+is printed too (images of the cold run, in process), and the stage's own time as the
+run logs it: whole-run differences of a few seconds are within this machine's noise.
 
     python benchmarks/bench_style.py              # 3 cold runs of each
     python benchmarks/bench_style.py --repeats 1
@@ -39,6 +40,17 @@ def run(store: Path, run_dir: Path, control: bool, env: dict[str, str]) -> float
     return elapsed
 
 
+def stage_seconds(run_dir: Path) -> float:
+    """The style-features stage's own time, from the run's log line."""
+    import re
+
+    for log_file in run_dir.glob("*.log"):
+        found = re.search(r"style features: .* computed in ([0-9.]+) s", log_file.read_text())
+        if found:
+            return float(found.group(1))
+    raise SystemExit(f"no style-features line in {run_dir}/*.log")
+
+
 def feature_seconds(run_dir: Path) -> tuple[float, int]:
     from PIL import Image
 
@@ -66,11 +78,16 @@ def main() -> int:
         warm_plain = run(root / "s0a", root / "w0a", False, env)
         warm_controlled = run(root / "s0b", root / "w0b", True, env)
         seconds, n = feature_seconds(root / "r0b")
+        stage = [stage_seconds(root / f"r{k}b") for k in range(args.repeats)]
+        stage_warm = stage_seconds(root / "w0b")
     p, c = statistics.median(plain), statistics.median(controlled)
     print(f"cold default run: without control {p:.2f} s, with {len(PIXEL_FEATURES)} features "
           f"{c:.2f} s (medians of {args.repeats}); ratio {c / p:.3f}")
     print(f"warm default run: without control {warm_plain:.2f} s, with {warm_controlled:.2f} s;"
           f" ratio {warm_controlled / warm_plain:.3f}")
+    print(f"style-features stage inside the controlled runs: cold {statistics.median(stage):.2f}"
+          f" s = {100 * statistics.median(stage) / c:.1f}% of the cold run; warm "
+          f"{stage_warm:.3f} s (every image's features from the store)")
     print(f"features alone: {seconds:.2f} s for {n} images ({1000 * seconds / max(n, 1):.1f} "
           f"ms per image), {100 * seconds / p:.1f}% of the cold run")
     return 0

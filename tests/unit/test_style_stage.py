@@ -95,3 +95,19 @@ def test_a_run_with_control_writes_the_boards_everywhere(tmp_path) -> None:
                   cwd=REPO, timeout=300)
     assert bad.returncode == 2 and "ratings.control" in bad.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_runs_plain_board_is_reused_as_the_raw_side(tmp_path) -> None:
+    """When every battle of a judge has features, its whole-suite board is the raw side
+    (not rated a second time): the controlled board is the same either way."""
+    from autojudge.stages.boards import BoardSpec, build_boards
+
+    config = RatingConfig(bootstrap_rounds=30)
+    with Store(tmp_path / "store") as store:
+        generations, battles = _run(store, bias=40.0, prompts=30)
+        boards = build_boards(battles, list(STRENGTH), ["judge"], BoardSpec(config))
+        alone = style.style_control_boards(battles, generations, ["judge"], ["contrast"],
+                                           store, config)
+        reused = style.style_control_boards(battles, generations, ["judge"], ["contrast"],
+                                            store, config, boards)
+    assert reused == alone

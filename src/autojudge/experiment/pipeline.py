@@ -209,7 +209,8 @@ def rate(exp: Experiment, generations: list[Any], judged: Judged
                           RunFacts(generations, judged.skipped, applicable))
     agreement = compute_agreement(battles, boards, board_judges, rating_cfg)
     style = style_control_boards(battles, generations, board_judges,
-                                 list(settings.ratings.control), exp.store, rating_cfg)
+                                 list(settings.ratings.control), exp.store, rating_cfg,
+                                 boards)
     run = run_info(rating_cfg, exp.requests, name=settings.name, suite=exp.suite.name,
                    suite_path=exp.suite.source, models=exp.models, judges=list(exp.judges),
                    n_prompts=len(exp.suite.prompts), n_battles=len(battles),

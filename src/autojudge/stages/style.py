@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -39,6 +40,7 @@ def image_feature_table(generations: Sequence[Generation], store: Any
     from autojudge.stages.judge import image_loader
     from autojudge.style.features import image_features
 
+    started = time.perf_counter()
     by_sha = {g.image_sha: g for g in generations if g.ok}
     namespace = features_namespace()
     table = {sha: np.asarray(v, np.float64)
@@ -58,28 +60,33 @@ def image_feature_table(generations: Sequence[Generation], store: Any
     if fresh:
         store.put_embeddings(namespace, {sha: v.astype(np.float32) for sha, v in fresh.items()})
         table.update({sha: v.astype(np.float32).astype(np.float64) for sha, v in fresh.items()})
-    log.info("style features: %d images from the store, %d computed",
-             len(table) - len(fresh), len(fresh))
+    log.info("style features: %d images from the store, %d computed in %.3f s",
+             len(table) - len(fresh), len(fresh), time.perf_counter() - started)
     return table
 
 
 def style_control_boards(battles: Sequence[Battle], generations: Sequence[Generation],
                          judges: Sequence[str], features: Sequence[str], store: Any,
-                         config: Any) -> list[dict[str, Any]]:
+                         config: Any, boards: Sequence[Mapping[str, Any]] = ()
+                         ) -> list[dict[str, Any]]:
     """One controlled board per judge (autojudge.results.ControlledBoard as a dict); []
-    when no feature is asked for."""
+    when no feature is asked for. `boards`: the run's plain boards, whose whole-suite
+    board of a judge is reused as the raw side when every battle of it has features
+    (rating the same battles twice would cost a second bootstrap)."""
     if not features:
         return []
+    plain = {b["judge"]: b["models"] for b in boards if b["tag"] is None}
     table = image_feature_table(generations, store)
     image_of = {(g.model, g.prompt.id, g.seed): g.image_sha for g in generations if g.ok}
     columns = [PIXEL_FEATURES.index(name) for name in features]
     return [_judge_board(judge, [b for b in battles if b.judge == judge], image_of, table,
-                         list(features), columns, config) for judge in judges]
+                         list(features), columns, config, plain.get(judge))
+            for judge in judges]
 
 
 def _judge_board(judge: str, battles: Sequence[Battle], image_of: Mapping[tuple, str],
                  table: Mapping[str, np.ndarray], features: list[str], columns: list[int],
-                 config: Any) -> dict[str, Any]:
+                 config: Any, plain_rows: Sequence[dict] | None) -> dict[str, Any]:
     from autojudge.ratings import rate_encoded
     from autojudge.ratings.bootstrap import cluster_codes
     from autojudge.ratings.bradley_terry import encode_battles
@@ -100,7 +107,10 @@ def _judge_board(judge: str, battles: Sequence[Battle], image_of: Mapping[tuple,
     encoded = encode_battles([b.model_a for b in kept], [b.model_b for b in kept],
                              [b.winner for b in kept])
     clusters = cluster_codes([b.prompt_id for b in kept], len(kept))
-    rows = rate_encoded(encoded, clusters, config)
+    rated = {row["model"] for row in plain_rows or ()}
+    rows = [row for row in plain_rows or () if row["model"] in encoded.names]
+    if len(kept) != len(battles) or not set(encoded.names) <= rated:
+        rows = rate_encoded(encoded, clusters, config)  # a subset: rate exactly it
     result = controlled_board(rows, encoded.names, encoded.ia, encoded.ib, encoded.score,
                               np.array(xa), np.array(xb), features, clusters, config)
     return {**board, **result}
