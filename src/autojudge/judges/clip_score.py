@@ -29,7 +29,7 @@ from autojudge.runtime.resources import JUDGES_DIR
 from autojudge.sdk import PointwiseJudge
 from autojudge.types import Failure, JudgeItem, Prompt, Score
 
-__all__ = ["CLIPScoreJudge", "clip_score_value"]
+__all__ = ["CLIPScoreJudge", "EmbeddingScorer", "clip_score_value"]
 
 
 def clip_score_value(cosine: float) -> float:
@@ -37,7 +37,73 @@ def clip_score_value(cosine: float) -> float:
     return max(100.0 * float(cosine), 0.0)
 
 
-class CLIPScoreJudge(PointwiseJudge):
+class EmbeddingScorer(PointwiseJudge):
+    """A judge whose score is a function (`value`) of cos(text, image) on one CLIP
+    backbone: CLIP score here, the learned preference scorers in
+    `autojudge.judges.preference`. It owns what they share: batching through the
+    backbone, the embedding cache, long prompts truncated and counted, the raw fields."""
+
+    non_semantic = ("device", "cache_dir", "batch_size")
+    #: the formula's name in the fingerprint
+    formula = ""
+
+    def __init__(self, name: str, config: Any = None):
+        super().__init__(name, config)
+        self.spec = self.backbone_spec()
+        self.spec.validate(self.where)
+        #: prompts truncated to the text context, over this judge's lifetime
+        self.truncated_prompts = 0
+        self._truncated_seen: set[str] = set()
+
+    def backbone_spec(self) -> BackboneSpec:
+        raise NotImplementedError
+
+    def value(self, cosine: float) -> float:
+        """The judge's formula on one cosine."""
+        raise NotImplementedError
+
+    @property
+    def backbone(self) -> Any:
+        return get_backbone(self.spec)
+
+    def fingerprint_params(self) -> dict[str, Any]:
+        # the backbone's identity (weights by digest), never device or batch size
+        return {"backbone": self.spec.fingerprint(), "formula": self.formula}
+
+    def check(self) -> None:
+        check_weights(self.spec, f"judge '{self.name}'", f"judge.{self.name}")
+
+    def applies(self, prompt: Prompt) -> bool:
+        return bool(prompt.text and prompt.text.strip())
+
+    def score(self, items: Sequence[JudgeItem]) -> list[Score]:
+        ok = [i for i, item in enumerate(items) if self.applies(item.prompt)]
+        out = [Score(None, failure=Failure(
+            "not_applicable", f"judge '{self.name}': prompt '{item.prompt.id}' is empty"))
+            for item in items]
+        if not ok:
+            return out
+        backbone = self.backbone
+        images = backbone.encode_images([items[i] for i in ok], store=self.cache,
+                                        batch_size=self.batch_size)
+        texts, truncated, n_tokens = backbone.encode_texts([items[i].prompt.text for i in ok])
+        cosines = (images.astype("float64") * texts.astype("float64")).sum(axis=1)
+        for j, i in enumerate(ok):
+            if truncated[j] and items[i].prompt.text not in self._truncated_seen:
+                self._truncated_seen.add(items[i].prompt.text)
+                self.truncated_prompts += 1
+            raw = {"cosine": round(float(cosines[j]), 8), "truncated": bool(truncated[j]),
+                   "prompt_tokens": int(n_tokens[j])}
+            out[i] = Score(self.value(float(cosines[j])), raw=raw)
+        return out
+
+    def run_stats(self) -> dict[str, Any]:
+        """Run-level numbers for the report."""
+        return {"truncated_prompts": self.truncated_prompts,
+                **{f"backbone_{k}": v for k, v in self.backbone.counts.as_dict().items()}}
+
+
+class CLIPScoreJudge(EmbeddingScorer):
     """Pointwise judge: 100 * max(cosine(image, prompt), 0) in [0, 100].
 
     raw = {"cosine", "truncated", "prompt_tokens"}.
@@ -47,6 +113,7 @@ class CLIPScoreJudge(PointwiseJudge):
     score_range = (0.0, 100.0)
     validation_families = ("alignment",)
     card = JUDGES_DIR / "clip.md"
+    formula = "100*max(cos,0)"
 
     @dataclass
     class Config:
@@ -74,59 +141,10 @@ class CLIPScoreJudge(PointwiseJudge):
         cache_dir: str = ""
         batch_size: int = 32
 
-    def __init__(self, name: str = "clip", config: "CLIPScoreJudge.Config | None" = None):
-        super().__init__(name, config)
-        self.spec = BackboneSpec(self.config.backend, self.config.arch, self.config.pretrained,
-                                 self.config.model_config, self.config.dtype,
-                                 self.config.device, self.config.cache_dir)
-        self.spec.validate(self.where)
-        #: prompts truncated to the text context, over this judge's lifetime
-        self.truncated_prompts = 0
-        self._truncated_seen: set[str] = set()
+    def backbone_spec(self) -> BackboneSpec:
+        c = self.config
+        return BackboneSpec(c.backend, c.arch, c.pretrained, c.model_config, c.dtype,
+                            c.device, c.cache_dir)
 
-    @property
-    def backbone(self) -> Any:
-        return get_backbone(self.spec)
-
-    def fingerprint_params(self) -> dict[str, Any]:
-        # the backbone's identity (weights by digest), never device or batch size
-        return {"backbone": self.spec.fingerprint(), "formula": "100*max(cos,0)"}
-
-    def check(self) -> None:
-        check_weights(self.spec, f"judge '{self.name}'", f"judge.{self.name}")
-
-    def applies(self, prompt: Prompt) -> bool:
-        return bool(prompt.text and prompt.text.strip())
-
-    def score(self, items: Sequence[JudgeItem]) -> list[Score]:
-        if not items:
-            return []
-        out: list[Score | None] = [None] * len(items)
-        ok: list[int] = []
-        for i, item in enumerate(items):
-            if not self.applies(item.prompt):
-                out[i] = Score(None, failure=Failure(
-                    "not_applicable", f"judge '{self.name}': prompt '{item.prompt.id}' is empty"))
-            else:
-                ok.append(i)
-        if ok:
-            backbone = self.backbone
-            images = backbone.encode_images([items[i] for i in ok], store=self.cache,
-                                            batch_size=self.batch_size)
-            texts, truncated, n_tokens = backbone.encode_texts([items[i].prompt.text for i in ok])
-            cosines = (images.astype("float64") * texts.astype("float64")).sum(axis=1)
-            for j, i in enumerate(ok):
-                if truncated[j] and items[i].prompt.text not in self._truncated_seen:
-                    self._truncated_seen.add(items[i].prompt.text)
-                    self.truncated_prompts += 1
-                raw = {"cosine": round(float(cosines[j]), 8), "truncated": bool(truncated[j]),
-                       "prompt_tokens": int(n_tokens[j])}
-                out[i] = Score(clip_score_value(cosines[j]), raw=raw)
-        return [s for s in out if s is not None]
-
-    def run_stats(self) -> dict[str, Any]:
-        """Run-level numbers for the report."""
-        return {"truncated_prompts": self.truncated_prompts,
-                **{f"backbone_{k}": v for k, v in self.backbone.counts.as_dict().items()}}
-
-
+    def value(self, cosine: float) -> float:
+        return clip_score_value(cosine)

@@ -27,72 +27,15 @@ Example (config):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
 
-from autojudge.judges.clip_backbone import BackboneSpec, get_backbone
-from autojudge.judges.clip_weights import check_weights
+from autojudge.judges.clip_backbone import BackboneSpec
+from autojudge.judges.clip_score import EmbeddingScorer
 from autojudge.runtime.resources import JUDGES_DIR
-from autojudge.sdk import PointwiseJudge
-from autojudge.types import Failure, JudgeItem, Prompt, Score
 
 __all__ = ["PickScoreJudge", "HPSv21Judge"]
 
 
-class _EmbeddingScorer(PointwiseJudge):
-    """A preference scorer that is a function of cos(text, image) on one CLIP backbone."""
-
-    validation_families = ("alignment", "quality")
-    non_semantic = ("device", "cache_dir", "batch_size")
-
-    def __init__(self, name: str, config: Any = None):
-        super().__init__(name, config)
-        self.spec = self.backbone_spec()
-        self.spec.validate(self.where)
-
-    def backbone_spec(self) -> BackboneSpec:
-        raise NotImplementedError
-
-    def value(self, cosine: float) -> float:
-        """The scorer's formula on one cosine."""
-        raise NotImplementedError
-
-    @property
-    def backbone(self) -> Any:
-        return get_backbone(self.spec)
-
-    def fingerprint_params(self) -> dict[str, Any]:
-        # the weights by identity (a local file by digest), never device or batch size
-        return {"backbone": self.spec.fingerprint(), "formula": self.formula}
-
-    def check(self) -> None:
-        check_weights(self.spec, f"judge '{self.name}'", f"judge.{self.name}")
-
-    def applies(self, prompt: Prompt) -> bool:
-        return bool(prompt.text and prompt.text.strip())
-
-    def score(self, items: Sequence[JudgeItem]) -> list[Score]:
-        ok = [i for i, item in enumerate(items) if self.applies(item.prompt)]
-        out = [Score(None, failure=Failure(
-            "not_applicable", f"judge '{self.name}': prompt '{item.prompt.id}' is empty"))
-            for item in items]
-        if not ok:
-            return out
-        backbone = self.backbone
-        images = backbone.encode_images([items[i] for i in ok], store=self.cache,
-                                        batch_size=self.batch_size)
-        texts, truncated, n_tokens = backbone.encode_texts([items[i].prompt.text for i in ok])
-        cosines = (images.astype("float64") * texts.astype("float64")).sum(axis=1)
-        for j, i in enumerate(ok):
-            raw = {"cosine": round(float(cosines[j]), 8), "truncated": bool(truncated[j]),
-                   "prompt_tokens": int(n_tokens[j])}
-            out[i] = Score(self.value(float(cosines[j])), raw=raw)
-        return out
-
-    def run_stats(self) -> dict[str, Any]:
-        return {f"backbone_{k}": v for k, v in self.backbone.counts.as_dict().items()}
-
-
-class PickScoreJudge(_EmbeddingScorer):
+class PickScoreJudge(EmbeddingScorer):
     """PickScore: logit_scale.exp() x cos(text, image) on the PickScore CLIP-H model.
 
     raw = {"cosine", "truncated", "prompt_tokens"}.
@@ -102,6 +45,7 @@ class PickScoreJudge(_EmbeddingScorer):
     score_range = (-100.0, 100.0)
     card = JUDGES_DIR / "pickscore.md"
     formula = "logit_scale.exp()*cos"
+    validation_families = ("alignment", "quality")
 
     @dataclass
     class Config:
@@ -137,7 +81,7 @@ class PickScoreJudge(_EmbeddingScorer):
         return self._scale * cosine
 
 
-class HPSv21Judge(_EmbeddingScorer):
+class HPSv21Judge(EmbeddingScorer):
     """HPSv2.1: cos(text, image) on the HPSv2.1 fine-tuned open_clip ViT-H-14.
 
     raw = {"cosine", "truncated", "prompt_tokens"}.
@@ -147,6 +91,7 @@ class HPSv21Judge(_EmbeddingScorer):
     score_range = (-1.0, 1.0)
     card = JUDGES_DIR / "hpsv21.md"
     formula = "cos"
+    validation_families = ("alignment", "quality")
 
     @dataclass
     class Config:
