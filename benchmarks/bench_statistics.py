@@ -23,6 +23,11 @@
    feature that the models' images differ in, and an unbiased one: coverage of the
    coefficient's 95% CI, whether the controlled board has the true order, and its mean
    absolute rating error beside the raw board's.
+7. K-wise battles (benchmarks/kwise_study.py): judge calls (and arena votes) to reach a
+   target mean CI width and rank correlation for K = 2 (adaptive pairs), 3 and 4 under the
+   same noise per implied pair and under attention dilution; coverage of the K-wise CIs;
+   agreement of K-wise and pairwise verdicts of one judge; rank breaking vs the exact
+   Plackett-Luce MLE.
 All seeds are fixed; the output is deterministic.
 """
 from __future__ import annotations
@@ -40,6 +45,7 @@ from studies import (GATE_POOL, coverage_study, gate_study, hard_cases,  # noqa:
                      intransitive_matrix, matrix_study, power_pair, prompts_for_power,
                      regression_for, schedule_study, wilson)
 
+from kwise_study import kwise_numbers  # noqa: E402
 from style_study import style_study  # noqa: E402
 
 from autojudge.ratings.gate_stats import rating_difference  # noqa: E402
@@ -169,7 +175,8 @@ def main() -> int:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     p.add_argument("--skip", nargs="*", default=[],
-                   choices=["coverage", "gate", "power150", "power", "scheduling", "style"])
+                   choices=["coverage", "gate", "power150", "power", "scheduling", "style",
+                            "kwise"])
     args = p.parse_args()
     q = args.quick
     out: dict = {}
@@ -210,6 +217,8 @@ def main() -> int:
               f"[{time.perf_counter() - t2:.0f} s]")
     if "style" not in args.skip:
         style_numbers(q, out)
+    if "kwise" not in args.skip:
+        kwise_numbers(q, out)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2, default=str))
     return 0

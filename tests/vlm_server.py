@@ -3,6 +3,9 @@
 The request's `model` picks the behaviour, so one server serves every scenario:
 
     prefer-brighter   answers JSON naming the brighter image (consistent under swap)
+    noisy-brighter    the brighter image by Plackett-Luce: brightness / 40 plus Gumbel
+                      noise drawn per request (a judge with a stated noise model)
+    partial-order     K-wise: an order that leaves the last image out
     always-first      always "A" (pure position bias)
     markdown          like prefer-brighter, wrapped in ```json fences and prose
     garbage           "I like turtles" (unparseable)
@@ -12,7 +15,8 @@ The request's `model` picks the behaviour, so one server serves every scenario:
     slow              sleeps 2 s before answering (for client timeouts)
     unauthorized      HTTP 401 whose message echoes the key (as some servers do)
 
-Every request is recorded (`server.requests`): model, Authorization header, the mean
+K-wise requests (the VLM judge's ranking prompts) get an order or the best by the same
+rules. Every request is recorded (`server.requests`): model, Authorization header, the mean
 brightness of each image in the order shown, the user text.
 """
 from __future__ import annotations
@@ -35,6 +39,53 @@ def _brightness(data_url: str) -> float:
         hist = gray.histogram()
         total = sum(hist)
         return sum(i * n for i, n in enumerate(hist)) / max(total, 1)
+
+
+NOISE_SCALE = 40.0  # noisy-brighter: utility = brightness / 40 + Gumbel noise
+
+
+def _utilities(light: list[float], key: str, nth: int) -> list[float]:
+    """Plackett-Luce utilities of the images shown: brightness plus Gumbel noise drawn
+    from the request (its images in order, its text) and how often it was asked, so
+    two slot orders of one group are two independent draws."""
+    import hashlib
+    import math
+    import random
+
+    rng = random.Random(hashlib.sha256(f"{key}|{nth}".encode()).hexdigest())
+    return [v / NOISE_SCALE - math.log(-math.log(rng.random())) for v in light]
+
+
+def _noisy_pair(light: list[float], key: str, nth: int) -> dict[str, str]:
+    u = _utilities(light, key, nth)
+    return {"rationale": "noisy brightness", "winner": "A" if u[0] > u[1] else "B"}
+
+
+def _ranking(model: str, light: list[float], text: str, key: str, nth: int) -> str:
+    """K-wise answers: by brightness (ties grouped), noisy brightness, always slot
+    order, or a broken answer, as an order or as the best (the request says which)."""
+    k = len(light)
+    if model == "garbage":
+        return "I like turtles"
+    if model == "refuse":
+        return "I'm sorry, I can't help with that."
+    if model == "partial-order":
+        return json.dumps({"order": list(range(1, k))})
+    if model == "noisy-brighter":
+        u = _utilities(light, key, nth)
+    else:
+        u = [0.0] * k if model == "always-first" else list(light)
+    slots = sorted(range(k), key=lambda i: (-u[i], i))
+    if "Which of Images" in text:
+        return json.dumps({"rationale": "best", "best": slots[0] + 1})
+    order: list = []
+    for i in slots:  # equal utilities: one tie group (always-first: slot order)
+        if order and model != "always-first" and abs(u[i] - u[order[-1][0] - 1]) < 1e-9:
+            order[-1].append(i + 1)
+        else:
+            order.append([i + 1])
+    return json.dumps({"rationale": "by brightness",
+                       "order": [g[0] if len(g) == 1 else g for g in order]})
 
 
 class ScriptedVLM:
@@ -97,6 +148,10 @@ class ScriptedVLM:
             return self._answer(handler, model, "I like turtles")
         if model == "refuse":
             return self._answer(handler, model, "I'm sorry, I can't help with that.")
+        if "Rank Images" in text or "Which of Images" in text:  # K-wise (vlm_rank)
+            return self._answer(handler, model, _ranking(model, light, text, key, nth))
+        if model == "noisy-brighter":
+            return self._answer(handler, model, json.dumps(_noisy_pair(light, key, nth)))
         if model == "always-first":
             return self._answer(handler, model, json.dumps(
                 {"rationale": "The first one.", "winner": "A"}))

@@ -256,6 +256,62 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class RankItem:
+    """K >= 2 images of one prompt and seed, in the order a ranking judge is shown them
+    (slot 1 first)."""
+
+    prompt: Prompt
+    items: tuple[JudgeItem, ...]
+
+
+@dataclass(frozen=True)
+class RankVerdict:
+    """A ranking judge's output for one `RankItem`: one rank per slot, in slot order (an
+    int >= 1, 1 = best, equal = tie; None = unranked, e.g. all but the best of a
+    best-of-K answer). `ranks` is None only with a failure."""
+
+    ranks: tuple[int | None, ...] | None
+    rationale: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict)
+    failure: Failure | None = None
+
+
+@dataclass(frozen=True)
+class RankingBattle:
+    """One K-wise row of the battle log (autojudge.battles.rankings): the models in the
+    first call's slot order and, per call, the ranks in that same model order (two calls
+    in different slot orders: a pair whose order the calls disagree on is a tie)."""
+
+    models: tuple[str, ...]
+    ranks: tuple[tuple[int | None, ...], ...]
+    judge: str
+    prompt_id: str
+    seed: int
+    tags: tuple[str, ...] = ()
+    rationale: str = ""
+    tstamp: float = 0.0
+
+    def to_row(self) -> dict[str, Any]:
+        ranks: Any = [list(r) for r in self.ranks]
+        return {"models": list(self.models), "ranks": ranks[0] if len(ranks) == 1 else ranks,
+                "judge": self.judge, "prompt_id": self.prompt_id, "seed": self.seed,
+                "tags": list(self.tags), "rationale": self.rationale, "tstamp": self.tstamp}
+
+    def pairs(self) -> list["Battle"]:
+        """The pairs the ranking orders (rank breaking, calls combined), as battles."""
+        from autojudge.ratings.rankings import break_rankings, consensus_pairs
+
+        models = [list(self.models)]
+        if len(self.ranks) == 1:
+            broken = break_rankings(models, [list(self.ranks[0])])
+        else:
+            broken = consensus_pairs(models, [list(self.ranks[0])], [list(self.ranks[1])])
+        return [Battle(str(a), str(b), str(w), self.judge, self.prompt_id, self.seed,
+                       self.tags, None, None, self.rationale, self.tstamp)
+                for a, b, w in zip(broken.model_a, broken.model_b, broken.winner)]
+
+
+@dataclass(frozen=True)
 class Battle:
     """One row of the battle log (Chatbot Arena / imgsys convention plus context)."""
 
@@ -270,11 +326,18 @@ class Battle:
     score_b: float | None = None
     rationale: str = ""
     tstamp: float = 0.0
+    #: per-image style features of each side, (name, value) pairs, when the run computed
+    #: them (`ratings.control`); written as {"features_a": {name: value}, ...}
+    features_a: tuple[tuple[str, float], ...] | None = None
+    features_b: tuple[tuple[str, float], ...] | None = None
 
     def to_row(self) -> dict[str, Any]:
-        return {
+        row = {
             "model_a": self.model_a, "model_b": self.model_b, "winner": self.winner,
             "judge": self.judge, "prompt_id": self.prompt_id, "seed": self.seed,
             "tags": list(self.tags), "score_a": self.score_a, "score_b": self.score_b,
             "rationale": self.rationale, "tstamp": self.tstamp,
         }
+        if self.features_a is not None and self.features_b is not None:
+            row["features_a"], row["features_b"] = dict(self.features_a), dict(self.features_b)
+        return row

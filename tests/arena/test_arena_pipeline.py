@@ -39,6 +39,12 @@ def test_arena_votes_feed_the_pipeline(tmp_path) -> None:
     votes = tmp_path / "votes.jsonl"
     exported = run_cli(["autojudge.arena", str(run), "--export", str(votes)])
     assert exported.returncode == 0 and "wrote 6 votes" in exported.stdout, exported.stderr
+    first = json.loads(votes.read_text().splitlines()[0])  # style features of both images
+    assert {"contrast", "colourfulness", "text_area"} <= set(first["features_a"])
+    assert set(first["features_b"]) == set(first["features_a"])
+    controlled = run_cli(["autojudge.rate", str(votes), "--control", "contrast,text_area",
+                          "--bootstrap", "20"])
+    assert controlled.returncode == 0, controlled.stderr
 
     again = tmp_path / "with_votes"
     proc = run_cli(["autojudge", *COMMON, f"store.root={store}", f"hydra.run.dir={again}",

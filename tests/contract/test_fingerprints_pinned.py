@@ -73,6 +73,14 @@ PINNED = [
      "8e55ce35fbe920f0aeb5ff1f8a9e815164faacb3a99e52f4350781bcccf0a92d"),
     ("judge", "dsg", {},
      "4b8fa1893e4caf508f1722326f8c5fc15abb7bf922ba4cd4b2ab43f9b9958a6e"),
+    ("judge", "hpsv3", {},
+     "18f29f7754285673525526cd6965adc4409cd721f73cf9c1e1eeb8a28dc7b554"),
+    ("judge", "hpsv3", {'revision': 'abc123'},
+     "c1c5c360b060fcc937622767bba3e689a877a526563e335b68494070273e6d39"),
+    ("judge", "mps", {},
+     "9364557e847bd4004c3ee2d13f80c90338e70fadefcc9f450fbf477a6389acff"),
+    ("judge", "mps", {'revision': 'abc123'},
+     "d763245127d08e96a4b24fcf0e397d80dedd897e1d6e62de94a956e07812494c"),
 ]
 
 

@@ -341,6 +341,22 @@ def test_boxes_join_in_reading_order_and_low_confidence_is_dropped():
     assert b.value == 1.0 and a.value < 1.0
 
 
+def test_text_area_is_the_share_of_the_image_the_kept_boxes_cover():
+    # a 200 x 100 image: two kept boxes of 50 x 20 that overlap by 10 x 20, one dropped
+    result = SimpleNamespace(
+        txts=("OPEN", "24", "zzz"), scores=(0.99, 0.97, 0.3),
+        boxes=np.array([box(0, 0, 50, 20), box(40, 0, 90, 20), box(0, 50, 200, 100)],
+                       dtype=np.float32))
+    judge = OCRJudge("ocr", OCRJudge.Config(min_confidence=0.5),
+                     engine=FakeEngine({200: result}))
+    prompt = Prompt(id="open", text="x", expected_text="Open 24")
+    score = judge.score([item(prompt, Image.new("RGB", (200, 100), "white"))])[0]
+    assert score.raw["text_area"] == pytest.approx(90 * 20 / (200 * 100))
+    empty = OCRJudge("ocr", engine=FakeEngine({10: SimpleNamespace(txts=None, scores=None,
+                                                                     boxes=None)}))
+    assert empty.score([item(SIGN, blank_of_width(10))])[0].raw["text_area"] == 0.0
+
+
 def test_not_applicable_items_are_failures_not_scores():
     engine = FakeEngine({})
     score = OCRJudge("ocr", engine=engine).score([item(NO_TEXT, blank_of_width(10))])[0]

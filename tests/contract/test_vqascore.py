@@ -180,6 +180,23 @@ def test_check_passes_once_and_probes_once(server):
     assert len(server.requests) - start == 1
 
 
+def test_a_warm_run_does_not_probe_an_endpoint_that_passed_before(server, tmp_path):
+    """The probe's pass is kept in the store (by endpoint and model): the next run's
+    check() sends nothing; another model is probed."""
+    from autojudge.stages.runner import JudgeRunner
+    from autojudge.store.index import Store
+
+    with Store(tmp_path / "store") as store:
+        start = len(server.requests)
+        JudgeRunner("vqascore", make(server), store).check()
+        assert len(server.requests) - start == 1
+        JudgeRunner("vqascore", make(server), store).check()  # a second run, same store
+        assert len(server.requests) - start == 1
+        with pytest.raises(AutojudgeError, match="without logprobs"):
+            JudgeRunner("vqascore", make(server, model="no-logprobs"), store).check()
+        assert len(server.requests) - start == 2
+
+
 def test_no_yes_or_no_among_the_top_tokens_is_a_failure(server):
     score = make(server, model="no-yes-no").score([gray(200)])[0]
     assert score.value is None and score.failure.kind == "no_yes_no"

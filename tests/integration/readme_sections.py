@@ -47,6 +47,8 @@ SECTIONS = {
                 "--margin 25",
         "in_run": "python -m autojudge model=[...] gate.baseline=sdxl-v1 "
                   "gate.candidate=sdxl-v2   # inside a run",
+        "control": "python -m autojudge.gate runs/release --baseline sdxl-v1 --candidate "
+                   "sdxl-v2 --control contrast",
         "adaptive": "python -m autojudge judge=[vlm] battles.schedule=adaptive "
                     "battles.target_ci_width=50",
         "human": "python -m autojudge human_votes.path=votes.csv",
@@ -77,6 +79,8 @@ SECTIONS = {
         "serve": "python -m autojudge.arena runs/2024-05-01_starter            "
                  "# http://127.0.0.1:8000/",
         "sweep": "python -m autojudge.arena runs/my_sweep --sampling adaptive --tag text_rendering",
+        "kwise": "python -m autojudge.arena runs/2024-05-01_starter --k 4     "
+                 "# four images at once: best of 4, or rank them",
         "public": "python -m autojudge.arena runs/a runs/b --read-only --host 0.0.0.0 --public "
                   "--port 8080",
         "export": "python -m autojudge.arena runs/2024-05-01_starter --export votes.jsonl   "

@@ -302,7 +302,8 @@ RELEASE_MODELS = "model=[] '+model.sdxl-v1={kind: blank}' '+model.sdxl-v2={kind:
 def release(work: Path, store: Path) -> Path:
     """runs/release: the in-run gate command (it exits 0 only when the gate passes)."""
     run_dir = experiment(GATES["in_run"], work, store, {"model=[...]": RELEASE_MODELS},
-                         {"suite.limit": "10", "hydra.run.dir": "runs/release"})
+                         {"suite.limit": "10", "hydra.run.dir": "runs/release",
+                          "ratings.control": "[contrast]"})
     assert run_dir == work / "runs" / "release"
     return run_dir
 
@@ -313,6 +314,11 @@ def test_release_gate_inside_a_run_then_on_its_folder(work: Path, store: Path,
     assert {m["model"] for m in document["models"]} == {"sdxl-v1", "sdxl-v2"}
     proc = run_line(GATES["gate"], work, store)
     assert "gate: PASS" in proc.stdout, proc.stdout
+    # blank never beats typeset at OCR: the controlled fit is unbounded, so no verdict
+    args, _ = command(GATES["control"], None, None)
+    proc = subprocess.run(args, cwd=work, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "AUTOJUDGE_STORE": str(store)})
+    assert proc.returncode == 1 and "contrast held fixed" in proc.stdout, proc.stdout
 
 
 def test_adaptive_battles_and_human_votes(work: Path, store: Path, vlm_url: str) -> None:
@@ -398,13 +404,24 @@ def test_arena(work: Path, store: Path, release: Path, sweep_dir: Path) -> None:
         assert httpx.get(f"{url}/api/info", timeout=30).status_code == 200
     finally:
         stop(proc)
+    proc, url = serve(ARENA["kwise"], work, store, {})
+    try:  # the starter run has 3 models: groups of 3, one vote by order
+        with httpx.Client(base_url=url, timeout=30) as client:
+            group = client.get("/api/group").json()
+            slots = [image["slot"] for image in group["images"]]
+            vote = client.post("/api/vote", json={"token": group["token"], "order": slots})
+            assert vote.status_code == 200 and len(slots) == 3, vote.text
+    finally:
+        stop(proc)
     proc, url = serve(ARENA["public"], work, store, {"runs/a": STARTER, "runs/b": "runs/release"})
     try:
         assert httpx.get(f"{url}/api/leaderboard", timeout=30).status_code == 200
     finally:
         stop(proc)
     run_line(ARENA["export"], work, store)
-    assert len((work / "votes.jsonl").read_text().splitlines()) == 3
+    rows = [json.loads(line) for line in (work / "votes.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and sum("ranks" in row for row in rows) == 1  # 3 pairs, 1 ranking
+    assert all(("model_a" in row) != ("ranks" in row) for row in rows)
     human = experiment(ARENA["human"], work, store)
     assert "human" in board_judges(human)
     assert "typeset" in run_line(ARENA["rate"], work, store).stdout

@@ -31,12 +31,20 @@ def build(root: Path, scores: int = 0) -> list:
     return gens  # closing the store checkpoints everything into index.sqlite
 
 
+def schema_pages(tmp: Path) -> int:
+    """How many pages an empty store's index has (its tables and indexes)."""
+    with Store(tmp / "empty"):
+        pass
+    return (tmp / "empty" / "index.sqlite").stat().st_size // PAGE
+
+
 def pages(index: Path, kind: int, scores: bool) -> list[int]:
     """Page numbers (1-based) of b-tree pages of `kind` (0x0D table leaf, 0x0A index
-    leaf) past the 13 pages of the empty schema, holding score rows or not."""
+    leaf) past the pages of the empty schema, holding score rows or not."""
     data = index.read_bytes()
     found = []
-    for number in range(14, len(data) // PAGE + 1):
+    first = schema_pages(index.parent.parent) + 1
+    for number in range(first, len(data) // PAGE + 1):
         page = data[(number - 1) * PAGE:number * PAGE]
         if page[0] == kind and (SCORE_RAW[:50].encode() in page) == scores:
             found.append(number)

@@ -217,3 +217,31 @@ def test_separation_gets_no_controlled_board() -> None:
     board = controlled_board(rows, battles.names, battles.ia, battles.ib, battles.score,
                              xa, xb, ["contrast"], clusters, config)
     assert board["rows"] == [] and "never lost" in board["note"]
+
+
+def test_rate_control_leaves_out_battles_without_the_feature_and_says_so(tmp_path,
+                                                                         capsys) -> None:
+    """A run's log has text_area only where OCR read both images: those battles are
+    rated, the others left out of both boards with a note; a word where a number belongs
+    is one error line naming the row."""
+    import json
+
+    from autojudge.cli.rate import main
+
+    data = simulate(seed=2, bias=60.0, prompts=80)
+    path = tmp_path / "battles.jsonl"
+    write_log(path, data)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for row in rows[::4]:
+        del row["features_a"]["saturation"]  # this side has no value
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main([str(path), "--control", "saturation", "--bootstrap", "50", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    left = len(rows[::4])
+    assert f"{left} of {len(rows)} battles lack saturation" in doc["controlled"]["left_out"]
+    assert sum(r["battles"] for r in doc["models"]) == 2 * (len(rows) - left)
+    rows[5]["features_b.saturation"] = "vivid"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main([str(path), "--control", "saturation"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "row 6" in err and "features_b.saturation" in err

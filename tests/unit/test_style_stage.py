@@ -90,6 +90,12 @@ def test_a_run_with_control_writes_the_boards_everywhere(tmp_path) -> None:
     assert "style control not computed" in proc.stdout
     assert (run / "style_control.csv").is_file()
     assert 'id="style"' in (run / "report.html").read_text()
+    row = json.loads((run / "battles.jsonl").read_text().splitlines()[0])
+    assert {"contrast", "text_area"} <= set(row["features_a"]) and "features_b" in row
+    gated = run_cli(["autojudge.gate", str(run), "--baseline", "blank", "--candidate",
+                     "typeset", "--control", "contrast"], cwd=REPO, timeout=300)
+    assert gated.returncode == 1 and "contrast held fixed" in gated.stdout
+    assert "never lost" in gated.stdout  # separated: inconclusive, never a verdict
     bad = run_cli(["autojudge", "model=[typeset,blank]", "ratings.control=[saturation]",
                    f"store.root={tmp_path / 'store'}", f"hydra.run.dir={tmp_path / 'bad'}"],
                   cwd=REPO, timeout=300)
@@ -111,3 +117,58 @@ def test_the_runs_plain_board_is_reused_as_the_raw_side(tmp_path) -> None:
         reused = style.style_control_boards(battles, generations, ["judge"], ["contrast"],
                                             store, config, boards)
     assert reused == alone
+
+
+def test_judges_and_people_side_by_side_in_the_terminal_and_the_report(tmp_path) -> None:
+    """With two measured boards (a judge and people), one table shows each feature's
+    coefficient per judge, people as "people", in the terminal and in report.html."""
+    from rich.console import Console
+
+    from autojudge.report.html import build_report
+    from autojudge.report.terminal import print_report
+
+    run = tmp_path / "run"
+    proc = run_cli(["autojudge", "model=[typeset,blank]", "ratings.control=[contrast]",
+                    "suite.limit=3", "ratings.bootstrap_rounds=20", "logger=none",
+                    "progress=false", f"store.root={tmp_path / 'store'}",
+                    f"hydra.run.dir={run}"], cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    document = json.loads((run / "leaderboard.json").read_text())
+    coef = lambda elo: {"feature": "contrast", "elo_per_sd": elo, "ci_low": elo - 20,  # noqa
+                        "ci_high": elo + 20, "sd": 0.1}
+    document["style_control"] = [
+        {"judge": "vlm", "features": ["contrast"], "n_battles": 90, "rows": [],
+         "coefficients": [coef(61.0)], "dropped": {}, "note": None},
+        {"judge": "human", "features": ["contrast"], "n_battles": 40, "rows": [],
+         "coefficients": [coef(19.5)], "dropped": {}, "note": None}]
+    (run / "leaderboard.json").write_text(json.dumps(document))
+    console = Console(record=True, width=200)
+    print_report(document, str(run), 0.95, console=console)
+    shown = console.export_text()
+    assert "side by side" in shown
+    # one row holds the judge's and people's coefficient together
+    assert any("contrast" in ln and "+61.0" in ln and "+19.5" in ln
+               for ln in shown.splitlines())
+    html = build_report(run).read_text()
+    assert "<th>people</th>" in html and "+61.0" in html and "+19.5" in html
+
+
+def test_control_settings_that_cannot_work_are_refused_before_any_work() -> None:
+    import pytest
+
+    from autojudge.errors import AutojudgeError
+    from autojudge.experiment.preflight import check_control
+
+    with pytest.raises(AutojudgeError, match="needs an ocr judge"):
+        check_control(["contrast", "text_area"], ["clip", "vlm"])
+    check_control(["contrast", "text_area"], ["clip", "ocr"])
+    check_control(["contrast"], ["clip"])
+
+
+def test_gate_control_must_be_written_by_ratings_control(tmp_path) -> None:
+    bad = run_cli(["autojudge", "model=[typeset,blank]", "gate.baseline=blank",
+                   "gate.candidate=typeset", "gate.control=[contrast]",
+                   f"store.root={tmp_path / 'store'}", f"hydra.run.dir={tmp_path / 'bad'}"],
+                  cwd=REPO, timeout=300)
+    assert bad.returncode == 2 and "not in ratings.control" in bad.stderr
+    assert not (tmp_path / "bad").exists()

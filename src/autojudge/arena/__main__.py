@@ -2,11 +2,13 @@
 
     python -m autojudge.arena runs/2024-05-01_starter                  # http://127.0.0.1:8000/
     python -m autojudge.arena runs/sweep --sampling adaptive --tag text
+    python -m autojudge.arena runs/x --k 4                             # best of 4, or rank 4
     python -m autojudge.arena runs/x --read-only --host 0.0.0.0 --public --port 8080
     python -m autojudge.arena runs/x --export votes.jsonl              # the human battle log
 
 Bad usage prints one `error: ...` line and exits 2 (a missing or unfinished run, a run
-without images, a bind address other than loopback without `--public`, a busy port).
+without images, a bind address other than loopback without `--public`, a busy port,
+`--k` below 2).
 """
 from __future__ import annotations
 
@@ -38,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampling", choices=("undervoted", "adaptive"), default="undervoted",
                    help="which pair next: the least-voted (default) or the adaptive "
                         "scheduler's choice (widest CI)")
+    p.add_argument("--k", type=int, default=2, metavar="K",
+                   help="images shown at once: 2 (default) is the pairwise arena; K > 2 "
+                        "shows K models' images of one prompt, the voter picks the best or "
+                        "orders them (fewer where a prompt has fewer models)")
     p.add_argument("--tag", action="append", default=[], metavar="TAG",
                    help="serve only prompts with this tag (repeatable)")
     p.add_argument("--votes", metavar="FILE",
@@ -88,6 +94,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def export(args: Any) -> int:
+    from autojudge.arena.runs import image_features_by_sha
     from autojudge.arena.votes import VoteStore, default_votes_path
     from autojudge.sweeps.jobs import find_jobs
 
@@ -98,7 +105,8 @@ def export(args: Any) -> int:
                              "or pass --votes FILE")
     store = VoteStore(path, readonly=True)
     try:
-        n = store.export(args.export)
+        n = store.export(args.export,
+                         lambda shas: image_features_by_sha(args.runs, shas))
     except OSError as exc:  # an unwritable folder, a folder in the way, a full disk
         raise AutojudgeError(f"cannot write --export {args.export} "
                              f"({exc.strerror or exc}); choose a writable file path") from None
@@ -123,18 +131,22 @@ def serve(args: Any) -> int:
             raise AutojudgeError(f"--{name.replace('_', '-')} must be >= 0")
     if args.bootstrap is not None and args.bootstrap < 0:
         raise AutojudgeError("--bootstrap must be >= 0")
+    if args.k < 2:
+        raise AutojudgeError(f"--k {args.k}: a vote compares at least 2 images; use --k 2 "
+                             "(pairs, the default) or more")
     config = ArenaConfig(runs=args.runs, tags=args.tag, sampling=args.sampling,
                          read_only=args.read_only, votes_path=args.votes,
                          token_ttl_s=args.token_ttl, votes_per_minute=args.votes_per_minute,
                          refit_interval_s=args.refit_seconds,
-                         bootstrap_rounds=args.bootstrap)
+                         bootstrap_rounds=args.bootstrap, k=args.k)
     app = create_app(config)
     arena = app.state.arena
     print_warnings(arena.runs.warnings)
     sock = bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    print(f"arena: http://{shown}:{port}/  ({_count(len(arena.runs.pairs), 'pair')}, "
+    groups = f"groups of up to {args.k}, " if args.k > 2 else ""
+    print(f"arena: http://{shown}:{port}/  ({groups}{_count(len(arena.runs.pairs), 'pair')}, "
           f"{_count(len(arena.runs.models), 'model')}, "
           f"{_count(arena.live.n_votes, 'vote')} so far"
           f"{', read-only' if args.read_only else ''}); leaderboard: "

@@ -1,10 +1,14 @@
 """The arena as an ASGI app (Starlette): vote page, leaderboard page, JSON API, SSE.
 
-    GET  /                  the vote page (the leaderboard in read-only mode)
+    GET  /                  the vote page (K images with --k K; the leaderboard in
+                            read-only mode)
     GET  /leaderboard       the leaderboard page (updated live by /events)
     GET  /api/pair[?tag=T]  {token, prompt, tags, left: {image_url}, right: {image_url}}
-    POST /api/vote          {token, choice: left|right|tie|bothbad} -> the revealed models
-    GET  /img/<token>/<side> an image of a pair issued to this session (left|right)
+    GET  /api/group[?tag=T] with --k K: {token, prompt, tags, k, images: [{slot, image_url}]}
+    POST /api/vote          {token, choice: left|right|tie|bothbad} -> the revealed models;
+                            for a group {token, best: SLOT} or {token, order: [SLOT, ...]}
+    GET  /img/<token>/<side> an image of a pair issued to this session (left|right), or of
+                            a group (its slot, 0..k-1)
     GET  /api/leaderboard   {"boards": [...], "models": [...], "agreement": [...], ...}
     GET  /api/info          what the vote page needs (tags, read-only, sampling)
     GET  /events            Server-Sent Events: "leaderboard" with the whole document
@@ -97,11 +101,12 @@ class Handlers:
         self.config = arena.config
         self.keys = arena.tokens.keys
         self.pages = {name: (STATIC / f"{name}.html").read_text(encoding="utf-8")
-                      for name in ("vote", "leaderboard")}
+                      for name in ("vote", "kwise", "leaderboard")}
 
     def routes(self) -> list[Any]:
         return [Route("/", self.vote_page), Route("/leaderboard", self.board_page),
-                Route("/api/pair", self.pair), Route("/api/vote", self.vote, methods=["POST"]),
+                Route("/api/pair", self.pair), Route("/api/group", self.group),
+                Route("/api/vote", self.vote, methods=["POST"]),
                 Route("/api/leaderboard", self.leaderboard), Route("/api/info", self.info),
                 Route("/img/{token}/{side}", self.image), Route("/events", self.events),
                 Route("/favicon.ico", self.favicon),
@@ -130,15 +135,23 @@ class Handlers:
         if self.config.read_only:
             return RedirectResponse("/leaderboard", status_code=302)
         _, cookie = self.ensure_session(request)
-        return self.with_cookie(HTMLResponse(self.pages["vote"]), cookie)
+        page = self.pages["kwise" if self.config.k > 2 else "vote"]
+        return self.with_cookie(HTMLResponse(page), cookie)
 
     async def board_page(self, request: Request) -> Response:
         return HTMLResponse(self.pages["leaderboard"])
 
     async def pair(self, request: Request) -> Response:
+        return self._issue(request, self.arena.pair)
+
+    async def group(self, request: Request) -> Response:
+        return self._issue(request, self.arena.group)
+
+    def _issue(self, request: Request, issue: Any) -> Response:
+        """A new pair or group (`issue(session, tag)`) for this request's session."""
         sid, cookie = self.ensure_session(request)
         try:
-            body = self.arena.pair(sid, request.query_params.get("tag") or None)
+            body = issue(sid, request.query_params.get("tag") or None)
         except Refusal as refusal:
             return self.with_cookie(_error(refusal), cookie)
         return self.with_cookie(JSONResponse(body, headers={"cache-control": "no-store"}),
@@ -172,7 +185,8 @@ class Handlers:
 
     async def info(self, request: Request) -> Response:
         return JSONResponse({"read_only": self.config.read_only,
-                             "sampling": self.config.sampling, "tags": self.arena.tags,
+                             "sampling": self.config.sampling, "k": self.config.k,
+                             "tags": self.arena.tags,
                              "n_pairs": len(self.arena.runs.pairs)})
 
     async def events(self, request: Request) -> Response:

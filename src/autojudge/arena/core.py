@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from autojudge.arena.images import ImageCache, ImageUnavailable
+from autojudge.arena.kwise import FORMS, KwiseArena
 from autojudge.arena.live import Broadcaster, LiveRatings, judge_constants
 from autojudge.arena.pairs import Sampler
 from autojudge.arena.runs import ArenaRuns, load_runs
@@ -51,6 +52,8 @@ class ArenaConfig:
         secret: HMAC key (None: random per server start).
         clock: time source (tests pass a fake one).
         seed: seed of the pair sampler's tie-breaks (None: random).
+        k: images shown at once (`--k`): 2 is the pairwise arena; more serves K-wise
+            groups (`autojudge.arena.kwise`) on the vote page and at GET /api/group.
     """
 
     runs: Sequence[str | Path]
@@ -68,6 +71,7 @@ class ArenaConfig:
     secret: bytes | None = None
     clock: Callable[[], float] = time.time
     seed: int | None = None
+    k: int = 2
 
 
 class Arena:
@@ -80,9 +84,14 @@ class Arena:
         self.writer: VoteWriter | None = None  # started with the server (start())
         self.sampler = Sampler(self.runs.pairs, {k: v.tags for k, v in self.runs.prompts.items()},
                                self.runs.models, config.sampling, config.seed)
+        if config.k < 2:
+            raise ValueError(f"k={config.k}: a vote compares at least 2 images")
+        self.kwise = KwiseArena(self, _reveal) if config.k > 2 else None
         self.tokens = TokenBook(Keys(config.secret), config.token_ttl_s,
                                 config.votes_per_minute, config.burst, clock=config.clock,
-                                on_pending=self.sampler.on_pending)
+                                on_pending=self.sampler.on_pending,
+                                on_group_pending=self.kwise.sampler.on_pending
+                                if self.kwise else lambda group, delta: None)
         self.images = ImageCache()
         self.tags = self.runs.tags()
         self.broadcaster = Broadcaster()
@@ -104,10 +113,22 @@ class Arena:
                 **({"prior": float(r["prior"])} if r["prior"] is not None else {})}
 
     def _load_votes(self) -> None:
-        """Votes from earlier sessions of this arena count again: on the board when both
-        models are still served, in the sampler's counts when their pair is."""
+        """Votes from earlier sessions of this arena count again: on the board when all
+        their models are still served, in the samplers' counts when their pair (group)
+        is; pairwise and K-wise votes in the order cast, as the online Elo saw them."""
         models = set(self.runs.models)
-        for row in self.store.rows():
+        rows: list[dict[str, Any]] = list(self.store.rows())
+        rankings = self.store.ranking_rows()
+        if rankings:  # a stable sort keeps each table's own order
+            rows = sorted([*rows, *rankings], key=lambda row: row["tstamp"])
+        for row in rows:
+            if "ranks" in row:
+                if set(row["models"]) <= models:
+                    if self.kwise is not None:
+                        self.kwise.record_stored(row)
+                    self.live.add_ranking(row["models"], row["ranks"], row["prompt_id"],
+                                          row["seed"])
+                continue
             if not {row["model_left"], row["model_right"]} <= models:
                 continue
             pair = self.sampler.find(row["prompt_id"], row["seed"], row["model_left"],
@@ -174,6 +195,17 @@ class Arena:
                 "right": {"image_url": f"/img/{token}/right"},
                 "expires_in": self.config.token_ttl_s}
 
+    def group(self, sid: str, tag: str | None) -> dict[str, Any]:
+        """Issue the next K-wise group for session `sid` (`autojudge.arena.kwise`)."""
+        self._check_writable()
+        if self.kwise is None:
+            raise Refusal(404, "this arena shows pairs (started without --k); fetch one "
+                               "from GET /api/pair, or start it with --k 4 for groups")
+        if tag is not None and tag not in self.tags:
+            raise Refusal(404, f"no groups with tag {tag!r}; tags: {', '.join(self.tags[:40])}")
+        self.tokens.allow_pair(sid)
+        return self.kwise.group(sid, tag)
+
     def _servable(self, index: int) -> bool:
         """Both images of pair `index` can be served (read, checked and cached now);
         otherwise the pair is never chosen again and the server log says why."""
@@ -199,6 +231,8 @@ class Arena:
             issue = self.tokens.lookup(token, sid)
         except Refusal:
             raise Refusal(404, "no such image for this session") from None
+        if issue.order is not None and self.kwise is not None:
+            return self.kwise.image(issue, side)
         if side not in ("left", "right"):
             raise Refusal(404, "no such image; the side is left or right")
         if not self._servable(issue.pair):
@@ -214,6 +248,11 @@ class Arena:
     async def vote(self, sid: str | None, body: Any) -> dict[str, Any]:
         """Count one vote; Refusal (4xx, nothing changed) for anything else."""
         self._check_writable()
+        if isinstance(body, dict) and any(form in body for form in FORMS):
+            if self.kwise is None:
+                raise Refusal(400, "this arena shows pairs (started without --k): send "
+                                   '{"token": ..., "choice": "left|right|tie|bothbad"}')
+            return await self.kwise.vote(sid, body)
         if not isinstance(body, dict) or not isinstance(body.get("token"), str):
             raise Refusal(400, 'send JSON {"token": ..., "choice": "left|right|tie|bothbad"}')
         choice = body.get("choice")
@@ -221,6 +260,9 @@ class Arena:
             raise Refusal(400, f"choice must be one of {', '.join(CHOICES)} (a string)")
         # refuse bad tokens before the rate limit
         pending = self.tokens.lookup(body["token"], sid)
+        if pending.order is not None:
+            raise Refusal(400, "this token is for a group of images: send "
+                               '{"token": ..., "best": SLOT} or {"token": ..., "order": [...]}')
         if not self._servable(pending.pair):  # a pair nobody could see is no vote
             raise Refusal(410, _UNSERVABLE)
         self.tokens.allow_vote(sid)
@@ -266,7 +308,7 @@ class Arena:
         boards = [_display_board(live.human_board()),
                   *(_display_board(b) for b in self.runs.judge_boards)]
         return {"schema": 1,
-                "run": {"arena": {"sampling": self.config.sampling,
+                "run": {"arena": {"sampling": self.config.sampling, "k": self.config.k,
                                   "read_only": self.config.read_only,
                                   "tags": list(self.config.tags),
                                   "n_pairs": len(self.runs.pairs)},

@@ -1,6 +1,10 @@
 """The live human board: online Elo on every vote, Bradley-Terry refits in the background,
 and Server-Sent Events to every open leaderboard page.
 
+- A K-wise vote (`--k K`) is broken into the pairs it orders
+  (`autojudge.ratings.rankings.break_rankings`, clustered by its prompt), and each pair
+  counts as a pairwise vote would, in the same fit; the board's battles are pairs, its
+  vote count counts each ranking once.
 - A vote updates the online Elo (Chatbot Arena's K=4, base 10, scale 400, in vote order,
   exactly `autojudge.ratings.elo`) and the win/loss/tie counts at once, in O(1), and
   schedules a push; pushes are coalesced to at most one per `push_interval_s`.
@@ -22,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import bisect
 import concurrent.futures as futures
 import math
 import multiprocessing
@@ -187,7 +192,8 @@ class LiveRatings:
         self.k = float(rating.get("elo_k", 4.0))
         self.scale = float(rating.get("scale", 400.0))
         self.init = float(rating.get("init_rating", 1000.0))
-        self.columns: dict[str, list] = {c: [] for c in COLUMNS}
+        self.columns: dict[str, list] = {c: [] for c in COLUMNS}  # one entry per pair
+        self._vote_ends: list[int] = []  # per vote, the pairs counted once it is in
         self.elo = {m: self.init for m in self.models}
         self.counts = {m: [0, 0, 0, 0] for m in self.models}  # battles, wins, losses, ties
         self.prompts: set[str] = set()
@@ -207,11 +213,39 @@ class LiveRatings:
 
     @property
     def n_votes(self) -> int:
+        """Votes counted (a ranking is one vote)."""
+        return len(self._vote_ends)
+
+    @property
+    def n_pairs(self) -> int:
+        """Pairs counted (a ranking counts the pairs it orders)."""
         return len(self.columns["winner"])
 
     def add(self, model_a: str, model_b: str, winner: str, prompt_id: str,
             seed: int | None) -> None:
         """Count one vote: online Elo and counts now, BT at the next refit."""
+        self._add_pair(model_a, model_b, winner, prompt_id, seed)
+        self._counted()
+
+    def add_ranking(self, models: Sequence[str], ranks: Sequence[int | None],
+                    prompt_id: str, seed: int | None) -> None:
+        """Count one K-wise vote: the pairs it orders, as `add` counts a pair."""
+        from autojudge.ratings.rankings import break_rankings
+
+        broken = break_rankings([list(models)], [list(ranks)], clusters=[prompt_id])
+        for a, b, winner, cluster in zip(broken.model_a, broken.model_b, broken.winner,
+                                         broken.clusters):
+            self._add_pair(str(a), str(b), str(winner), cluster, seed)
+        self._counted()
+
+    def _counted(self) -> None:
+        self._vote_ends.append(self.n_pairs)
+        if self._dirty is not None:
+            self._dirty.set()
+        self.on_change("vote")
+
+    def _add_pair(self, model_a: str, model_b: str, winner: str, prompt_id: str,
+                  seed: int | None) -> None:
         for name, value in zip(self.columns, (model_a, model_b, winner, prompt_id, seed)):
             self.columns[name].append(value)
         self.prompts.add(prompt_id)
@@ -226,9 +260,6 @@ class LiveRatings:
             c = self.counts[m]
             c[0] += 1
             c[1 if s == 1.0 else 2 if s == 0.0 else 3] += 1
-        if self._dirty is not None:
-            self._dirty.set()
-        self.on_change("vote")
 
     def rows(self) -> list[dict[str, Any]]:
         """The human board's rows: BT rating and CI from the last refit, online Elo and
@@ -246,13 +277,13 @@ class LiveRatings:
         return out
 
     def human_board(self) -> dict[str, Any]:
-        return {**self.board, "n_battles": self.n_votes,
+        return {**self.board, "n_battles": self.n_pairs,
                 "n_prompts": len(self.prompts), "models": self.rows()}
 
     def _job(self) -> dict[str, Any]:
         """The votes the worker does not have yet (all of them, with the constants, when
         it has none)."""
-        n = self.n_votes
+        n = self.n_pairs
         job = {"key": self.key, "start": self._sent,
                "append": {c: v[self._sent:n] for c, v in self.columns.items()},
                "constants": self.constants if self._sent == 0 else None,
@@ -261,7 +292,7 @@ class LiveRatings:
 
     def refit_now(self) -> None:
         """A refit in this thread, now (tests; a server refits in the background)."""
-        self._apply(compute(self.columns, self.constants, self.n_votes))
+        self._apply(compute(self.columns, self.constants, self.n_pairs))
 
     # -- background refits -------------------------------------------------------------
     async def start(self) -> None:
@@ -337,7 +368,8 @@ class LiveRatings:
     def _apply(self, result: Mapping[str, Any]) -> None:
         self.board = result["board"]
         self.agreement = result["agreement"]
-        self.refit_n_votes = result["n_votes"]
+        # the refit's pairs -> the votes they make up (a ranking's pairs go together)
+        self.refit_n_votes = bisect.bisect_right(self._vote_ends, result["n_votes"])
         self.refit_at = time.time()
         self.refit_seconds = round(result["seconds"], 4)
         self.refit_error = None

@@ -102,9 +102,11 @@ def read_run(path: Path) -> dict[str, Any]:
     except AutojudgeError as exc:
         raise AutojudgeError(f"run {path}: {exc}; pass a run made by python -m autojudge "
                              "(run the experiment again if its file is damaged)") from None
-    battles = path / "battles.jsonl"
+    from autojudge.battles.rankings import expand_rows
+
+    battles = path / "battles.jsonl"  # a K-wise judge's rows become the pairs they order
     return {"path": path, "document": document, "generations": read_jsonl(gens_path),
-            "battles": read_jsonl(battles) if battles.is_file() else []}
+            "battles": expand_rows(read_jsonl(battles)) if battles.is_file() else []}
 
 
 def load_runs(paths: Sequence[str | Path], tags: Sequence[str] = ()) -> ArenaRuns:
@@ -359,3 +361,36 @@ def _model_stats(runs: Sequence[dict], labels: Sequence[dict]) -> list[dict[str,
 def print_warnings(lines: Iterable[str]) -> None:
     for line in lines:
         sys.stderr.write(f"warning: {line}\n")
+
+
+def image_features_by_sha(paths: Sequence[str | Path], shas: Iterable[str]
+                          ) -> dict[str, dict[str, float]]:
+    """sha -> the style features of each voted image (autojudge.style.features), plus
+    text_area where a run's OCR judge recorded it (scores.jsonl), so an export rates with
+    `rate --control` like a run's battle log. An image no run can find gets none."""
+    from PIL import Image
+
+    from autojudge.style.features import image_features
+
+    wanted = set(shas)
+    files: dict[str, Path] = {}
+    areas: dict[str, float] = {}
+    for folder in find_jobs(paths):
+        run = read_run(folder)
+        for by_key in _images(run, []).values():
+            files.update({ref.sha: ref.path for ref in by_key.values() if ref.sha in wanted})
+        scores = folder / "scores.jsonl"
+        for row in read_jsonl(scores) if scores.is_file() else []:
+            area = (row.get("raw") or {}).get("text_area")
+            if isinstance(area, (int, float)) and row.get("image_sha256") in wanted:
+                areas[row["image_sha256"]] = float(area)
+    out = {}
+    for sha, path in files.items():
+        try:
+            with Image.open(path) as image:
+                out[sha] = image_features(image)
+        except OSError:  # unreadable now: this vote's sides carry no features
+            continue
+        if sha in areas:
+            out[sha]["text_area"] = areas[sha]
+    return out

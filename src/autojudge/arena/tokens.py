@@ -11,6 +11,8 @@ issued to that session, once, before it expires.
   and expire after `ttl_s`. A session holds at most `max_outstanding` unvoted tokens
   (the shown pair and the preloaded ones); issuing more drops the oldest.
 - Token buckets per session limit votes and pair requests.
+- A group token (`--k K`, `autojudge.arena.groups`) works the same way; its issue also
+  holds the order its K images are shown in, so the vote is read in that order.
 
 Refusals are `Refusal(status, message)`: 400 malformed, 403 forged or another
 session's, 409 replayed, 410 expired or unknown, 429 rate limited.
@@ -78,12 +80,14 @@ class Keys:
 class Issue:
     """What a token stands for (server side only)."""
 
-    pair: int
+    pair: int  # the pair's index; for a group token, the group's
     swapped: bool  # True: model_y is shown on the left
     session: str
     issued: float
     used: bool = False
     evicted: bool = False  # dropped for a newer token of the same session
+    # a group token: the group's models (name order) by shown slot, e.g. (2, 0, 1)
+    order: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -115,6 +119,7 @@ class Session:
     votes: Bucket
     pairs: Bucket
     seen: set[int] = field(default_factory=set)
+    seen_groups: set[int] = field(default_factory=set)
     outstanding: deque = field(default_factory=deque)
     last: float = 0.0
 
@@ -132,12 +137,14 @@ class TokenBook:
         on_pending: called with (pair, +1) when a token is issued and (pair, -1) when it
             stops being pending (voted, expired, dropped), so the sampler can count the
             pairs on screen without scanning every token.
+        on_group_pending: the same for group tokens (the group's number).
     """
 
     def __init__(self, keys: Keys, ttl_s: float = 900.0, votes_per_minute: float = 120.0,
                  burst: float = 10.0, max_outstanding: int = 8,
                  max_sessions: int = 100_000, clock: Clock = time.time,
-                 on_pending: Callable[[int, int], None] = lambda pair, delta: None):
+                 on_pending: Callable[[int, int], None] = lambda pair, delta: None,
+                 on_group_pending: Callable[[int, int], None] = lambda group, delta: None):
         self.keys = keys
         self.ttl_s = ttl_s
         self.vote_rate = votes_per_minute / 60.0
@@ -146,6 +153,7 @@ class TokenBook:
         self.max_sessions = max_sessions
         self.clock = clock
         self.on_pending = on_pending
+        self.on_group_pending = on_group_pending
         # nonce -> its Issue, oldest first; once its vote is stored, just the time it was
         # issued (a float: replays are still refused, and the garbage collector has no
         # object per vote to walk in a long-running server)
@@ -175,51 +183,56 @@ class TokenBook:
         if not self.session(sid).votes.allow(self.clock()):
             raise Refusal(429, "too many votes from this session; slow down")
 
-    def issue(self, sid: str, pair: int, swapped: bool) -> str:
-        """A new token for `pair` shown to session `sid`."""
+    def issue(self, sid: str, pair: int, swapped: bool,
+              order: tuple[int, ...] | None = None) -> str:
+        """A new token for `pair` shown to session `sid`; with `order`, a token for
+        group `pair` shown in that order."""
         now = float(self.clock())
         self._expire(now)
         state = self.session(sid)
         nonce = secrets.token_urlsafe(12)
-        self._issues[nonce] = Issue(pair, swapped, sid, now)
-        self.on_pending(pair, 1)
-        state.seen.add(pair)  # not again for this session (its preloaded pair included)
+        issue = self._issues[nonce] = Issue(pair, swapped, sid, now, order=order)
+        self._pending(issue, 1)
+        # not again for this session (its preloaded pair included)
+        (state.seen if order is None else state.seen_groups).add(pair)
         state.outstanding.append(nonce)
         while len(state.outstanding) > self.max_outstanding:
             old = self._issues.get(state.outstanding.popleft())
             if isinstance(old, Issue) and not old.used and not old.evicted:
                 old.evicted = True  # refused as expired from now on
-                self.on_pending(old.pair, -1)
+                self._pending(old, -1)
         return f"{nonce}.{self.keys.mac('pair', nonce, sid)}"
 
-    def lookup(self, token: object, sid: str | None) -> Issue:
+    def lookup(self, token: object, sid: str | None, what: str = "pair") -> Issue:
         """The open issue behind `token` for session `sid` (issued to it, not expired, not
-        voted on), else a Refusal."""
+        voted on), else a Refusal; its message names what was shown (`what`: "pair" or
+        "group")."""
+        fetch = f"GET /api/{what}"
         if (not isinstance(token, str) or token.count(".") != 1 or len(token) > 200
                 or not token.isascii()):
-            raise Refusal(400, "malformed token; send the token from GET /api/pair")
+            raise Refusal(400, f"malformed token; send the token from {fetch}")
         if sid is None:
-            raise Refusal(403, "no voter session (cookie); fetch a pair from GET /api/pair "
+            raise Refusal(403, f"no voter session (cookie); fetch a {what} from {fetch} "
                                "first")
         nonce, tag = token.split(".")
         if not hmac.compare_digest(tag, self.keys.mac("pair", nonce, sid)):
             raise Refusal(403, "this token was not issued to this session; fetch your own "
-                               "pair from GET /api/pair")
+                               f"{what} from {fetch}")
         issue = self._issues.get(nonce)
         now = self.clock()
         issued = issue if isinstance(issue, float) else None if issue is None else issue.issued
         if issued is None or now - issued > self.ttl_s or (
                 isinstance(issue, Issue) and issue.evicted):
-            raise Refusal(410, "this pair expired; fetch a new one from GET /api/pair")
+            raise Refusal(410, f"this {what} expired; fetch a new one from {fetch}")
         if isinstance(issue, float) or issue.used:
-            raise Refusal(409, "this pair was already voted on; fetch a new one")
+            raise Refusal(409, f"this {what} was already voted on; fetch a new one")
         return issue
 
-    def redeem(self, token: object, sid: str | None) -> Issue:
+    def redeem(self, token: object, sid: str | None, what: str = "pair") -> Issue:
         """Look up and mark used in one step (no await in between: no double vote)."""
-        issue = self.lookup(token, sid)
+        issue = self.lookup(token, sid, what)
         issue.used = True
-        self.on_pending(issue.pair, -1)
+        self._pending(issue, -1)
         state = self._sessions.get(issue.session)
         if state is not None:
             nonce = str(token).split(".")[0]
@@ -239,7 +252,7 @@ class TokenBook:
         issue = self._issues.get(token.split(".")[0])
         if isinstance(issue, Issue) and issue.used:
             issue.used = False
-            self.on_pending(issue.pair, 1)
+            self._pending(issue, 1)
 
     def _expire(self, now: float) -> None:
         # Oldest first: tokens are issued in time order, so stop at the first live one.
@@ -256,7 +269,13 @@ class TokenBook:
                 break
             self._issues.popitem(last=False)
             if not issue.used and not issue.evicted:
-                self.on_pending(issue.pair, -1)
+                self._pending(issue, -1)
             state = self._sessions.get(issue.session)
             if state is not None and nonce in state.outstanding:
                 state.outstanding.remove(nonce)
+
+    def _pending(self, issue: Issue, delta: int) -> None:
+        if issue.order is None:
+            self.on_pending(issue.pair, delta)
+        else:
+            self.on_group_pending(issue.pair, delta)

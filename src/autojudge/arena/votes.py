@@ -3,8 +3,11 @@
 One row per accepted vote, never updated or deleted (triggers refuse both, so a bug
 cannot rewrite history): when, which voter session, the pair token, which model was
 shown on which side, the prompt and seed, the choice and the winner in the Arena
-convention (model_a = the left image). `export` writes them as the human judge's battle
-log (`autojudge.battles.log.write_battle_log`), which `python -m autojudge
+convention (model_a = the left image). A K-wise vote (`--k K`) is a row of its own
+table, `ranking_votes` (created beside `votes` in an older database): the models and
+images in the order shown and their ranks (1 = best, null = unranked). `export` writes
+them as the human judge's battle log (K-wise rows as `autojudge.battles.rankings` reads
+them) (`autojudge.battles.log.write_battle_log`), which `python -m autojudge
 human_votes.path=...` and `python -m autojudge.rate` read.
 
 Durability: a vote is committed with `synchronous=FULL` (fsync) before the voter is
@@ -53,6 +56,25 @@ CREATE TRIGGER IF NOT EXISTS votes_no_update BEFORE UPDATE ON votes
     BEGIN SELECT RAISE(ABORT, 'arena votes are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS votes_no_delete BEFORE DELETE ON votes
     BEGIN SELECT RAISE(ABORT, 'arena votes are append-only'); END;
+CREATE TABLE IF NOT EXISTS ranking_votes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tstamp REAL NOT NULL,
+    session TEXT NOT NULL,
+    token TEXT NOT NULL UNIQUE,    -- the group token voted on (single use)
+    issued REAL NOT NULL,
+    prompt_id TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    seed INTEGER,
+    tags TEXT NOT NULL,            -- JSON list
+    models TEXT NOT NULL,          -- JSON list, in the order shown (slot 0 first)
+    images TEXT NOT NULL,          -- JSON list of the images' sha256, same order
+    ranks TEXT NOT NULL,           -- JSON list, same order: 1 = best, null = unranked
+    choice TEXT NOT NULL           -- best | order | tie
+);
+CREATE TRIGGER IF NOT EXISTS ranking_votes_no_update BEFORE UPDATE ON ranking_votes
+    BEGIN SELECT RAISE(ABORT, 'arena votes are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS ranking_votes_no_delete BEFORE DELETE ON ranking_votes
+    BEGIN SELECT RAISE(ABORT, 'arena votes are append-only'); END;
 """
 
 
@@ -60,6 +82,11 @@ _COLUMNS = ("tstamp", "session", "token", "issued", "prompt_id", "prompt", "seed
             "model_left", "model_right", "image_left", "image_right", "choice", "winner")
 _INSERT = (f"INSERT INTO votes ({','.join(_COLUMNS)}) "
            f"VALUES ({','.join('?' * len(_COLUMNS))})")
+_RANKING_COLUMNS = ("tstamp", "session", "token", "issued", "prompt_id", "prompt", "seed",
+                    "tags", "models", "images", "ranks", "choice")
+_INSERT_RANKING = (f"INSERT INTO ranking_votes ({','.join(_RANKING_COLUMNS)}) "
+                   f"VALUES ({','.join('?' * len(_RANKING_COLUMNS))})")
+_JSON_COLUMNS = ("tags", "models", "images", "ranks")
 
 
 @dataclass(frozen=True)
@@ -85,11 +112,41 @@ class Vote:
         return CHOICES[self.choice]
 
 
+@dataclass(frozen=True)
+class RankingVote:
+    """One accepted K-wise vote, as stored: `models`, `images` and `ranks` in the order
+    shown; `choice` is how it was cast (best, order, tie)."""
+
+    tstamp: float
+    session: str
+    token: str
+    issued: float
+    prompt_id: str
+    prompt: str
+    seed: int | None
+    tags: tuple[str, ...]
+    models: tuple[str, ...]
+    images: tuple[str, ...]
+    ranks: tuple[int | None, ...]
+    choice: str
+
+
 def _row(vote: Vote) -> dict[str, Any]:
     row = asdict(vote)
     row["tags"] = json.dumps(list(vote.tags))
     row["winner"] = vote.winner
     return row
+
+
+def _insert(vote: Vote | RankingVote) -> tuple[str, list[Any]]:
+    """The INSERT statement of a vote's table and its values."""
+    if isinstance(vote, RankingVote):
+        row = asdict(vote)
+        for name in _JSON_COLUMNS:
+            row[name] = json.dumps(list(row[name]))
+        return _INSERT_RANKING, [row[c] for c in _RANKING_COLUMNS]
+    row = _row(vote)
+    return _INSERT, [row[c] for c in _COLUMNS]
 
 
 class VoteWriter:
@@ -104,8 +161,8 @@ class VoteWriter:
         self._thread = threading.Thread(target=self._run, name="arena-votes", daemon=True)
         self._thread.start()
 
-    async def append(self, vote: Vote, settled: Callable[[Any], None] = lambda r: None
-                     ) -> int:
+    async def append(self, vote: Vote | RankingVote,
+                     settled: Callable[[Any], None] = lambda r: None) -> int:
         """The vote's row id once committed (raises what the commit raised).
 
         `settled(row id or exception)` runs in the event loop as soon as the commit ends,
@@ -191,7 +248,7 @@ class VoteStore:
                                  f"({' '.join(str(exc).split())}); check the path, or pass "
                                  "--votes with another file") from None
 
-    def append(self, vote: Vote) -> int:
+    def append(self, vote: Vote | RankingVote) -> int:
         """Store one vote (its own committed transaction); returns its row id.
 
         Raises:
@@ -202,7 +259,8 @@ class VoteStore:
             raise result
         return result
 
-    def append_many(self, votes: Sequence[Vote]) -> list[int | BaseException]:
+    def append_many(self, votes: Sequence[Vote | RankingVote]
+                    ) -> list[int | BaseException]:
         """Store votes in one transaction (one fsync); per vote its row id, or the
         IntegrityError that refused it alone (the others are stored).
 
@@ -214,9 +272,8 @@ class VoteStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for vote in votes:
-                    row = _row(vote)
                     try:  # a constraint failure aborts the statement, not the transaction
-                        cursor = self._db.execute(_INSERT, [row[c] for c in _COLUMNS])
+                        cursor = self._db.execute(*_insert(vote))
                         out.append(int(cursor.lastrowid))
                     except sqlite3.IntegrityError as exc:
                         out.append(exc)
@@ -228,8 +285,29 @@ class VoteStore:
         return out
 
     def count(self) -> int:
+        """Votes stored, pairwise and K-wise."""
         with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM votes").fetchone()[0])
+            n = int(self._db.execute("SELECT COUNT(*) FROM votes").fetchone()[0])
+        return n + len(self.ranking_rows())
+
+    def ranking_rows(self) -> list[dict[str, Any]]:
+        """Every K-wise vote in the order it was cast (none in a database from before
+        K-wise votes, opened read-only so the table was not added)."""
+        with self._lock:
+            found = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                                     "AND name = 'ranking_votes'").fetchone()
+            if found is None:
+                return []
+            cursor = self._db.execute("SELECT * FROM ranking_votes ORDER BY id")
+            names = [c[0] for c in cursor.description]
+            fetched = cursor.fetchall()
+        rows = []
+        for values in fetched:
+            row = dict(zip(names, values))
+            for name in _JSON_COLUMNS:
+                row[name] = tuple(json.loads(row[name]))
+            rows.append(row)
+        return rows
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """Every vote in the order it was cast."""
@@ -242,23 +320,46 @@ class VoteStore:
             row["tags"] = tuple(json.loads(row["tags"]))
             yield row
 
-    def battle_rows(self) -> list[dict[str, Any]]:
-        """The votes as the human judge's battle log (Arena convention, model_a = left)."""
-        return [{"model_a": r["model_left"], "model_b": r["model_right"],
-                 "winner": r["winner"], "judge": "human", "prompt_id": r["prompt_id"],
-                 "seed": r["seed"], "tags": list(r["tags"]), "tstamp": r["tstamp"],
-                 "prompt": r["prompt"], "choice": r["choice"],
-                 "voter": voter_id(r["session"])} for r in self.rows()]
+    def battle_rows(self, features: Callable[[set], dict] | None = None
+                    ) -> list[dict[str, Any]]:
+        """The votes as the human judge's battle log (Arena convention, model_a = left;
+        a K-wise vote as a K-wise row: `models` and `ranks` in the order shown).
+        `features`: shas -> {sha: {feature: value}}; each vote whose two images have
+        features then carries them (`features_a`, `features_b`)."""
+        votes = list(self.rows())
+        table = features({r[k] for r in votes for k in ("image_left", "image_right")}) \
+            if features else {}
+        rows = []
+        for r in votes:
+            row = {"model_a": r["model_left"], "model_b": r["model_right"],
+                   "winner": r["winner"], "judge": "human", "prompt_id": r["prompt_id"],
+                   "seed": r["seed"], "tags": list(r["tags"]), "tstamp": r["tstamp"],
+                   "prompt": r["prompt"], "choice": r["choice"],
+                   "voter": voter_id(r["session"])}
+            if r["image_left"] in table and r["image_right"] in table:
+                row["features_a"] = table[r["image_left"]]
+                row["features_b"] = table[r["image_right"]]
+            rows.append(row)
+        rankings = [{"models": list(r["models"]), "ranks": list(r["ranks"]),
+                     "judge": "human", "prompt_id": r["prompt_id"], "seed": r["seed"],
+                     "tags": list(r["tags"]), "tstamp": r["tstamp"], "prompt": r["prompt"],
+                     "choice": r["choice"], "voter": voter_id(r["session"])}
+                    for r in self.ranking_rows()]
+        if rankings:  # in the order cast (a stable sort keeps each table's own order)
+            rows = sorted([*rows, *rankings], key=lambda row: row["tstamp"])
+        return rows
 
-    def export(self, path: str | Path) -> int:
+    def export(self, path: str | Path, features: Callable[[set], dict] | None = None
+               ) -> int:
         """Write the battle log to `path` (.jsonl, .csv or .parquet); returns the count.
+        `features`: as for `battle_rows`.
 
         Raises:
             AutojudgeError: no votes yet, or an unknown suffix.
         """
         from autojudge.battles.log import write_battle_log
 
-        rows = self.battle_rows()
+        rows = self.battle_rows(features)
         if not rows:
             raise AutojudgeError(f"no votes in {self.path} yet; nothing to export")
         write_battle_log(rows, path)

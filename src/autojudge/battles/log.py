@@ -24,6 +24,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from autojudge.battles.rankings import KWISE, expand_rankings
 from autojudge.errors import AutojudgeError
 from autojudge.types import WINNERS
 
@@ -77,7 +78,7 @@ def read_battle_log(path: str | Path, judge: str | None = None, *,
         raise AutojudgeError(f"battle log {path} is empty; it needs one row per battle "
                              "with model_a, model_b and winner")
     wanted = None if columns is None else set(REQUIRED) | set(columns) | (
-        {"judge"} if judge is not None else set()) | {"preference"}
+        {"judge"} if judge is not None else set()) | {"preference", "models", "ranks"}
     if fmt == "jsonl":
         df, where = _read_jsonl(path)
     elif fmt == "csv":
@@ -91,6 +92,7 @@ def read_battle_log(path: str | Path, judge: str | None = None, *,
         df = normalise_vote_columns(df, preference)
     except AutojudgeError as exc:
         raise AutojudgeError(f"battle log {path}: {exc}") from None
+    df, where = expand_rankings(df, path, where)  # K-wise rows -> the pairs they order
     _validate(df, path, where)
     if judge is not None:
         df = _filter_judge(df, path, judge)
@@ -363,7 +365,8 @@ def write_battle_log(data: pd.DataFrame | Iterable[Any], path: str | Path) -> No
 
     Args:
         data: a DataFrame, dict rows, or `autojudge.types.Battle` objects.
-        path: target; its suffix picks JSONL, CSV (tags as JSON array text) or Parquet.
+        path: target; its suffix picks JSONL, CSV (tags and K-wise rows' models and
+            ranks as JSON array text) or Parquet.
 
     Raises:
         AutojudgeError: unknown suffix or missing required columns.
@@ -372,7 +375,7 @@ def write_battle_log(data: pd.DataFrame | Iterable[Any], path: str | Path) -> No
     fmt = _format(path)
     df = _to_frame(data)
     missing = [c for c in REQUIRED if c not in df.columns]
-    if missing and len(df):
+    if missing and len(df) and not set(KWISE) <= set(df.columns):  # K-wise rows only
         raise AutojudgeError(f"cannot write battle log {path}: rows lack "
                              f"{', '.join(missing)}; every battle needs model_a, model_b "
                              "and winner")
@@ -387,17 +390,40 @@ def write_battle_log(data: pd.DataFrame | Iterable[Any], path: str | Path) -> No
         raise
 
 
+def _flat_features(df: pd.DataFrame) -> pd.DataFrame:
+    """Nested per-image features -> flat `features_a.NAME` columns (CSV and Parquet have
+    no per-row objects with open keys; `rate --control` reads both spellings)."""
+    out = df
+    for side in ("features_a", "features_b"):
+        if side in df.columns:
+            nested = pd.json_normalize([v if isinstance(v, dict) else {} for v in df[side]])
+            nested.columns = [f"{side}.{c}" for c in nested.columns]
+            out = pd.concat([out.drop(columns=[side]).reset_index(drop=True), nested], axis=1)
+    return out
+
+
 def _write(df: pd.DataFrame, tmp: Path, fmt: str) -> None:
+    if fmt != "jsonl":
+        df = _flat_features(df)
     if fmt == "parquet":
         df.to_parquet(tmp, index=False)
     elif fmt == "csv":
         out = df.copy()
         if "tags" in out.columns:
             out["tags"] = [json.dumps(_norm_tags(v)) for v in out["tags"].tolist()]
+        for name in KWISE:  # JSON array text, as the reader parses it (battles.rankings)
+            if name in out.columns:
+                out[name] = [json.dumps(_json_value(v))
+                             if isinstance(v, (list, tuple, np.ndarray)) else v
+                             for v in out[name].tolist()]
         out.to_csv(tmp, index=False)
     else:
         with open(tmp, "w", encoding="utf-8") as fh:
             cols = list(df.columns)
             for row in df.itertuples(index=False, name=None):
                 rec = {c: _json_value(v) for c, v in zip(cols, row)}
+                # a mixed log: each row keeps only its own kind's columns
+                kind = KWISE if rec.get("ranks") is not None else ()
+                absent = REQUIRED if kind else KWISE
+                rec = {c: v for c, v in rec.items() if not (c in absent and v is None)}
                 fh.write(json.dumps(rec, ensure_ascii=False) + "\n")

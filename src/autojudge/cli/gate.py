@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bootstrap seed (the same seed gives the same verdict); default 0")
     p.add_argument("--min-prompts", type=int, default=GateConfig.min_prompts, metavar="N",
                    help="fewer shared prompts than this is inconclusive; default 10")
+    p.add_argument("--control", action="append", default=[], metavar="F[,F...]",
+                   help="gate on style-controlled ratings: hold these per-image features "
+                        "fixed (columns features_a.F / features_b.F of the run's log, "
+                        "written by a run with ratings.control=[...]); repeatable or "
+                        "comma-separated")
     p.add_argument("--allow-inconclusive", action="store_true",
                    help="exit 0 when the data cannot decide")
     return p
@@ -56,7 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = GateSettings(args.baseline, args.candidate, tuple(args.judge), tuple(args.tag),
                             args.confidence, args.margin, args.bootstrap, args.seed,
                             args.min_prompts, args.allow_inconclusive,
-                            correction=args.correction)
+                            correction=args.correction,
+                            control=tuple(dict.fromkeys(
+                                n.strip() for v in args.control for n in v.split(",")
+                                if n.strip())))
     try:
         return run_gate(args.run_dir, settings).exit_code
     except AutojudgeError as exc:

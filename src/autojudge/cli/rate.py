@@ -108,42 +108,12 @@ def control_names(args: argparse.Namespace) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def feature_columns(df: Any, names: Sequence[str], path: str) -> tuple[Any, Any]:
-    """(features of side a, of side b) as float arrays [n, len(names)] from the columns
-    `features_a.NAME` / `features_b.NAME` (a JSONL log may nest them: {"features_a":
-    {NAME: value}}). A missing column or a non-number is one AutojudgeError line."""
-    import numpy as np
-    import pandas as pd
-
-    for side in ("features_a", "features_b"):
-        if side in df.columns:  # nested objects -> flat columns
-            nested = pd.json_normalize([v if isinstance(v, dict) else {} for v in df[side]])
-            for col in nested.columns:
-                df[f"{side}.{col}"] = nested[col].to_numpy()
-    wanted = [f"{side}.{n}" for n in names for side in ("features_a", "features_b")]
-    missing = [c for c in wanted if c not in df.columns]
-    if missing:
-        raise AutojudgeError(f"--control needs per-image feature columns that {path} lacks: "
-                             f"{', '.join(missing)} (one number per battle side; "
-                             "see docs/statistics.md)")
-    out = []
-    for side in ("features_a", "features_b"):
-        cols = [f"{side}.{n}" for n in names]
-        values = df[cols].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
-        bad = np.argwhere(~np.isfinite(values))
-        if len(bad):
-            row, col = bad[0]
-            raise AutojudgeError(f"{path}: row {row + 1}, column {cols[col]}: not a number "
-                                 f"({df[cols[col]].iloc[row]!r}); every battle needs each "
-                                 "--control feature on both sides")
-        out.append(values)
-    return out[0], out[1]
-
-
 def rate_controlled(args: argparse.Namespace, config: Any) -> tuple[list[dict], Any, dict]:
-    """The plain board and the style-controlled one, from the careful reader (the
-    feature columns are read with the battles)."""
+    """The plain board and the style-controlled one, both on the battles that carry every
+    --control feature on both sides (the careful reader reads the feature columns with
+    the battles)."""
     from autojudge.battles.arrow import EncodedLog
+    from autojudge.battles.features import feature_columns
     from autojudge.battles.log import read_battle_log
     from autojudge.ratings import rate_encoded
     from autojudge.ratings.bootstrap import cluster_codes
@@ -152,7 +122,9 @@ def rate_controlled(args: argparse.Namespace, config: Any) -> tuple[list[dict], 
 
     names = control_names(args)
     df = read_battle_log(args.file, judge=args.judge, preference=args.preference)
-    xa, xb = feature_columns(df, names, args.file)
+    columns = feature_columns(df, names, args.file)
+    keep = columns.complete
+    df = df[keep].reset_index(drop=True)
     battles = encode_battles(df["model_a"], df["model_b"], df["winner"])
     log = EncodedLog(battles, None, None)
     for col in ("prompt_id", "prompt"):
@@ -161,7 +133,9 @@ def rate_controlled(args: argparse.Namespace, config: Any) -> tuple[list[dict], 
             break
     rows = rate_encoded(battles, log.clusters, config)
     controlled = controlled_board(rows, battles.names, battles.ia, battles.ib, battles.score,
-                                  xa, xb, names, log.clusters, config)
+                                  columns.xa[keep], columns.xb[keep], names, log.clusters,
+                                  config)
+    controlled["left_out"] = columns.note(names)
     return rows, log, controlled
 
 

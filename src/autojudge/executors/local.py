@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Sequence
 
-from autojudge.stages.isolation import guarded_compare, guarded_score
-from autojudge.types import JudgeItem, PairItem
+from autojudge.stages.isolation import guarded_compare, guarded_rank, guarded_score
+from autojudge.types import JudgeItem, PairItem, RankItem
 
 
 class LocalCompute:
@@ -45,6 +45,15 @@ class LocalCompute:
         for number, pairs in enumerate(batches):
             yield number, guarded_compare(self.plugin, materialized_pairs(pairs),
                                           self.timeout_s)
+
+    def map_rank(self, batches: Sequence[Sequence[RankItem]]
+                 ) -> Iterator[tuple[int, list[Any]]]:
+        for number, groups in enumerate(batches):
+            memo: dict[int, JudgeItem] = {}
+            decoded = [RankItem(g.prompt, tuple(
+                memo.setdefault(id(it), it.materialized()) for it in g.items))
+                for g in groups]
+            yield number, guarded_rank(self.plugin, decoded, self.timeout_s)
 
     def run_stats(self) -> Any:
         hook = getattr(self.plugin, "run_stats", None)

@@ -118,7 +118,20 @@ def build_judges(judges: Mapping[str, Any], store: Any,
         built[label] = JudgeRunner(label, judge, store, settings,
                                    compute_for(label, judge, settings.timeout_s)
                                    if compute_for else None)
+        if settings.k > 2:
+            _check_kwise(label, judge, built[label].compute)
     return built
+
+
+def _check_kwise(label: str, judge: Any, compute: Any) -> None:
+    """`judge.<label>.k` > 2 needs a plugin that ranks and a compute that can ask it."""
+    if not callable(getattr(judge, "rank", None)):
+        raise AutojudgeError(f"judge.{label}.k: {type(judge).__name__} cannot rank k images "
+                             "in one call (no rank method); use k=2, or a judge that ranks "
+                             "(vlm)")
+    if not callable(getattr(compute, "map_rank", None)):
+        raise AutojudgeError(f"judge.{label}.k > 2 runs with executor=local only for now; "
+                             f"drop executor=ray or use judge.{label}.k=2")
 
 
 def runner_settings(label: str, keys: Mapping[str, Any], pointwise: bool) -> Any:
@@ -145,7 +158,14 @@ def runner_settings(label: str, keys: Mapping[str, Any], pointwise: bool) -> Any
     swap = keys.get("swap", True)
     if not isinstance(swap, bool):
         raise AutojudgeError(f"judge.{label}.swap: must be true or false, got {swap!r}")
-    return RunnerSettings(tie_margin=margin, swap=swap,
+    k = keys.get("k", 2)
+    if isinstance(k, bool) or not isinstance(k, int) or not 2 <= k <= 8:
+        raise AutojudgeError(f"judge.{label}.k: must be an integer from 2 to 8 (images per "
+                             f"call), got {k!r}")
+    if pointwise and k != 2:
+        raise AutojudgeError(f"judge.{label}.k: a pointwise judge scores one image at a time; "
+                             "k applies to judges that rank images (e.g. vlm)")
+    return RunnerSettings(tie_margin=margin, swap=swap, k=k,
                           timeout_s=call_timeout(label, keys.get("call_timeout_s")))
 
 

@@ -60,6 +60,8 @@ class GateSettings:
     allow_inconclusive: bool = GateConfig.allow_inconclusive
     prior: float | None = None
     correction: str = GateConfig.correction.value
+    #: style features held fixed (`--control`): the gate then compares controlled ratings
+    control: tuple[str, ...] = ()
 
     def validate(self) -> None:
         checks = [
@@ -93,9 +95,11 @@ class GateResult:
     checks: list[dict[str, Any]] = field(default_factory=list)
 
 
-def load_run_battles(run_dir: str | Path, with_tags: bool = True):
+def load_run_battles(run_dir: str | Path, with_tags: bool = True,
+                     with_features: bool = False):
     """The run's battle log as a DataFrame; one clear error when it cannot be used.
-    `with_tags=False` skips the tags column (faster on huge logs when no tag is gated)."""
+    `with_tags=False` skips the tags column (faster on huge logs when no tag is gated);
+    `with_features` keeps every column (the per-image feature columns have open names)."""
     from autojudge.battles.log import read_battle_log
 
     run_dir = Path(run_dir)
@@ -108,23 +112,31 @@ def load_run_battles(run_dir: str | Path, with_tags: bool = True):
                              "empty); run the experiment to completion first")
     columns = ("judge", "prompt_id", "prompt", "seed", "score_a", "score_b") + \
         (("tags",) if with_tags else ())
-    return read_battle_log(path, columns=columns)
+    return read_battle_log(path, columns=None if with_features else columns)
 
 
-def evaluate(df: Any, settings: GateSettings) -> GateResult:
-    """Gate decision for a battle-log DataFrame (pure apart from the fits)."""
+def evaluate(df: Any, settings: GateSettings, source: str = "the battle log") -> GateResult:
+    """Gate decision for a battle-log DataFrame (pure apart from the fits). `source`
+    names the log in error lines."""
     import numpy as np
+
+    from autojudge.battles.features import feature_columns
 
     settings.validate()
     judge_col, judges, tag_lists = _check_inputs(df, settings)
     clusters = _cluster_column(df)
+    features = feature_columns(df, settings.control, source) if settings.control else None
     checks, results = [], []
     for judge in judges:
         for tag in (None, *settings.tags):
             keep = judge_col == judge
             if tag is not None:
                 keep &= np.array([tag in tags for tags in tag_lists], dtype=bool)
-            check, res = _check(df, np.flatnonzero(keep), clusters, settings)
+            if features is None:
+                check, res = _check(df, np.flatnonzero(keep), clusters, settings)
+            else:
+                check, res = _controlled_check(df, np.flatnonzero(keep & features.complete),
+                                               clusters, features, settings)
             checks.append({"judge": judge, "tag": tag, **check})
             results.append(res)
     _decide_all(checks, results, settings)
@@ -191,6 +203,39 @@ def _check(df: Any, idx: Any, clusters: Any, s: GateSettings) -> tuple[dict, Any
                             prior=DEFAULT_PRIOR if s.prior is None else s.prior,
                             scores=scores)
     return res.as_dict(), res
+
+
+def _controlled_check(df: Any, idx: Any, clusters: Any, features: Any,
+                      s: GateSettings) -> tuple[dict, Any]:
+    """One check on style-controlled ratings (`--control`): the battles whose images
+    carry every feature, the controlled fit's bootstrap (ratings.style_control)."""
+    from autojudge.ratings import DEFAULT_PRIOR
+    from autojudge.ratings.bootstrap import cluster_codes
+    from autojudge.ratings.bradley_terry import encode_battles
+    from autojudge.ratings.style_control import controlled_difference
+
+    sub_a, sub_b = df["model_a"].to_numpy()[idx], df["model_b"].to_numpy()[idx]
+    missing = [m for m in (s.baseline, s.candidate) if m not in set(sub_a) | set(sub_b)]
+    if missing:
+        return {"n_prompts": 0, "n_battles": 0, "linked": False, "missing": missing}, None
+    battles = encode_battles(sub_a, sub_b, df["winner"].to_numpy()[idx])
+    codes = cluster_codes(None if clusters is None else clusters[idx], len(idx))
+    res = controlled_difference(
+        battles.ia, battles.ib, battles.score, features.xa[idx], features.xb[idx],
+        list(s.control), battles.n_models, codes if codes is not None else range(len(idx)),
+        battles.names.index(s.baseline), battles.names.index(s.candidate),
+        rounds=s.bootstrap, seed=s.seed, confidence=s.confidence, margin=s.margin,
+        prior=DEFAULT_PRIOR if s.prior is None else s.prior)
+    return res.as_dict(), res
+
+
+def ratings_used(control: Sequence[str]) -> str:
+    """Which ratings the gate compares, said in its output."""
+    if not control:
+        return "on plain ratings (no style feature held fixed)"
+    return (f"on style-controlled ratings: {', '.join(control)} held fixed (Bradley-Terry "
+            "with feature covariates, percentile interval from the prompt-clustered "
+            "bootstrap; docs/statistics.md)")
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -263,6 +308,10 @@ def _reason(outcome: str, res: Any, s: GateSettings, p_adj: float | None,
     span = _span(res, s)
     if not res.linked:
         return _unlinked_reason(res, s)
+    if res.method == "separated":
+        return ("no controlled interval: some model never lost (or never won) against part "
+                "of its group, so the battles bound neither its strength nor the features' "
+                f"effects; {span}")
     note = f"; paths disagree on the size: {_paths_text(res)}" if res.disagreement else ""
     if outcome == "regression":
         return (f"{s.candidate} is worse than {s.baseline} by more than {s.margin:g} Elo: "
@@ -380,9 +429,11 @@ def run_gate(run_dir: str | Path, settings: GateSettings, *, write: bool = True,
 
     out = out or sys.stdout
     run_dir = Path(run_dir)
-    df = load_run_battles(run_dir, with_tags=bool(settings.tags))
-    result = evaluate(df, settings)
+    df = load_run_battles(run_dir, with_tags=bool(settings.tags),
+                          with_features=bool(settings.control))
+    result = evaluate(df, settings, source=str(run_dir / "battles.jsonl"))
     out.write(f"gate: {margin_meaning(settings.margin)}\n")
+    out.write(f"gate: {ratings_used(settings.control)}\n")
     for c in result.checks:
         where = f"{c['judge']}" + (f"/{c['tag']}" if c["tag"] else "")
         out.write(f"  {c['outcome']:<12} {where}: {c['reason']}\n")
@@ -393,11 +444,13 @@ def run_gate(run_dir: str | Path, settings: GateSettings, *, write: bool = True,
                "inputs": {"run_dir": str(run_dir), **asdict(settings),
                           "margin_win_rate": round(1.0 / (1.0 + 10.0 ** (
                               settings.margin / 400.0)), 4),
-                          "estimator": "non-inferiority; combined bt/direct/score paths "
-                                       "when they agree (hull of their intervals when "
-                                       "not), prompt-clustered bootstrap standard error "
-                                       "on Student's t; profile likelihood for one-sided "
-                                       "data",
+                          "estimator": "non-inferiority " + ratings_used(settings.control)
+                                       + ("" if settings.control else
+                                          "; combined bt/direct/score paths when they "
+                                          "agree (hull of their intervals when not), "
+                                          "prompt-clustered bootstrap standard error on "
+                                          "Student's t; profile likelihood for one-sided "
+                                          "data"),
                           "run": _run_summary(run_dir)},
                "checks": result.checks}
         atomic_write_text(run_dir / "gate.json", json.dumps(doc, indent=2, default=str) + "\n")
@@ -416,4 +469,4 @@ def settings_from_config(gate_cfg: GateConfig, ratings_cfg: RatingsConfig) -> Ga
                                                   MIN_ROUNDS)),
         int(ratings_cfg.seed), int(gate_cfg.min_prompts), bool(gate_cfg.allow_inconclusive),
         None if ratings_cfg.prior is None else float(ratings_cfg.prior),
-        str(enum_value(gate_cfg.correction)))
+        str(enum_value(gate_cfg.correction)), tuple(gate_cfg.control))

@@ -9,7 +9,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from autojudge.experiment import build
 from autojudge.experiment import preflight
@@ -17,9 +17,11 @@ from autojudge.experiment.schema import Schedule, enum_value, typed_settings
 from autojudge.errors import AutojudgeError
 from autojudge.runtime.progress import progress_bar, to_log_file
 from autojudge.stages.judge import count_pairs, run_judge
+from autojudge.stages.kwise import count_groups, run_kwise_judge
 from autojudge.stages.boards import BoardSpec, RunFacts, build_boards, model_stats
 from autojudge.stages.generate import expand_requests, run_generation
 from autojudge.store.index import Store
+from autojudge.types import RankingBattle
 from autojudge.suites.load import JudgeScope
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,14 @@ def prepare(cfg: Any, config: dict[str, Any], store: Store,
     executor = build_executor(config, store)  # no worker starts before the first batch
     # the runners stay here; their plugin calls go where the executor says
     judges = build.build_judges(config["judge"], store, executor.judge_compute)
+    preflight.check_control(settings.ratings.control,
+                            [getattr(j.plugin, "kind", None) for j in judges.values()])
+    kwise = [label for label, j in judges.items() if j.settings.k > 2]
+    if kwise and settings.battles.schedule == Schedule.adaptive:
+        raise AutojudgeError(f"judge.{kwise[0]}.k > 2 with battles.schedule=adaptive: the "
+                             "adaptive schedule picks pairs, not groups, for now; use "
+                             "battles.schedule=all_pairs (a prompt's models ranked in groups "
+                             f"of k) or judge.{kwise[0]}.k=2")
     # only the prompts a judge looks at are generated (suite.only_judged): built judges first
     suite = build.load_suite_from_config(cfg.suite, JudgeScope.of(
         judges, only_judged=settings.suite.only_judged, human_votes=bool(votes.path)))
@@ -145,11 +155,16 @@ def judge_all(exp: Experiment, generations: list[Any], progress: Any) -> Judged:
     failed_image = enum_value(battles_cfg.failed_image)
     for label, judge in exp.judges.items():
         started = time.time()
-        advance = progress.stage("judge", label,
-                                 count_pairs(exp.models, exp.requests, judge.applies),
-                                 tally=judge.counts,
-                                 what="scores" if judge.pointwise else "verdicts")
-        if battles_cfg.schedule == Schedule.adaptive:
+        k = judge.settings.k
+        total = count_groups(exp.models, k, exp.requests, judge.applies) if k > 2 else \
+            count_pairs(exp.models, exp.requests, judge.applies)
+        advance = progress.stage("judge", label, total, tally=judge.counts,
+                                 what="scores" if judge.pointwise else
+                                 "rankings" if k > 2 else "verdicts")
+        if k > 2:  # one call ranks k images (stages.kwise)
+            outcome = run_kwise_judge(judge, k, exp.models, generations, exp.requests,
+                                      exp.store, advance)
+        elif battles_cfg.schedule == Schedule.adaptive:
             from autojudge.stages.adaptive import run_judge_adaptive, schedule_config
 
             outcome, out.schedules[label] = run_judge_adaptive(
@@ -185,11 +200,13 @@ def rate(exp: Experiment, generations: list[Any], judged: Judged
     from autojudge.report.files import leaderboard_document
     from autojudge.results import run_info
     from autojudge.stages.agreement import compute_agreement
-    from autojudge.stages.style import style_control_boards
 
     judge_stats = {label: stats for label, judge in exp.judges.items()
                    if (stats := judge.run_stats()) is not None}  # after all judges ran
-    battles, board_judges, human_summary = list(judged.battles), list(exp.judges), None
+    logged = [b for b in judged.battles if isinstance(b, RankingBattle)]  # K-wise rows
+    battles = [p for b in judged.battles
+               for p in (b.pairs() if isinstance(b, RankingBattle) else [b])]
+    board_judges, human_summary = list(exp.judges), None
     if exp.votes.path:
         from autojudge.battles.human_votes import load_human_votes
 
@@ -198,7 +215,7 @@ def rate(exp: Experiment, generations: list[Any], judged: Judged
             enum_value(exp.votes.preference))
         battles.extend(votes)
         board_judges.append("human")
-    config, rating_cfg, settings = exp.config, exp.rating_cfg, exp.settings
+    rating_cfg, settings = exp.rating_cfg, exp.settings
     spec = BoardSpec(rating_cfg, settings.report.per_tag_min_prompts,
                      settings.report.min_battles,
                      enum_value(settings.ratings.overall_weighting),
@@ -208,9 +225,7 @@ def rate(exp: Experiment, generations: list[Any], judged: Judged
     boards = build_boards(battles, exp.models, board_judges, spec,
                           RunFacts(generations, judged.skipped, applicable))
     agreement = compute_agreement(battles, boards, board_judges, rating_cfg)
-    style = style_control_boards(battles, generations, board_judges,
-                                 list(settings.ratings.control), exp.store, rating_cfg,
-                                 boards)
+    style, battles = style_stage(exp, battles, generations, board_judges, boards)
     run = run_info(rating_cfg, exp.requests, name=settings.name, suite=exp.suite.name,
                    suite_path=exp.suite.source, models=exp.models, judges=list(exp.judges),
                    n_prompts=len(exp.suite.prompts), n_battles=len(battles),
@@ -218,8 +233,31 @@ def rate(exp: Experiment, generations: list[Any], judged: Judged
                    schedule=enum_value(settings.battles.schedule),
                    schedules=judged.schedules, human_votes=human_summary,
                    judge_stats=judge_stats, notes=exp.notes, store=str(exp.store.root))
-    return leaderboard_document(run, boards, model_stats(generations, exp.models),
-                                agreement, style), battles
+    document = leaderboard_document(run, boards, model_stats(generations, exp.models),
+                                    agreement, style)
+    return document, [b for b in battles if b.judge not in {r.judge for r in logged}] + logged
+
+
+def style_stage(exp: Experiment, battles: list[Any], generations: Sequence[Any],
+                judges: Sequence[str], boards: Sequence[Mapping[str, Any]]
+                ) -> tuple[list[dict[str, Any]], list[Any]]:
+    """`ratings.control`: the controlled boards, and the battles carrying both images'
+    features (so the log rates with `rate --control` and gates with `gate --control`).
+    Nothing is computed when no feature is asked for."""
+    from autojudge.stages.style import (image_feature_table, ocr_text_areas,
+                                        style_control_boards, with_features)
+
+    features = list(exp.settings.ratings.control)
+    if not features:
+        return [], battles
+    areas: dict[str, float] = {}
+    for runner in exp.judges.values():
+        if getattr(runner.plugin, "kind", None) == "ocr":
+            areas.update(ocr_text_areas(runner.score_rows(generations)))
+    table = image_feature_table(generations, exp.store, areas)
+    style = style_control_boards(battles, generations, judges, features, exp.store,
+                                 exp.rating_cfg, boards, table)
+    return style, with_features(battles, generations, table)
 
 
 def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
@@ -254,7 +292,9 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
         document, battles = rate(exp, generations, judged)
         document["run"]["cache"] = {"generation": gen_counts, "judges": judged.counts}
         document["run"]["wall_s"] = round(time.time() - started, 3)
-        document["run"]["objective"] = sweeps.compute_objective(config, document, battles)
+        document["run"]["objective"] = sweeps.compute_objective(
+            config, document, [p for b in battles
+                               for p in (b.pairs() if isinstance(b, RankingBattle) else [b])])
         scores = [row for judge in exp.judges.values()
                   for row in judge.score_rows(generations)] \
             if exp.settings.report.write_scores else []

@@ -75,11 +75,24 @@ def check_settings(config: Mapping[str, Any], models: Sequence[str],
         raise AutojudgeError(f"ratings.anchor={anchor!r}: not a model of this run; choose one "
                              f"of {', '.join(models)}")
     _check_gate(settings.gate, models, judges)
+    extra = [f for f in settings.gate.control if f not in settings.ratings.control]
+    if extra:
+        raise AutojudgeError(f"gate.control={list(settings.gate.control)}: {', '.join(extra)} "
+                             "not in ratings.control, so the battle log will not carry it; "
+                             "add it to ratings.control")
     mapped = settings.human_votes.models
     for name, label in mapped.items():
         if label not in models:
             raise AutojudgeError(f"human_votes.models.{name}={label!r}: not a model of this "
                                  f"run; map vote names onto {', '.join(models)}")
+
+
+def check_control(control: Sequence[str], judge_kinds: Sequence[str | None]) -> None:
+    """`ratings.control=[text_area]` needs an OCR judge: its boxes are the feature."""
+    if "text_area" in control and "ocr" not in judge_kinds:
+        raise AutojudgeError("ratings.control=[text_area] needs an ocr judge in the run (the "
+                             "text area comes from its boxes); add judge=[...,ocr] or drop "
+                             "text_area")
 
 
 def _check_gate(gate: Any, models: Sequence[str], judges: Sequence[str]) -> None:

@@ -21,7 +21,7 @@ from omegaconf import MISSING
 
 from autojudge.experiment.rules import Distinct, OneOf, Range, SubsetOf, When, check_rules, ranged
 from autojudge.runtime import resources
-from autojudge.style import PIXEL_FEATURES
+from autojudge.style import FEATURES
 
 
 class FailedImage(Enum):
@@ -126,9 +126,9 @@ class RatingsConfig:
     overall_includes_human: bool = False  # human votes pooled into the "all" board too
     # per-image style features held fixed in a second, "style-controlled" board per judge
     # (docs/statistics.md, "Style control"); [] = none
-    # (in a run: the pixel features; text_area only from a battle log's columns)
+    # (text_area needs an ocr judge: the share of the image its boxes cover)
     control: List[str] = field(default_factory=list,
-                               metadata={"rule": SubsetOf(PIXEL_FEATURES)})
+                               metadata={"rule": SubsetOf(FEATURES)})
 
 
 @dataclass
@@ -185,6 +185,9 @@ class GateConfig:
     # fewer rounds make the tails that decide too coarse
     bootstrap_rounds: Optional[int] = ranged(None, Range(
         low=200, null="ratings.bootstrap_rounds (at least 200)"))
+    # style features held fixed in the gate's comparison (each must be in ratings.control,
+    # which writes them into the battle log); [] = plain ratings
+    control: List[str] = field(default_factory=list, metadata={"rule": SubsetOf(FEATURES)})
 
 
 @dataclass
@@ -392,6 +395,8 @@ def plugin_schema(kind: str, cls: Any, judge: bool = False) -> Any:
         fields.append(("tie_margin", float, field(default=0.0)))
     elif judge:
         fields.append(("swap", bool, field(default=True)))
+        if callable(getattr(cls, "rank", None)):  # images per call (stages.kwise)
+            fields.append(("k", int, field(default=2)))
     if judge:  # the runner's limit on one call of the plugin (None: no limit)
         fields.append(("call_timeout_s", Optional[float], field(default=None)))
     return dataclasses.make_dataclass(f"{cls.__name__}Schema", fields)

@@ -12,6 +12,8 @@ BUILTINS = {
     "pickscore": "autojudge.judges.preference:PickScoreJudge",
     "hpsv21": "autojudge.judges.preference:HPSv21Judge",
     "imagereward": "autojudge.judges.image_reward:ImageRewardJudge",
+    "mps": "autojudge.judges.mps:MPSJudge",
+    "hpsv3": "autojudge.judges.hpsv3:HPSv3Judge",
     "vqascore": "autojudge.judges.vqascore:VQAScoreJudge",
     "dsg": "autojudge.judges.dsg:DSGJudge",
 }

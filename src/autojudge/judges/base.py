@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
-from autojudge.types import JudgeItem, PairItem, Prompt, Score, Verdict
+from autojudge.types import (JudgeItem, PairItem, Prompt, RankItem, RankVerdict, Score,
+                             Verdict)
 
 
 @runtime_checkable
@@ -77,6 +78,14 @@ class JudgeHooks(Protocol):
 
     def run_stats(self) -> Mapping[str, Any]:
         """Run-level numbers for the report (e.g. truncated prompts, cache counts)."""
+
+    def rank(self, groups: Sequence[RankItem]) -> list[RankVerdict]:
+        """Pairwise judges that can rank k images in one call (`judge.<label>.k` > 2):
+        one RankVerdict per group, ranks per slot (1 = best; None = unranked)."""
+
+    def rank_fingerprint(self) -> Mapping[str, Any]:
+        """What besides `fingerprint()` decides a ranking (the ranking prompt): part of
+        the K-wise cache key only."""
 
     #: what `applies` needs, in words, e.g. "prompts with expected_text"; the pre-flight
     #: check names it when a judge applies to none of the selected prompts

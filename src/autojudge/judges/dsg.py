@@ -91,7 +91,7 @@ class DSGJudge(PointwiseJudge):
                 "question_llm": llm, "formula": "mean gated P(yes)/(P(yes)+P(no))"}
 
     def check(self) -> None:
-        self.backend.check()
+        self.backend.check(self.cache)
         if self.config.llm_base_url:
             self._new_generator().check()
 

@@ -49,7 +49,8 @@ from typing import Any, Sequence
 from autojudge.errors import AutojudgeError
 from autojudge.runtime.devices import pick_device
 from autojudge.runtime.resources import JUDGES_DIR
-from autojudge.sdk import PointwiseJudge
+from autojudge.judges.checkpoint import (CheckpointJudge, check_weights_file, file_identity,
+                                         offline_error)
 from autojudge.types import Failure, JudgeItem, Prompt, Score
 
 __all__ = ["ImageRewardJudge", "convert_state_dict", "ARCHITECTURE"]
@@ -59,7 +60,6 @@ REWARD_STD = 1.0333394966054072
 MAX_LENGTH = 35  # the official tokenizer call's max_length
 PIXEL_MEAN = (0.48145466, 0.4578275, 0.40821073)  # the official _transform's Normalize
 PIXEL_STD = (0.26862954, 0.26130258, 0.27577711)
-DTYPES = ("float32", "float16", "bfloat16")
 
 # BLIP_Pretrain(image_size=224, vit='large') and ImageReward's med_config.json: the
 # official model's sizes. `model_config` may override them (tiny test models).
@@ -225,25 +225,9 @@ _MODELS: dict[tuple, _Loaded] = {}
 _LOCK = threading.Lock()
 
 
-def _file_identity(ref: str) -> Any:
-    """A hub file by its ref (the revision enters beside it); a local file by digest."""
-    if not ref or ref.startswith("hf-file:"):
-        return ref
-    from autojudge.judges.clip_backbone import quick_file_digest
-
-    path = Path(ref).expanduser()
-    return {"file": path.name, "digest": quick_file_digest(path) if path.is_file() else None}
-
-
-def _offline(who: str, what: str, example: str) -> AutojudgeError:
-    return AutojudgeError(f"{who}: {what}, and the hub is offline (HF_HUB_OFFLINE=1 or no "
-                          f"network); download it elsewhere and point at it, e.g. {example}")
-
-
 def _check(c: Any, who: str, key: str) -> None:
     """One line (what, where, what to do) unless the weights, tokenizer and sizes are on
     disk or can be fetched now; answered from local files alone when offline."""
-    from autojudge.judges.clip_backbone import split_hub_file
     from autojudge.runtime.extras import require
     from autojudge.runtime.weights import hf_cached, hub_offline
 
@@ -254,19 +238,7 @@ def _check(c: Any, who: str, key: str) -> None:
         except (OSError, ValueError) as exc:
             raise AutojudgeError(f"{who}: model_config {c.model_config} is not usable "
                                  f"({' '.join(str(exc).split())[:200]})") from None
-    if c.pretrained.startswith("hf-file:"):
-        from huggingface_hub import try_to_load_from_cache
-
-        repo, filename = split_hub_file(c.pretrained)
-        cached = try_to_load_from_cache(repo, filename, cache_dir=c.cache_dir or None,
-                                        revision=c.revision or None)
-        if not isinstance(cached, str) and hub_offline():
-            at = f" at revision {c.revision}" if c.revision else ""
-            raise _offline(who, f"{filename} of {repo} is not in the Hugging Face cache{at}",
-                           f"{key}.pretrained=/path/to/{filename.rsplit('/', 1)[-1]}")
-    elif not Path(c.pretrained).expanduser().is_file():
-        raise AutojudgeError(f"{who}: weights file not found: {c.pretrained}; set "
-                             f"{key}.pretrained to ImageReward.pt or hf-file:ORG/REPO/FILE")
+    check_weights_file(c, who, key, "ImageReward.pt")
     folder = Path(c.tokenizer).expanduser()
     names = ["vocab.txt", "tokenizer.json"]
     if folder.is_dir():
@@ -277,11 +249,11 @@ def _check(c: Any, who: str, key: str) -> None:
         raise AutojudgeError(f"{who}: tokenizer folder not found: {folder}; set "
                              f"{key}.tokenizer to an existing folder or a hub id")
     elif not hf_cached(c.tokenizer, names, c.cache_dir) and hub_offline():
-        raise _offline(who, f"the tokenizer {c.tokenizer} is not in the Hugging Face cache",
+        raise offline_error(who, f"the tokenizer {c.tokenizer} is not in the Hugging Face cache",
                        f"{key}.tokenizer=/path/to/bert-base-uncased")
 
 
-class ImageRewardJudge(PointwiseJudge):
+class ImageRewardJudge(CheckpointJudge):
     """ImageReward: the official BLIP reward model's normalised score of (prompt, image).
 
     raw = {"reward" (before normalisation, and before the clamp to score_range),
@@ -323,30 +295,15 @@ class ImageRewardJudge(PointwiseJudge):
         cache_dir: str = ""
         batch_size: int = 8
 
-    def __init__(self, name: str, config: Any = None):
-        super().__init__(name, config)
-        if self.config.dtype not in DTYPES:
-            raise AutojudgeError(f"{self.where}: dtype '{self.config.dtype}' is not one of "
-                                 f"{', '.join(DTYPES)}")
-        if self.config.pretrained.startswith("hf-file:"):
-            self._hub_ref()  # a malformed ref is one line at construction
-
-    def _hub_ref(self) -> tuple[str, str]:
-        from autojudge.judges.clip_backbone import split_hub_file
-
-        try:
-            return split_hub_file(self.config.pretrained)
-        except AutojudgeError as exc:
-            raise AutojudgeError(f"{self.where}: {exc}") from None
 
     def fingerprint_params(self) -> dict[str, Any]:
         # the weights by identity (a local file by digest), never device or batch size
         from autojudge.runtime.weights import model_ref_identity
 
         c = self.config
-        return {"pretrained": _file_identity(c.pretrained), "revision": c.revision,
+        return {"pretrained": file_identity(c.pretrained), "revision": c.revision,
                 "tokenizer": model_ref_identity(c.tokenizer),
-                "model_config": _file_identity(c.model_config), "dtype": c.dtype}
+                "model_config": file_identity(c.model_config), "dtype": c.dtype}
 
     def check(self) -> None:
         _check(self.config, self.where, f"judge.{self.name}")

@@ -150,8 +150,10 @@ class OCRJudge(PointwiseJudge):
     engine on one image gives that image Score(None, failure=Failure("judge_error", ...)).
 
     raw = {"ocr_text", "normalized_ocr", "normalized_expected", "cer", "boxes",
-           "confidences"} so every score can be audited (no timings: equal inputs give
-    equal Scores).
+           "confidences", "text_area"} so every score can be audited (no timings: equal
+    inputs give equal Scores); `text_area` is the fraction of the image the kept boxes
+    cover (autojudge.style.features.text_area), a style feature `ratings.control` can
+    hold fixed.
     """
 
     kind = "ocr"
@@ -228,18 +230,28 @@ class OCRJudge(PointwiseJudge):
 
     def read(self, image: Any) -> tuple[str, int, list[float]]:
         """OCR one PIL image: (text in reading order, number of boxes kept, confidences)."""
+        text, n_boxes, confidences, _ = self.read_boxes(image)
+        return text, n_boxes, confidences
+
+    def read_boxes(self, image: Any) -> tuple[str, int, list[float], float]:
+        """`read` plus the fraction of the image the kept boxes cover."""
+        from autojudge.style.features import text_area
+
         result = self.engine(np.asarray(to_rgb(image)))
         txts = getattr(result, "txts", None)
         boxes = getattr(result, "boxes", None)
         if not txts:
-            return "", 0, []
+            return "", 0, [], 0.0
         scores = list(getattr(result, "scores", None) or [1.0] * len(txts))
         keep = [i for i, s in enumerate(scores) if s >= self.config.min_confidence
                 and str(txts[i]).strip()]
         if boxes is not None and len(boxes) == len(txts):
             keep = [keep[j] for j in reading_order([boxes[i] for i in keep])]
         text = " ".join(str(txts[i]).strip() for i in keep)
-        return text, len(keep), [round(float(scores[i]), 4) for i in keep]
+        area = 0.0
+        if boxes is not None and len(boxes) == len(txts):
+            area = text_area([boxes[i] for i in keep], *image.size)
+        return text, len(keep), [round(float(scores[i]), 4) for i in keep], round(area, 6)
 
     def score_one(self, item: JudgeItem) -> Score:
         if not self.applies(item.prompt):
@@ -248,7 +260,7 @@ class OCRJudge(PointwiseJudge):
                 f"expected_text to read"))
         expected = item.prompt.expected_text or ""
         try:
-            ocr_text, n_boxes, confidences = self.read(item.image)
+            ocr_text, n_boxes, confidences, area = self.read_boxes(item.image)
         except AutojudgeError:  # the environment, not this image: stop the run
             raise
         except Exception as exc:  # one bad image never kills the run
@@ -260,7 +272,7 @@ class OCRJudge(PointwiseJudge):
         value = 1.0 - min(max(cer, 0.0), 1.0)
         raw = {"ocr_text": ocr_text, "normalized_ocr": norm_ocr,
                "normalized_expected": norm_expected, "cer": round(cer, 6),
-               "boxes": n_boxes, "confidences": confidences}
+               "boxes": n_boxes, "confidences": confidences, "text_area": area}
         return Score(value, raw=raw)
 
     def score(self, items: Sequence[JudgeItem]) -> list[Score]:

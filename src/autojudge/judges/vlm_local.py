@@ -175,8 +175,10 @@ class LocalVLMChat:
 
     def create(self, model: str = "", messages: Sequence[dict[str, Any]] = (),
                temperature: float = 0.0, max_tokens: int = 300, seed: int | None = None,
-               **_: Any) -> Completion:
-        """Answer one chat request (the OpenAI `chat.completions.create` subset)."""
+               candidates: dict[str, str] | None = None, **_: Any) -> Completion:
+        """Answer one chat request (the OpenAI `chat.completions.create` subset).
+        `candidates` (label -> answer text): the answers `choice` mode scores (default
+        the pairwise A / B / tie)."""
         import torch
 
         with self._lock:
@@ -185,7 +187,8 @@ class LocalVLMChat:
                 inputs = self._inputs(messages)
                 with torch.inference_mode():
                     if self.answer == "choice":
-                        return self._choose(inputs)
+                        return self._choose(inputs) if candidates is None else \
+                            self._choose(inputs, candidates)
                     return self._generate(inputs, temperature, max_tokens, seed)
             except LocalVLMError:
                 raise
@@ -226,11 +229,11 @@ class LocalVLMChat:
         return Completion([Choice(Message(text))], Usage(prompt_len, int(new.shape[0])),
                           model=self.model_ref)
 
-    def _choose(self, inputs: Any) -> Completion:
+    def _choose(self, inputs: Any, candidates: dict[str, str] = CANDIDATES) -> Completion:
         tokenizer = getattr(self.processor, "tokenizer", self.processor)
         scores: dict[str, float] = {}
         lengths: dict[str, int] = {}
-        for label, text in CANDIDATES.items():
+        for label, text in candidates.items():
             ids = tokenizer(text, add_special_tokens=False)["input_ids"]
             scores[label] = self._continuation_logprob(inputs, ids)
             lengths[label] = len(ids)

@@ -54,7 +54,8 @@ from autojudge.judges.vlm_prompts import (CRITERIA, PRICES, REFUSAL, TEMPLATES, 
 from autojudge.runtime.extras import require
 from autojudge.runtime.resources import JUDGES_DIR
 from autojudge.sdk import PairwiseJudge
-from autojudge.types import Failure, PairItem, Prompt, Verdict, stable_hash
+from autojudge.types import (Failure, PairItem, Prompt, RankItem, RankVerdict, Verdict,
+                             stable_hash)
 
 __all__ = ["VLMPreferenceJudge", "parse_answer", "load_templates", "load_prices",
            "TEMPLATES", "PRICES", "CRITERIA"]
@@ -115,6 +116,9 @@ class VLMPreferenceJudge(PairwiseJudge):
                 float32 | float16 | bfloat16.
             device: transformers only: auto (cuda > mps > cpu) | cpu | cuda | cuda:N | mps.
             local_files_only: transformers only: never contact the hub for the weights.
+            rank_answer: K-wise mode (`judge.<label>.k` > 2): "order" (rank all k, best
+                first, ties allowed), "best" (pick the best of k) or "auto" (order; best
+                for a local model with local_answer=choice, which can only pick one).
         """
 
         backend: str = "openai"
@@ -139,6 +143,7 @@ class VLMPreferenceJudge(PairwiseJudge):
         dtype: str = "auto"
         device: str = "auto"
         local_files_only: bool = False
+        rank_answer: str = "auto"
 
     def __init__(self, name: str = "vlm", config: "VLMPreferenceJudge.Config | None" = None):
         super().__init__(name, config)
@@ -160,6 +165,12 @@ class VLMPreferenceJudge(PairwiseJudge):
                                 ("image_max_side", 16), ("max_tokens", 1)):
             if getattr(c, field_name) < low:
                 raise AutojudgeError(f"{who}: {field_name} must be >= {low}")
+        if c.rank_answer not in ("auto", "order", "best"):
+            raise AutojudgeError(f"{who}: rank_answer must be auto, order or best")
+        if c.rank_answer == "order" and c.backend == "transformers" and \
+                c.local_answer == "choice":
+            raise AutojudgeError(f"{who}: rank_answer=order needs local_answer=generate (by "
+                                 "log-likelihood a local model can only pick the best of k)")
         if c.image_format not in ("png", "jpeg"):
             raise AutojudgeError(f"{who}: image_format must be png or jpeg")
         self._client: Any = None
@@ -327,12 +338,21 @@ class VLMPreferenceJudge(PairwiseJudge):
 
     def _ask(self, request: _Request) -> Verdict:
         """One order: bounded retries, then a Verdict (winner in this order's terms)."""
+        found, raw, failure = self._call(self._messages(request), self._read)
+        if found is None:
+            return Verdict(None, raw=raw, failure=failure)
+        return Verdict(found.winner, rationale=found.rationale, raw={**dict(found.raw), **raw})
+
+    def _call(self, messages: list[dict[str, Any]], read: Any, extra: dict | None = None
+              ) -> tuple[Any, dict[str, Any], Failure | None]:
+        """One request with bounded retries: (what `read` made of the answer, raw
+        attempt info, None) or (None, raw, the typed failure). `read(response, seconds)`
+        gives (result or None, failure or None, info)."""
         import openai
 
         from autojudge.judges.vlm_local import LocalVLMError
 
         c = self.config
-        messages = self._messages(request)
         attempts: list[dict[str, Any]] = []
         failure: Failure | None = None
         for attempt in range(c.max_retries + 1):
@@ -348,7 +368,7 @@ class VLMPreferenceJudge(PairwiseJudge):
                                           "max_tokens": c.max_tokens}
                 if c.seed is not None:
                     kwargs["seed"] = c.seed
-                response = self.client.chat.completions.create(**kwargs)
+                response = self.client.chat.completions.create(**kwargs, **(extra or {}))
             except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
                 raise AutojudgeError(
                     f"judge '{self.name}': {c.base_url} rejected the API key from "
@@ -375,12 +395,11 @@ class VLMPreferenceJudge(PairwiseJudge):
                                       self._scrub(f"request rejected: {exc.message}"), False)
                     final = True
             else:
-                verdict, failure, info = self._read(response, time.perf_counter() - started)
+                found, failure, info = read(response, time.perf_counter() - started)
                 attempts.append(info)
-                if verdict is not None:
-                    return Verdict(verdict.winner, rationale=verdict.rationale,
-                                   raw={**dict(verdict.raw), "attempts": len(attempts),
-                                        "errors": [a.get("error") for a in attempts[:-1]]})
+                if found is not None:
+                    return found, {"attempts": len(attempts),
+                                   "errors": [a.get("error") for a in attempts[:-1]]}, None
                 failure = failure or Failure("judge_error", "no verdict")
                 recorded = True
                 # a local model at temperature 0 answers the same way every time
@@ -399,16 +418,19 @@ class VLMPreferenceJudge(PairwiseJudge):
         raw = {"attempts": len(attempts), "errors": [a.get("error") for a in attempts]}
         if last_answer is not None:
             raw["answer"] = last_answer
-        return Verdict(None, raw=raw, failure=Failure(failure.kind, message, failure.retryable))
+        return None, raw, Failure(failure.kind, message, failure.retryable)
 
-    def _read(self, response: Any, seconds: float) -> tuple[Verdict | None, Failure | None,
-                                                           dict[str, Any]]:
+    def _answer_info(self, response: Any, seconds: float) -> dict[str, Any]:
+        """What every answer keeps (scrubbed text, latency, tokens, cost; the usage is
+        counted), plus "text" (the answer as given, for the parser to pop) and
+        "refusal" (the endpoint's refusal field, if any)."""
         choice = response.choices[0] if getattr(response, "choices", None) else None
         message = getattr(choice, "message", None)
         text = (getattr(message, "content", None) or "") if message is not None else ""
         refusal = getattr(message, "refusal", None) if message is not None else None
         usage = getattr(response, "usage", None)
-        info: dict[str, Any] = {"answer": self._scrub(text) if text else (refusal or ""),
+        info: dict[str, Any] = {"text": text, "refusal": refusal,
+                                "answer": self._scrub(text) if text else (refusal or ""),
                                 "latency_s": round(seconds, 3)}
         metered = usage_cost(usage, self._price())
         if metered is not None:
@@ -417,6 +439,12 @@ class VLMPreferenceJudge(PairwiseJudge):
             if cost is not None:
                 info["cost_usd"] = round(cost, 8)
             self._count(prompt_tokens=pt, completion_tokens=ct, cost_usd=cost or 0.0)
+        return info
+
+    def _read(self, response: Any, seconds: float) -> tuple[Verdict | None, Failure | None,
+                                                           dict[str, Any]]:
+        info = self._answer_info(response, seconds)
+        text, refusal = info.pop("text"), info.pop("refusal")
         parsed, rationale = parse_answer(text)
         if parsed is None:
             if refusal or REFUSAL.match(text or ""):
@@ -430,6 +458,22 @@ class VLMPreferenceJudge(PairwiseJudge):
         winner = {"A": "model_a", "B": "model_b", "tie": "tie"}[parsed]
         raw = {**info, "choice": parsed, "rationale": self._scrub(rationale)[:1000]}
         return Verdict(winner, rationale=raw["rationale"], raw=raw), None, info
+
+    # -- K-wise (judge.<label>.k > 2; the runner: stages.kwise) ----------------------------
+
+    def rank(self, groups: Sequence[RankItem]) -> list[RankVerdict]:
+        """One RankVerdict per group of k images as shown (slot 1 first): an order, or
+        the best (`rank_answer`); failures typed, never a ranking."""
+        from autojudge.judges.vlm_rank import rank_all
+
+        return rank_all(self, groups)
+
+    def rank_fingerprint(self) -> dict[str, Any]:
+        """The ranking prompt and answer mode: part of the K-wise cache key."""
+        from autojudge.judges.vlm_rank import rank_mode, rank_templates
+
+        return {"rank_answer": rank_mode(self.config),
+                "rank_templates": stable_hash(rank_templates(self.templates()))}
 
 
 def _retry_after(exc: Any) -> float | None:

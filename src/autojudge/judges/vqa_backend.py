@@ -54,7 +54,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from autojudge.errors import AutojudgeError
 from autojudge.judges.vlm_prompts import fit_image, image_data_url, model_price, usage_cost
-from autojudge.types import Failure
+from autojudge.types import Failure, stable_hash
 
 __all__ = ["VQABackend", "VQASettings", "YesNo", "answer_word", "yes_ratio", "BACKENDS"]
 
@@ -185,10 +185,13 @@ class VQABackend:
                 "top_logprobs": s.top_logprobs, "image_max_side": s.image_max_side,
                 "image_format": s.image_format}
 
-    def check(self) -> None:
+    def check(self, cache: Any = None) -> None:
         """Refuse in one line, before any work, what cannot answer: a missing extra, key,
         model folder or cached hub model, a tokenizer without yes/no tokens, an endpoint
-        that rejects the probe or returns no logprobs."""
+        that rejects the probe or returns no logprobs. `cache` (the judge's
+        `sdk.PluginCache`): an endpoint and model that passed the probe before are not
+        probed again (a warm run sends nothing)."""
+        self._cache = cache
         if self.settings.backend == "transformers":
             from autojudge.judges.vlm_local import check_local_model
 
@@ -210,7 +213,9 @@ class VQABackend:
                 f"{who}: environment variable {s.api_key_env} is not set; export "
                 f"{s.api_key_env}=<your key> (keys are read from the environment only), or "
                 f"set judge.{self.name}.api_key_env='' for a local server without a key")
-        if self._probed:
+        probe_key = stable_hash(["vqa-logprobs-probe", s.base_url.rstrip("/"), s.model])
+        cache = getattr(self, "_cache", None)
+        if self._probed or (cache is not None and cache.get_questions(probe_key) == "ok"):
             return
         from PIL import Image
 
@@ -225,6 +230,8 @@ class VQABackend:
             raise AutojudgeError(f"{who}: the probe request to {s.base_url} (model {s.model}) "
                                  f"failed: {probe.failure.message}")
         self._probed = True
+        if cache is not None:
+            cache.put_questions(probe_key, "ok")
 
     # -- answering -----------------------------------------------------------------------
 

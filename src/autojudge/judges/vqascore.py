@@ -85,7 +85,7 @@ class VQAScoreJudge(PointwiseJudge):
                 "formula": "P(yes)/(P(yes)+P(no)), first token"}
 
     def check(self) -> None:
-        self.backend.check()
+        self.backend.check(self.cache)
 
     @property
     def needs(self) -> str:

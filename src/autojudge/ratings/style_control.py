@@ -293,3 +293,47 @@ def controlled_board(raw_rows: Sequence[dict], models: Sequence[str], ia: np.nda
     rows.sort(key=lambda row: (row["rating"] is None, -(row["rating"] or 0.0)))  # best first
     return {"rows": rows, "coefficients": coefficients, "dropped": dict(boot.fit.dropped),
             "note": None}
+
+
+def controlled_difference(ia: np.ndarray, ib: np.ndarray, score: np.ndarray,
+                          xa: np.ndarray, xb: np.ndarray, names: Sequence[str],
+                          n_models: int, clusters: np.ndarray, baseline: int,
+                          candidate: int, *, rounds: int, seed: int, confidence: float,
+                          margin: float, prior: float = DEFAULT_PRIOR) -> Any:
+    """candidate - baseline with the features held fixed, for the release gate: the
+    controlled fit's prompt-clustered bootstrap, a percentile interval, and one-sided
+    bootstrap p-values against -margin (`gate_stats.Difference`, method "controlled").
+
+    Honest as the plain gate: models not linked by battles, or a group where some model
+    never lost (or never won), give no interval (inconclusive), never a verdict."""
+    from autojudge.ratings.gate_stats import Difference
+    from autojudge.ratings.structure import battle_graph
+    from autojudge.ratings.bradley_terry import Battles, aggregate_matchups
+
+    ia, ib = np.asarray(ia), np.asarray(ib)
+    battles = Battles(tuple(str(k) for k in range(n_models)), ia, ib,
+                      np.asarray(score, np.float64))
+    graph = battle_graph(battles, aggregate_matchups(battles)[0])
+    involved = (ia == baseline) | (ia == candidate) | (ib == baseline) | (ib == candidate)
+    n_prompts = len(np.unique(np.asarray(clusters)[involved]))
+    h2h = int(np.sum(((ia == baseline) & (ib == candidate))
+                     | ((ia == candidate) & (ib == baseline))))
+    common = dict(n_prompts=n_prompts, n_battles=len(ia), n_head_to_head=h2h, rounds=rounds,
+                  confidence=confidence, margin=margin, interval="percentile")
+    if not graph.linked(baseline, candidate):
+        return Difference(None, None, None, None, None, None, method="unlinked",
+                          linked=False, unlinked="no_chain", **common)
+    if any(graph.separated(int(m)) for m in graph.members(graph.component[baseline])):
+        return Difference(None, None, None, None, None, None, method="separated", **common)
+    boot = bootstrap_style(ia, ib, score, xa, xb, names, n_models, clusters, rounds=rounds,
+                           seed=seed, confidence=confidence, prior=prior)
+    draws = (boot.rounds[:, candidate] - boot.rounds[:, baseline]) * ELO_PER_NAT
+    diff = float((boot.fit.strengths[candidate] - boot.fit.strengths[baseline]) * ELO_PER_NAT)
+    low, high = np.quantile(draws, [(1 - confidence) / 2, (1 + confidence) / 2])
+
+    def share(mask: np.ndarray) -> float:  # add-one: never a p-value of exactly 0
+        return float((mask.sum() + 1) / (len(draws) + 1))
+
+    return Difference(diff, float(low), float(high), share(draws >= 0.0) if diff < 0 else
+                      share(draws <= 0.0), share(draws >= -margin), share(draws <= -margin),
+                      method="controlled", **common)

@@ -77,15 +77,17 @@ def tag_matrix(boards: Sequence[Mapping[str, Any]], judge: str
 
 def judge_cells(run_judges: Sequence[str], scores: Iterable[Mapping[str, Any]],
                 battles: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, int], list[str]]:
-    """(model, prompt_id, seed) -> one short text per judge for the image grid: a
-    pointwise judge's score, or a pairwise judge's wins/losses/ties on that prompt."""
+    """(model, prompt_id, seed) -> short texts per judge for the image grid: a
+    pointwise judge's score (then, for a question-based judge, each question with its
+    answer), or a pairwise judge's wins/losses/ties on that prompt."""
     by_image: dict[tuple[str, str, int], dict[str, str]] = defaultdict(dict)
     scored = set()
     for s in scores:
         key = (s["model"], s["prompt_id"], int(s["seed"]))
         value = s.get("score")
-        by_image[key][s["judge"]] = (f"{value:.3g}" if isinstance(value, (int, float))
-                                     else f"failed ({s.get('failure_kind')})")
+        text = (f"{value:.3g}" if isinstance(value, (int, float))
+                else f"failed ({s.get('failure_kind')})")
+        by_image[key][s["judge"]] = "\n".join([text, *question_lines(s.get("raw") or {})])
         scored.add(s["judge"])
     record: dict[tuple[str, str, int, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     for b in battles:
@@ -96,8 +98,24 @@ def judge_cells(run_judges: Sequence[str], scores: Iterable[Mapping[str, Any]],
             cell[0 if b["winner"] == side else 2 if b["winner"].startswith("tie") else 1] += 1
     for (model, pid, seed, judge), (w, l, t) in record.items():
         by_image[(model, pid, seed)][judge] = f"{w}W {l}L {t}T"
-    return {key: [f"{j}: {texts[j]}" for j in run_judges if j in texts]
+    return {key: [line for j in run_judges if j in texts
+                  for line in f"{j}: {texts[j]}".split("\n")]
             for key, texts in by_image.items()}
+
+
+def question_lines(raw: Mapping[str, Any]) -> list[str]:
+    """A question-based judge's (dsg) questions as grid lines: answer, P(yes), question;
+    a question whose parent was answered no reads "no (parent no)"."""
+    out = []
+    for q in raw.get("questions") or []:
+        if not isinstance(q, Mapping) or not q.get("question"):
+            continue
+        p_yes = q.get("p_yes")
+        answer = "no (parent no)" if q.get("gated") else (
+            "yes" if (q.get("score") or 0) >= 0.5 else "no")
+        prob = f" {p_yes:.2f}" if isinstance(p_yes, (int, float)) else ""
+        out.append(f"  {answer}{prob}: {str(q['question']).strip()}")
+    return out
 
 
 def prompt_order(generations: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
@@ -111,3 +129,19 @@ def prompt_order(generations: Sequence[Mapping[str, Any]]) -> list[tuple[str, in
 def fmt_number(value: Any, spec: str, none: str = "-") -> str:
     """format(value, spec), or `none` for a missing value."""
     return none if value is None else format(value, spec)
+
+
+def rewards_side_by_side(style_boards: Sequence[Mapping[str, Any]]
+                         ) -> tuple[list[str], list[dict[str, Any]]]:
+    """What each judge (and people, judge "human") rewards, side by side: (judges with a
+    coefficient, one row per feature: {"feature", judge: coefficient dict or None}), so
+    a reader compares one feature across judges at a glance. Empty when fewer than two
+    judges have coefficients (each board's own table already says it)."""
+    boards = [b for b in style_boards if b["coefficients"]]
+    if len(boards) < 2:
+        return [], []
+    judges = [b["judge"] for b in boards]
+    features = list(dict.fromkeys(c["feature"] for b in boards for c in b["coefficients"]))
+    by_judge = {b["judge"]: {c["feature"]: c for c in b["coefficients"]} for b in boards}
+    return judges, [{"feature": f, **{j: by_judge[j].get(f) for j in judges}}
+                    for f in features]

@@ -191,6 +191,16 @@ def _style_context(boards: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _rewards_context(boards: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Every judge's coefficients side by side (people as "people"), as display cells."""
+    judges, rows = analysis.rewards_side_by_side(boards)
+    cell = lambda c: "-" if c is None else (  # noqa: E731
+        f"{c['elo_per_sd']:+.1f} {format_ci(c['ci_low'], c['ci_high'])}")
+    return {"judges": ["people" if j == "human" else j for j in judges],
+            "rows": [{"feature": r["feature"], "cells": [cell(r[j]) for j in judges]}
+                     for r in rows]}
+
+
 def _prompt_context(data: RunData, options: ReportOptions) -> tuple[list[dict[str, Any]], int]:
     """Image grids for the first `max_prompts` (prompt, seed) rows."""
     order = analysis.prompt_order(data.generations)
@@ -283,6 +293,7 @@ def render_report(data: RunData, options: ReportOptions = ReportOptions()
         objective=_objective_text(run), boards=boards, heatmaps=heatmaps,
         matrices=matrices, tradeoffs=tradeoffs, agreement=_agreement_context(agreement),
         style=_style_context(document.get("style_control") or []),
+        rewards=_rewards_context(document.get("style_control") or []),
         agreement_chart=agreement_chart, prompts=prompts, n_prompt_rows=n_rows,
         confidence_pct=f"{confidence:.0%}", thumb=int(options.thumbnail_px),
         min_tag_prompts=((data.config or {}).get("report") or {}).get("per_tag_min_prompts", 5),

@@ -98,7 +98,9 @@ def load_run(run_dir: str | Path) -> RunData:
                              "another folder")
     leaderboard = read_leaderboard(board)
     document = leaderboard.to_dict()
-    data = RunData(run_dir, document, read_jsonl(run_dir / "battles.jsonl"),
+    from autojudge.battles.rankings import expand_rows
+
+    data = RunData(run_dir, document, expand_rows(read_jsonl(run_dir / "battles.jsonl")),
                    read_jsonl(run_dir / "generations.jsonl"),
                    read_jsonl(run_dir / "scores.jsonl"), read_jsonl(run_dir / "skipped.jsonl"))
     data.leaderboard = leaderboard

@@ -150,6 +150,12 @@ TEMPLATE = """<!DOCTYPE html>
 </section>
 {% if style %}<section id="style">
   <h2>Style control: what each judge rewards besides the prompt</h2>
+  {% if rewards.judges %}<table>
+    <tr><th class="l">feature (Elo per sd, {{ confidence_pct }} CI)</th>
+      {% for j in rewards.judges %}<th>{{ j }}</th>{% endfor %}</tr>
+    {% for r in rewards.rows %}<tr><td class="l">{{ r.feature }}</td>
+      {% for c in r.cells %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}
+  </table>{% endif %}
   {% for b in style %}
   <h3>judge {{ b.judge }}: {{ b.features }} held fixed</h3>
   {% if b.note %}<p class="note">{{ b.note }}</p>{% else %}

@@ -151,12 +151,28 @@ def judge_stats_lines(stats: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 f"{s.get('backbone_images_encoded', 0)} images encoded, "
                 f"{s.get('backbone_images_from_memory', 0) + s.get('backbone_images_from_store', 0)}"
                 f" served from the embedding cache")
+        if s.get("kwise"):  # k images per call: slot bias and what the reordering flipped
+            lines.append(kwise_line(judge, s["kwise"]))
         if s.get("question_sources"):  # question-based judges: where the questions came from
             sources = ", ".join(f"{n} from {src}" for src, n in s["question_sources"].items())
             lines.append(f"{judge}: questions of {sources} prompt(s)")
         if s.get("note"):
             lines.append(f"{judge}: {s['note']}")
     return lines
+
+
+def kwise_line(judge: str, k: Mapping[str, Any]) -> str:
+    """e.g. 'vlm: k=4 per call; picked best by slot 31% 24% 22% 23% (no bias: 25%); the
+    second slot order flipped 12% of pairs (ties now)'."""
+    parts = [f"{judge}: k={k['k']} images per call"]
+    if k.get("best_share_by_slot"):
+        shares = " ".join(f"{v:.0%}" for v in k["best_share_by_slot"])
+        parts.append(f"picked best by slot {shares} (no bias: {k['best_share_expected']:.0%}"
+                     f", over {k['ranking_calls_with_one_best']} calls)")
+    if k.get("reorder_flip_rate") is not None:
+        parts.append(f"the second slot order flipped {k['reorder_flip_rate']:.1%} of pairs "
+                     "(ties in the log)")
+    return "; ".join(parts)
 
 
 def hosted_lines(models: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -211,6 +227,9 @@ def print_report(document: Mapping[str, Any], run_dir: str, confidence: float,
         console.print(agreement_table(document["agreement"], confidence))
     for controlled in document.get("style_control") or []:
         print_controlled(controlled, f"{100 * confidence:g}% CI", console)
+    side_by_side = rewards_table(document.get("style_control") or [])
+    if side_by_side is not None:
+        console.print(side_by_side)
     if show_tags:
         for judge in judges:
             matrix = tag_matrix(document["boards"], judge)
@@ -254,6 +273,29 @@ def controlled_tables(controlled: Mapping[str, Any], level: str) -> list[Table]:
     return [board, rewards]
 
 
+def rewards_table(style_boards: Sequence[Mapping[str, Any]]) -> Table | None:
+    """Every judge's coefficients side by side (Elo per sd, CI below), or None with
+    fewer than two judges measured."""
+    from autojudge.report.analysis import rewards_side_by_side
+
+    judges, rows = rewards_side_by_side(style_boards)
+    if not judges:
+        return None
+    table = Table(title="what each judge rewards, side by side (Elo per sd of the feature, "
+                        "CI)")
+    table.add_column("feature", justify="left")
+    for judge in judges:
+        table.add_column("people" if judge == "human" else judge, justify="right")
+    for row in rows:
+        cells = [escape(row["feature"])]
+        for judge in judges:
+            c = row[judge]
+            cells.append("-" if c is None else
+                         f"{c['elo_per_sd']:+.1f} {format_ci(c['ci_low'], c['ci_high'])}")
+        table.add_row(*cells)
+    return table
+
+
 def print_controlled(controlled: Mapping[str, Any], level: str,
                      console: Console | None = None) -> None:
     """Both style-control tables (titled by judge in a run), or the line that says why
@@ -270,5 +312,7 @@ def print_controlled(controlled: Mapping[str, Any], level: str,
             table.title = f"judge: {judge}  {table.title}"
     for table in tables:
         console.print(table)
+    if controlled.get("left_out"):  # rate --control: battles without the features
+        console.print(f"note: {controlled['left_out']}", markup=False)
     for feature, why in controlled["dropped"].items():
         console.print(f"note: feature {feature} left out: it {why}", markup=False)

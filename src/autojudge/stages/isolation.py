@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from autojudge.errors import AutojudgeError
-from autojudge.types import WINNERS, Failure, GenOutput, Score, Verdict
+from autojudge.types import WINNERS, Failure, GenOutput, RankVerdict, Score, Verdict
 
 # After this many single-member retries in a row fail exactly as the whole batch did, the
 # cause is the plugin, not one member: the rest take the batch's failure unsent.
@@ -81,6 +81,37 @@ SCORE = Contract(Score, "scores", "images", "judge_error", "judge_bad_output",
 COMPARE = Contract(Verdict, "verdicts", "pairs", "judge_error", "judge_bad_output",
                    "judge_timeout", lambda f, s: Verdict(None, failure=f),
                    passes=(AutojudgeError,))
+
+
+RANK = Contract(RankVerdict, "rankings", "groups", "judge_error", "judge_bad_output",
+                "judge_timeout", lambda f, s: RankVerdict(None, failure=f),
+                passes=(AutojudgeError,))
+
+
+def guarded_rank(judge: Any, groups: Sequence[Any],
+                 timeout_s: float | None = None) -> list[RankVerdict]:
+    """`judge.rank(groups)`, one `RankVerdict` per group whatever it does; ranks of the
+    wrong length or kind fail that group only."""
+    answers = call_isolated(judge.rank, list(groups), RANK, timeout_s)
+    out = []
+    for group, answer in zip(groups, answers):
+        problem = rank_problem(answer, len(group.items))
+        out.append(answer if problem is None else RankVerdict(None, failure=Failure(
+            RANK.bad_output_kind, f"returned {problem}", retryable=True)))
+    return out
+
+
+def rank_problem(answer: RankVerdict, k: int) -> str | None:
+    """What is wrong with a ranking answer for k slots, or None."""
+    ranks = answer.ranks
+    if ranks is None:
+        return None if answer.failure is not None else "a RankVerdict with no ranks"
+    if not isinstance(ranks, (list, tuple)) or len(ranks) != k:
+        return f"ranks {ranks!r} for {k} images (one rank per image needed)"
+    if any(r is not None and (isinstance(r, bool) or not isinstance(r, int) or r < 1)
+           for r in ranks) or all(r is None for r in ranks):
+        return f"ranks {list(ranks)!r}: each an int >= 1 or None, at least one ranked"
+    return None
 
 
 def guarded_generate(generator: Any, requests: Sequence[Any],

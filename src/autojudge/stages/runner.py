@@ -57,7 +57,7 @@ from autojudge.stages.isolation import COMPARE, SCORE, conform
 from autojudge.store.index import Store, now
 from autojudge.types import Failure, JudgeItem, PairItem, Prompt, Score, Verdict
 
-RUNNER_KEYS = ("tie_margin", "swap", "call_timeout_s")  # judge config keys that belong to the runner
+RUNNER_KEYS = ("tie_margin", "swap", "call_timeout_s", "k")  # judge config keys that belong to the runner
 
 
 @dataclass(frozen=True)
@@ -72,12 +72,15 @@ class RunnerSettings:
             "judge_timeout" (retried one by one); None waits as long as it takes. Enforced
             by the runner's own compute and `executors.local`; a Ray worker does not
             enforce it (an abandoned call there would hold the worker).
+        k: images per call; above 2 a ranking judge ranks k images of a prompt at once
+            (`stages.kwise`), and `swap` asks a second call in another slot order.
     """
 
     tie_margin: float = 0.0
     swap: bool = True
     orient: bool = True
     timeout_s: float | None = None
+    k: int = 2
 
 
 class JudgeRunner:
@@ -109,6 +112,8 @@ class JudgeRunner:
         self._scores: dict[str, tuple[JudgeItem, Score, float]] = {}
         self._verdicts: dict[str, TimedVerdict] = {}
         self._spent, self._priced = 0.0, False
+        #: `stages.kwise.KwiseRunner.summary()` of a K-wise run (slot bias, flips)
+        self.rank_summary: dict[str, Any] | None = None
 
     # -- identity ------------------------------------------------------------------------
 
@@ -298,6 +303,8 @@ class JudgeRunner:
             stats.update(hook() or {})
         if not self.pointwise and self.settings.swap and self._verdicts:
             stats.update(summarize_verdicts([tv.verdict for tv in self._verdicts.values()]))
+        if self.rank_summary:
+            stats["kwise"] = dict(self.rank_summary)
         if self.spent_usd is not None:
             stats["spent_usd"] = self.spent_usd  # fresh verdicts only: the cache is free
         return stats or None

@@ -64,6 +64,10 @@ CREATE TABLE IF NOT EXISTS verdicts (
     image_b TEXT NOT NULL, winner TEXT, score_a REAL, score_b REAL, rationale TEXT NOT NULL,
     raw TEXT NOT NULL, failure_kind TEXT, failure_message TEXT,
     retryable INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS rankings (
+    key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, images TEXT NOT NULL, ranks TEXT,
+    rationale TEXT NOT NULL, raw TEXT NOT NULL, failure_kind TEXT, failure_message TEXT,
+    retryable INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS embeddings (
     backbone TEXT NOT NULL, image_sha TEXT NOT NULL, dim INTEGER NOT NULL,
     vector BLOB NOT NULL, created REAL NOT NULL, PRIMARY KEY (backbone, image_sha));
@@ -470,7 +474,7 @@ def _failure_of(row: Mapping[str, Any]) -> Failure | None:
 
 
 def _table(name: str) -> str:
-    if name not in ("generations", "scores", "verdicts"):
+    if name not in ("generations", "scores", "verdicts", "rankings"):
         raise ValueError(f"unknown store table {name!r}")
     return name
 

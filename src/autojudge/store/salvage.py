@@ -20,8 +20,8 @@ from typing import Callable, Iterator
 from autojudge.errors import AutojudgeError
 from autojudge.store.index import INDEX_NAME, SCHEMA_VERSION, _SCHEMA
 
-_TABLES = ("meta", "fingerprints", "generations", "scores", "verdicts", "embeddings",
-           "questions")
+_TABLES = ("meta", "fingerprints", "generations", "scores", "verdicts", "rankings",
+           "embeddings", "questions")
 _CHUNK = 500  # rows read per query; a query that meets a damaged page is redone row by row
 
 
