@@ -290,12 +290,17 @@ class RankingBattle:
     tags: tuple[str, ...] = ()
     rationale: str = ""
     tstamp: float = 0.0
+    #: per model, its image's style features (`ratings.control`), as (name, value) pairs
+    features: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] | None = None
 
     def to_row(self) -> dict[str, Any]:
         ranks: Any = [list(r) for r in self.ranks]
-        return {"models": list(self.models), "ranks": ranks[0] if len(ranks) == 1 else ranks,
-                "judge": self.judge, "prompt_id": self.prompt_id, "seed": self.seed,
-                "tags": list(self.tags), "rationale": self.rationale, "tstamp": self.tstamp}
+        row = {"models": list(self.models), "ranks": ranks[0] if len(ranks) == 1 else ranks,
+               "judge": self.judge, "prompt_id": self.prompt_id, "seed": self.seed,
+               "tags": list(self.tags), "rationale": self.rationale, "tstamp": self.tstamp}
+        if self.features is not None:
+            row["features"] = {m: dict(f) for m, f in self.features}
+        return row
 
     def pairs(self) -> list["Battle"]:
         """The pairs the ranking orders (rank breaking, calls combined), as battles."""
@@ -306,8 +311,10 @@ class RankingBattle:
             broken = break_rankings(models, [list(self.ranks[0])])
         else:
             broken = consensus_pairs(models, [list(self.ranks[0])], [list(self.ranks[1])])
+        features = dict(self.features or ())
         return [Battle(str(a), str(b), str(w), self.judge, self.prompt_id, self.seed,
-                       self.tags, None, None, self.rationale, self.tstamp)
+                       self.tags, None, None, self.rationale, self.tstamp,
+                       features.get(str(a)), features.get(str(b)))
                 for a, b, w in zip(broken.model_a, broken.model_b, broken.winner)]
 
 

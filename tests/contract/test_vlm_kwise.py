@@ -126,7 +126,8 @@ def test_a_k4_run_logs_rankings_and_agrees_with_the_pairwise_board(server, compo
                  f"judge.vlm.api_key_env={KEY_ENV}", "judge.vlm.backoff_s=0",
                  "judge.vlm.k=4", "+judge.pairs={kind: vlm, " + endpoint + "}",
                  "suite.limit=30", f"store.root={tmp_path / 'store'}", "progress=false",
-                 "ratings.bootstrap_rounds=200", "logger=none", "report.min_battles=1"]
+                 "ratings.bootstrap_rounds=200", "logger=none", "report.min_battles=1",
+                 "ratings.control=[brightness]"]
     start = len(server.requests)
     document = pipeline.run(compose(overrides), tmp_path / "run")
     # per prompt: one group of 4 in two slot orders, and 6 pairs in both orders
@@ -136,6 +137,8 @@ def test_a_k4_run_logs_rankings_and_agrees_with_the_pairwise_board(server, compo
     ranked = [r for r in rows if r["judge"] == "vlm"]
     assert len(ranked) == 30 and all(len(r["models"]) == 4 and len(r["ranks"]) == 2
                                      for r in ranked)
+    # each model's image features ride on its K-wise row (rate/gate --control read them)
+    assert all(set(r["features"]) == set(r["models"]) for r in ranked)
     stats = document["run"]["judge_stats"]["vlm"]["kwise"]
     assert stats["k"] == 4 and len(stats["best_share_by_slot"]) == 4
     k4, k2 = _board(document, "vlm"), _board(document, "pairs")

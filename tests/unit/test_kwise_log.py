@@ -142,3 +142,23 @@ def test_k_with_the_adaptive_schedule_is_refused_before_any_image(tmp_path) -> N
                    cwd=REPO, timeout=300)
     assert proc.returncode == 2 and "adaptive schedule picks pairs" in proc.stderr
     assert not [f for f in (tmp_path / "store").rglob("*") if f.suffix == ".png"]
+
+
+def test_a_rankings_features_become_each_pairs_sides(tmp_path) -> None:
+    """A run with ratings.control writes each model's image features on its K-wise rows;
+    every pair read from the row carries its two sides' features, so `rate --control`
+    and `gate --control` work on a K-wise log."""
+    from autojudge.battles.rankings import expand_rows
+
+    features = {"a": {"contrast": 0.1}, "b": {"contrast": 0.2}, "c": {"contrast": 0.3}}
+    row = {"models": ["a", "b", "c"], "ranks": [1, 2, 3], "prompt_id": "p",
+           "features": features}
+    df = read_battle_log(_write(tmp_path / "b.jsonl", [row, ROWS[0]]))
+    assert "features" not in df.columns
+    got = [(a, b, fa, fb) for a, b, fa, fb in
+           zip(df["model_a"], df["model_b"], df["features_a"], df["features_b"])][:3]
+    assert got == [("a", "b", features["a"], features["b"]),
+                   ("a", "c", features["a"], features["c"]),
+                   ("b", "c", features["b"], features["c"])]
+    assert [r["features_a"] for r in expand_rows([row])] == \
+        [features["a"], features["a"], features["b"]]

@@ -245,3 +245,16 @@ def test_rate_control_leaves_out_battles_without_the_feature_and_says_so(tmp_pat
     assert main([str(path), "--control", "saturation"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "row 6" in err and "features_b.saturation" in err
+
+
+def test_every_feature_left_out_prints_the_notes_not_an_empty_table(capsys) -> None:
+    from autojudge.report.terminal import print_controlled
+
+    controlled = {"judge": "vlm", "note": None, "coefficients": [],
+                  "dropped": {"contrast": "is constant over the images"},
+                  "rows": [{"model": "a", "rating": 1000.0, "ci_low": 950.0, "ci_high": 1050.0,
+                            "rank": 1, "raw_rank": 1, "rank_change": 0, "battles": 10}]}
+    print_controlled(controlled, "95% CI")
+    shown = capsys.readouterr().out
+    assert "what the judge rewards" not in shown
+    assert "feature contrast left out: it is constant" in shown

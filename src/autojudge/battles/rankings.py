@@ -16,7 +16,9 @@ full rank breaking, docs/statistics.md "K-wise rankings"), each with the ranking
 context columns and a `ranking` column naming the source row, so every reader (rate,
 gate, validate, the run's human votes) sees pairs. The pairs of one ranking are
 dependent: a ranking without a prompt_id gets `ranking@<line>` as its prompt_id, so the
-prompt-clustered bootstrap resamples it whole, never pair by pair.
+prompt-clustered bootstrap resamples it whole, never pair by pair. A row's `features`
+(`{model: {name: value}}`, written by a run with `ratings.control`) become each pair's
+`features_a` / `features_b`.
 """
 from __future__ import annotations
 
@@ -107,7 +109,7 @@ def _merge(df: pd.DataFrame, kwise: np.ndarray, broken: Any,
     base = df.drop(columns=list(KWISE))
     source = np.flatnonzero(~kwise)
     if broken is None:
-        return base.reset_index(drop=True), where
+        return base.drop(columns=["features"], errors="ignore").reset_index(drop=True), where
     src = broken.src
     pairs = base.iloc[src].copy()
     for col in ("score_a", "score_b", "rationale"):  # they describe the ranking, not a pair
@@ -115,6 +117,11 @@ def _merge(df: pd.DataFrame, kwise: np.ndarray, broken: Any,
             pairs[col] = None
     pairs["model_a"], pairs["model_b"] = broken.model_a, broken.model_b
     pairs["winner"] = broken.winner
+    if "features" in pairs.columns:  # a K-wise row's per-model features -> each side's
+        by_model = [f if isinstance(f, dict) else {} for f in pairs["features"]]
+        pairs["features_a"] = [f.get(m) for f, m in zip(by_model, broken.model_a)]
+        pairs["features_b"] = [f.get(m) for f, m in zip(by_model, broken.model_b)]
+        pairs = pairs.drop(columns=["features"])
     pairs["ranking"] = [where(int(k)) for k in src]
     no_prompt = (pairs["prompt_id"].map(_missing).to_numpy() if "prompt_id" in pairs.columns
                  else np.ones(len(pairs), dtype=bool))
@@ -122,7 +129,8 @@ def _merge(df: pd.DataFrame, kwise: np.ndarray, broken: Any,
                                   pairs["prompt_id"] if "prompt_id" in pairs.columns
                                   else None)
     order = np.argsort(np.concatenate([source, src]), kind="stable")
-    merged = pd.concat([base.iloc[source], pairs], ignore_index=True).iloc[order]
+    plain = base.drop(columns=["features"], errors="ignore").iloc[source]
+    merged = pd.concat([plain, pairs], ignore_index=True).iloc[order]
     origin = np.concatenate([source, src])[order]
     return merged.reset_index(drop=True), lambda k: where(int(origin[k]))
 
@@ -136,9 +144,12 @@ def expand_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if "models" not in row or "ranks" not in row:
             out.append(row)
             continue
-        context = {k: v for k, v in row.items() if k not in KWISE}
+        context = {k: v for k, v in row.items() if k not in KWISE and k != "features"}
+        features = row.get("features") if isinstance(row.get("features"), dict) else {}
         for a, b, winner in ranking_pairs(row["models"], row["ranks"]):
-            out.append({**context, "model_a": a, "model_b": b, "winner": winner})
+            sides = {"features_a": features[a], "features_b": features[b]} \
+                if a in features and b in features else {}
+            out.append({**context, "model_a": a, "model_b": b, "winner": winner, **sides})
     return out
 
 

@@ -225,7 +225,8 @@ def rate(exp: Experiment, generations: list[Any], judged: Judged
     boards = build_boards(battles, exp.models, board_judges, spec,
                           RunFacts(generations, judged.skipped, applicable))
     agreement = compute_agreement(battles, boards, board_judges, rating_cfg)
-    style, battles = style_stage(exp, battles, generations, board_judges, boards)
+    style, battles, logged = style_stage(exp, battles, generations, board_judges, boards,
+                                         logged)
     run = run_info(rating_cfg, exp.requests, name=settings.name, suite=exp.suite.name,
                    suite_path=exp.suite.source, models=exp.models, judges=list(exp.judges),
                    n_prompts=len(exp.suite.prompts), n_battles=len(battles),
@@ -239,17 +240,17 @@ def rate(exp: Experiment, generations: list[Any], judged: Judged
 
 
 def style_stage(exp: Experiment, battles: list[Any], generations: Sequence[Any],
-                judges: Sequence[str], boards: Sequence[Mapping[str, Any]]
-                ) -> tuple[list[dict[str, Any]], list[Any]]:
-    """`ratings.control`: the controlled boards, and the battles carrying both images'
-    features (so the log rates with `rate --control` and gates with `gate --control`).
-    Nothing is computed when no feature is asked for."""
+                judges: Sequence[str], boards: Sequence[Mapping[str, Any]],
+                logged: list[Any]) -> tuple[list[dict[str, Any]], list[Any], list[Any]]:
+    """`ratings.control`: the controlled boards, and the battles (pairs) and K-wise rows
+    (`logged`) carrying their images' features (so the log rates with `rate --control`
+    and gates with `gate --control`). Nothing is computed when no feature is asked for."""
     from autojudge.stages.style import (image_feature_table, ocr_text_areas,
                                         style_control_boards, with_features)
 
     features = list(exp.settings.ratings.control)
     if not features:
-        return [], battles
+        return [], battles, logged
     areas: dict[str, float] = {}
     for runner in exp.judges.values():
         if getattr(runner.plugin, "kind", None) == "ocr":
@@ -257,7 +258,8 @@ def style_stage(exp: Experiment, battles: list[Any], generations: Sequence[Any],
     table = image_feature_table(generations, exp.store, areas)
     style = style_control_boards(battles, generations, judges, features, exp.store,
                                  exp.rating_cfg, boards, table)
-    return style, with_features(battles, generations, table)
+    return (style, with_features(battles, generations, table),
+            with_features(logged, generations, table))
 
 
 def run(cfg: Any, run_dir: Path) -> dict[str, Any]:

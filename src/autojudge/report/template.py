@@ -166,12 +166,12 @@ TEMPLATE = """<!DOCTYPE html>
       <td>{{ r.rating }}</td><td>{{ r.ci }}</td><td>{{ r.raw_rank }}</td>
       <td>{{ r.change }}</td></tr>{% endfor %}
   </table>
-  <table>
+  {% if b.coefficients %}<table>
     <tr><th class="l">feature</th><th>Elo per sd</th><th>{{ confidence_pct }} CI</th>
       <th>sd</th></tr>
     {% for c in b.coefficients %}<tr><td class="l">{{ c.feature }}</td><td>{{ c.elo }}</td>
       <td>{{ c.ci }}</td><td>{{ c.sd }}</td></tr>{% endfor %}
-  </table>{% endif %}
+  </table>{% endif %}{% endif %}
   {% for d in b.dropped %}<p class="note">left out: {{ d }}</p>{% endfor %}
   {% endfor %}
 </section>{% endif %}

@@ -270,7 +270,7 @@ def controlled_tables(controlled: Mapping[str, Any], level: str) -> list[Table]:
     for c in controlled["coefficients"]:
         rewards.add_row(escape(c["feature"]), f"{c['elo_per_sd']:+.1f}",
                         format_ci(c["ci_low"], c["ci_high"]), f"{c['sd']:.3g}")
-    return [board, rewards]
+    return [board, rewards] if controlled["coefficients"] else [board]  # all left out: notes
 
 
 def rewards_table(style_boards: Sequence[Mapping[str, Any]]) -> Table | None:

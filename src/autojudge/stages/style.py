@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from autojudge.style import FEATURES, PIXEL_FEATURES
-from autojudge.types import Battle, Generation, stable_hash
+from autojudge.types import Battle, Generation, RankingBattle, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,13 @@ def with_features(battles: Sequence[Battle], generations: Sequence[Generation],
 
     out = []
     for b in battles:
+        if isinstance(b, RankingBattle):  # a K-wise row: each model's image
+            shas = [image_of.get((m, b.prompt_id, b.seed)) for m in b.models]
+            if all(sha in table for sha in shas):
+                b = replace(b, features=tuple((m, named(table[sha]))
+                                              for m, sha in zip(b.models, shas)))
+            out.append(b)
+            continue
         sha_a = image_of.get((b.model_a, b.prompt_id, b.seed))
         sha_b = image_of.get((b.model_b, b.prompt_id, b.seed))
         if sha_a in table and sha_b in table:
