@@ -9,13 +9,20 @@ Example:
 """
 from __future__ import annotations
 
+import json
+import threading
 from pathlib import Path
 from typing import Any
 
 from autojudge.errors import AutojudgeError
+from autojudge.runtime.devices import pick_device
 from autojudge.sdk import PointwiseJudge
 
 DTYPES = ("float32", "float16", "bfloat16")
+# loaded models by (judge class, fingerprint, device): two judges on the same weights,
+# or a second run in this process, load them once
+_LOADED: dict[tuple, Any] = {}
+_LOADING = threading.Lock()
 
 
 def file_identity(ref: str) -> Any:
@@ -73,3 +80,28 @@ class CheckpointJudge(PointwiseJudge):
             return split_hub_file(self.config.pretrained)
         except AutojudgeError as exc:
             raise AutojudgeError(f"{self.where}: {exc}") from None
+
+    def weights_file(self) -> str:
+        """The checkpoint as a local path: a hub file is downloaded once into the Hugging
+        Face cache (pinned by `revision`)."""
+        c = self.config
+        if not c.pretrained.startswith("hf-file:"):
+            return str(Path(c.pretrained).expanduser())
+        from huggingface_hub import hf_hub_download
+
+        repo, filename = self._hub_ref()
+        return hf_hub_download(repo, filename, revision=c.revision or None,
+                               cache_dir=c.cache_dir or None)
+
+    def _model(self) -> Any:
+        """The model on this judge's device (`_load(device)`), loaded once per weights."""
+        device = pick_device(self.config.device)
+        key = (type(self).__name__,
+               json.dumps(self.fingerprint(), sort_keys=True, default=str), device)
+        with _LOADING:
+            if key not in _LOADED:
+                _LOADED[key] = self._load(device)
+            return _LOADED[key]
+
+    def _load(self, device: str) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}._load")

@@ -32,16 +32,13 @@ Example (config):
 """
 from __future__ import annotations
 
-import json
 import math
 import re
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from autojudge.errors import AutojudgeError
-from autojudge.runtime.devices import pick_device
 from autojudge.runtime.resources import JUDGES_DIR
 from autojudge.judges.checkpoint import (CheckpointJudge, check_weights_file, file_identity,
                                          offline_error)
@@ -304,8 +301,6 @@ def _backbone(config: Any, ckpt: _Checkpoint, keys: dict[str, str], dtype: Any,
     return model.to(dtype).eval()
 
 
-_MODELS: dict[tuple, _Loaded] = {}
-_LOCK = threading.Lock()
 
 
 def _check_base(c: Any, who: str, key: str) -> None:
@@ -395,24 +390,10 @@ class HPSv3Judge(CheckpointJudge):
     def applies(self, prompt: Prompt) -> bool:
         return bool(prompt.text and prompt.text.strip())
 
-    def _model(self) -> _Loaded:
-        device = pick_device(self.config.device)
-        key = (json.dumps(self.fingerprint(), sort_keys=True, default=str), device)
-        with _LOCK:
-            if key not in _MODELS:
-                _MODELS[key] = self._load(device)
-            return _MODELS[key]
-
     def _load(self, device: str) -> _Loaded:
         c = self.config
         try:
-            weights = c.pretrained
-            if weights.startswith("hf-file:"):
-                from huggingface_hub import hf_hub_download
-
-                repo, filename = self._hub_ref()
-                weights = hf_hub_download(repo, filename, revision=c.revision or None,
-                                          cache_dir=c.cache_dir or None)
+            weights = self.weights_file()
             base = Path(c.base).expanduser()
             if not base.is_dir():
                 from huggingface_hub import snapshot_download

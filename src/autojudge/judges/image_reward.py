@@ -41,13 +41,11 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from autojudge.errors import AutojudgeError
-from autojudge.runtime.devices import pick_device
 from autojudge.runtime.resources import JUDGES_DIR
 from autojudge.judges.checkpoint import (CheckpointJudge, check_weights_file, file_identity,
                                          offline_error)
@@ -221,8 +219,6 @@ class _Loaded:
         return score.cpu().tolist(), reward.cpu().tolist(), counts
 
 
-_MODELS: dict[tuple, _Loaded] = {}
-_LOCK = threading.Lock()
 
 
 def _check(c: Any, who: str, key: str) -> None:
@@ -311,25 +307,10 @@ class ImageRewardJudge(CheckpointJudge):
     def applies(self, prompt: Prompt) -> bool:
         return bool(prompt.text and prompt.text.strip())
 
-    def _model(self) -> _Loaded:
-        c = self.config
-        device = pick_device(c.device)
-        key = (json.dumps(self.fingerprint(), sort_keys=True, default=str), device)
-        with _LOCK:
-            if key not in _MODELS:
-                _MODELS[key] = self._load(device)
-            return _MODELS[key]
-
     def _load(self, device: str) -> _Loaded:
         c = self.config
-        weights = c.pretrained
         try:
-            if weights.startswith("hf-file:"):
-                from huggingface_hub import hf_hub_download
-
-                repo, filename = self._hub_ref()
-                weights = hf_hub_download(repo, filename, revision=c.revision or None,
-                                          cache_dir=c.cache_dir or None)
+            weights = self.weights_file()
             tokenizer = str(Path(c.tokenizer).expanduser()) \
                 if Path(c.tokenizer).expanduser().is_dir() else c.tokenizer
             return _Loaded(str(Path(weights).expanduser()), tokenizer, c.cache_dir,

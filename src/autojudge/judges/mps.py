@@ -37,7 +37,6 @@ Example (config):
 """
 from __future__ import annotations
 
-import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -45,7 +44,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from autojudge.errors import AutojudgeError
-from autojudge.runtime.devices import pick_device
 from autojudge.runtime.resources import JUDGES_DIR
 from autojudge.judges.checkpoint import (CheckpointJudge, check_weights_file, file_identity,
                                          offline_error)
@@ -228,7 +226,6 @@ class _Loaded:
         return scale * cosine, cosine, count, int(keep.sum())
 
 
-_MODELS: dict[tuple, _Loaded] = {}
 _LOCK = threading.Lock()
 
 
@@ -327,24 +324,10 @@ class MPSJudge(CheckpointJudge):
     def applies(self, prompt: Prompt) -> bool:
         return bool(prompt.text and prompt.text.strip())
 
-    def _model(self) -> _Loaded:
-        key = (json.dumps(self.fingerprint(), sort_keys=True, default=str),
-               pick_device(self.config.device))
-        with _LOCK:
-            if key not in _MODELS:
-                _MODELS[key] = self._load(key[1])
-            return _MODELS[key]
-
     def _load(self, device: str) -> _Loaded:
         c = self.config
         try:
-            weights = c.pretrained
-            if weights.startswith("hf-file:"):
-                from huggingface_hub import hf_hub_download
-
-                repo, filename = self._hub_ref()
-                weights = hf_hub_download(repo, filename, revision=c.revision or None,
-                                          cache_dir=c.cache_dir or None)
+            weights = self.weights_file()
             folder = Path(c.processor).expanduser()
             processor = str(folder) if folder.is_dir() else c.processor
             return _Loaded(str(Path(weights).expanduser()), processor, c.cache_dir, c.dtype,
