@@ -109,7 +109,7 @@ def main() -> None:
                    help="sizes also rated by the pre-issue code (it is slow)")
     p.add_argument("--skip-pairwise", action="store_true",
                    help="leave out the pairwise order of separated models (the step that "
-                        "does not scale yet) to time the others")
+                        "grows fastest) to time the others")
     args = p.parse_args()
     from autojudge.ratings.boards import RatingConfig, rate_encoded
     import rating_reference
@@ -119,8 +119,8 @@ def main() -> None:
         args.old = []
     elif args.old:
         rating_reference.load()
-    from rating_reference.boards import RatingConfig as OldConfig
-    from rating_reference.boards import rate_encoded as old_rate_encoded
+        from rating_reference.boards import RatingConfig as OldConfig
+        from rating_reference.boards import rate_encoded as old_rate_encoded
 
     print(f"{'models':>7} {'battles':>8} {'graph':>7} {'fit':>7} {'boot':>7} {'interv':>7} "
           f"{'pairs':>7} {'new s':>8} {'old s':>8} {'ratio':>6} same")

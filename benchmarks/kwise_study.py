@@ -22,7 +22,6 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +35,7 @@ from autojudge.ratings.bradley_terry import (ELO_PER_NAT, aggregate_matchups,  #
                                              Battles, fit_strengths, winner_to_score)
 from autojudge.ratings.rankings import (break_rankings, consensus_pairs,  # noqa: E402
                                         fit_plackett_luce, simulate_rankings)
-# The pairwise scheduler's model of CI variance, reused to pick groups of K.
-from autojudge.ratings.scheduling import (AdaptiveScheduler, ScheduleConfig,  # noqa: E402
-                                          _inflation, _information)
+from autojudge.ratings.scheduling import AdaptiveScheduler, ScheduleConfig  # noqa: E402
 from autojudge.ratings.simulate import all_pairs  # noqa: E402
 
 
@@ -87,60 +84,17 @@ def judge_battles(rng: np.random.Generator, pool: Pool, groups: np.ndarray,
             winner_to_score(b.winner), b.clusters.astype(np.int64))
 
 
-class GroupPicker:
-    """The adaptive scheduler's rule for groups of K: with the BT information H of the
-    pairs so far, pick the group whose broken pairs (as if independent) most lower
-    sum_k var_k^(focus + 1) of the predicted CI variances, update H, repeat; the prompt
-    is the one that has seen the fewest battles of the group's models."""
-
-    def __init__(self, n_models: int, k: int, n_prompts: int, seed: int,
-                 focus: float = 4.0, prior: float = 0.1):
-        self.m, self.focus, self.prior = n_models, focus, prior
-        self.groups = np.array(list(combinations(range(n_models), k)), dtype=np.int64)
-        self.load = np.zeros((n_prompts, n_models))
-        self.rng = np.random.default_rng(seed)
-
-    def pick(self, s: np.ndarray, mu, widths: np.ndarray, n: int
-             ) -> tuple[np.ndarray, np.ndarray]:
-        m = self.m
-        h = _information(s, mu, m, self.prior)
-        centre = np.eye(m) - 1.0 / m
-        infl = _inflation(widths, np.diag(centre @ np.linalg.inv(h) @ centre))
-        focus = self.focus if len(mu.i) else 0.0
-        add = np.zeros((len(self.groups), m, m))
-        for a, b in combinations(range(self.groups.shape[1]), 2):
-            i, j = self.groups[:, a], self.groups[:, b]
-            w = expit(s[i] - s[j]) * (1 - expit(s[i] - s[j]))
-            rows = np.arange(len(self.groups))
-            for x, y, sign in ((i, i, 1), (j, j, 1), (i, j, -1), (j, i, -1)):
-                add[rows, x, y] += sign * w
-        picked, prompts = [], []
-        for _ in range(n):
-            sig = np.linalg.inv(h[None] + add)
-            var = infl * np.einsum("ij,gjk,ki->gi", centre, sig, centre)
-            best = int(np.argmin(((var / var.max()) ** (focus + 1)).sum(axis=1)))
-            h = h + add[best]
-            g = self.groups[best]
-            load = self.load[:, g].sum(axis=1) + 1e-3 * self.rng.random(len(self.load))
-            p = int(np.argmin(load))
-            self.load[p, g] += 1
-            picked.append(g)
-            prompts.append(p)
-        return np.array(picked), np.array(prompts, dtype=np.int64)
-
-
 def _curve(pool: Pool, k: int, judge: Judge, *, batch: int, max_calls: int, rounds: int,
            seed: int) -> list[tuple[int, float, float, float]]:
     """(calls, mean CI width, Spearman with the truth, slope of the fitted ratings on the
-    true ones) after each batch until `max_calls` are spent. K = 2 is today's adaptive
-    scheduler; K > 2 the group picker. Widths are the scheduler's in-loop bootstrap
+    true ones) after each batch until `max_calls` are spent. K = 2 is the adaptive
+    scheduler's pairs, K > 2 its groups (`next_groups`). Widths are the scheduler's in-loop bootstrap
     (prompt-clustered, `rounds` rounds) for every K."""
     m, n_prompts = len(pool.ratings), len(pool.offsets)
     rng = np.random.default_rng(seed)
     cfg = ScheduleConfig(target_ci_width=1e-3, batch=batch, bootstrap_rounds=rounds,
                          seed=seed)
     sched = AdaptiveScheduler(m, n_prompts, 1, cfg)
-    picker = GroupPicker(m, k, n_prompts, seed) if k > 2 else None
     pairs = all_pairs(m)
     data = [np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)]
     out, calls = [], 0
@@ -152,18 +106,15 @@ def _curve(pool: Pool, k: int, judge: Judge, *, batch: int, max_calls: int, roun
                         float(spearmanr(status.ratings, pool.ratings)[0]), float(slope)))
             if calls >= max_calls:
                 return out
-        if picker is None:
+        if k == 2:
             picks = sched.next_batch(status)
             groups = pairs[[p for _, p in picks]]
-            prompts = np.array([r for r, _ in picks], dtype=np.int64)
-        else:
-            mu = aggregate_matchups(Battles(tuple(range(m)), *data[:3]))[0]
-            s = fit_strengths(mu.i, mu.j, mu.eff_i, mu.eff_j, m, cfg.prior)
-            groups, prompts = picker.pick(s, mu, status.ci_width, batch)
+        else:  # the production rule for groups (AdaptiveScheduler.next_groups)
+            picks = sched.next_groups(status, k)
+            groups = np.array([g for _, g in picks], dtype=np.int64)
+        prompts = np.array([r for r, _ in picks], dtype=np.int64)
         new = judge_battles(rng, pool, groups, prompts, judge)
         data = [np.concatenate([d, x]) for d, x in zip(data, new)]
-        if picker is not None:  # next_batch counts its own picks
-            sched.scheduled += len(groups)
         calls += judge.calls * len(groups)
 
 

@@ -29,6 +29,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from autojudge.testing.fake_openai import send_json
+
 
 def _brightness(data_url: str) -> float:
     from PIL import Image
@@ -180,17 +182,4 @@ class ScriptedVLM:
         self._send(handler, status, {"error": {"message": message, "type": "test",
                                                "code": status}}, headers)
 
-    @staticmethod
-    def _send(handler: BaseHTTPRequestHandler, status: int, payload: dict[str, Any],
-              headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        try:
-            handler.send_response(status)
-            handler.send_header("content-type", "application/json")
-            handler.send_header("content-length", str(len(data)))
-            for k, v in (headers or {}).items():
-                handler.send_header(k, v)
-            handler.end_headers()
-            handler.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):  # client timed out and left
-            pass
+    _send = staticmethod(send_json)  # the shipped fake server's reply

@@ -16,8 +16,6 @@ from omegaconf import DictConfig
 from autojudge.experiment.schema import CONF_DIR, register_configs
 from autojudge.runtime.resources import missing as missing_resources
 
-register_configs()
-
 
 #: exit codes (README, "Running experiments"): 0 answered (failures reported), 1 the
 #: release gate found a regression, 2 refused before any work, 3 ran but nothing was
@@ -31,6 +29,8 @@ _ANSWERED: list[bool] = []
 # the run folder of each job this process started: a Ctrl-C after one started (between a
 # sweep's jobs, as Hydra ends a job) has finished work to resume
 _STARTED: list[Path] = []
+# a W&B child started before Hydra composed (`_warm_up_wandb`), for the run to take
+_WANDB: list[Any] = []
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -71,7 +71,8 @@ def _run(cfg: DictConfig, run_dir: Path) -> float | None:
     settings = typed_settings(pipeline.plain_config(cfg))  # what every check below reads
     _check_logger(settings.logger)
     _check_sweeper(settings.sweep)
-    document = pipeline.run(cfg, run_dir)
+    document = pipeline.run(cfg, run_dir, _WANDB.pop()) if _WANDB else \
+        pipeline.run(cfg, run_dir)
     print_report(document, str(run_dir), settings.ratings.confidence,
                  settings.report.terminal_tags)
     problem = pipeline.no_answer(document)
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     `autojudge run ...`."""
     from autojudge.cli.commands import run_command, split_command, unknown_command
 
+    register_configs()  # here, not at import: W&B's child process imports this module
     args = sys.argv[1:] if argv is None else list(argv)
     command, rest = split_command(args)
     if command is not None and command.name != "run":
@@ -202,11 +204,29 @@ def _main(args: list[str]) -> None:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(EXIT_REFUSED)
-    _experiment()
+    try:
+        _warm_up_wandb(args)
+        _experiment()
+    finally:
+        while _WANDB:  # a run that ended before it logged: stop the child
+            _WANDB.pop().close()
     if _ANSWERED and not any(_ANSWERED):  # a sweep (one run exited already): none answered
         print(f"error: ran, but no answer: none of the {len(_ANSWERED)} jobs could rate a "
               "model (each job's line above says why)", file=sys.stderr)
         sys.exit(EXIT_NO_ANSWER)
+
+
+def _warm_up_wandb(args: list[str]) -> None:
+    """One run that may log to W&B: start loading wandb in a child process now, while
+    Hydra composes and the run works (report.wandb_session); the run binds or stops it."""
+    import os
+
+    if any(a.startswith("-") for a in args) or "logger=none" in args or \
+            os.environ.get("WANDB_MODE") == "disabled":
+        return
+    from autojudge.report.wandb_session import WandbSession
+
+    _WANDB.append(WandbSession())
 
 
 def _register_plugin_schemas() -> str | None:
@@ -227,7 +247,7 @@ def _check_run_dir_can_be_made(args: list[str]) -> str | None:
     existed already, so that a refusal never removes a folder it did not make)."""
     import os
 
-    from autojudge.experiment.schema import planned_run_dir, run_dir_problem
+    from autojudge.experiment.run_dir import planned_run_dir, run_dir_problem
 
     planned = planned_run_dir(args)
     if planned is None:

@@ -330,3 +330,25 @@ def _wait(condition, timeout: float = 20.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.05)
+
+
+def test_adaptive_sampling_steers_groups(make_client) -> None:
+    """`--sampling adaptive --k 4`: each refit's scheduler picks groups of 4 (grown
+    around the widest CI) on the ranking votes so far; the next group a session gets is
+    the first pick it has not seen."""
+    client = make_client(k=4, sampling="adaptive")
+    arena = client.app.state.arena
+    for _ in range(6):
+        g = group(client)
+        assert cast(client, g, order=preferred(shown(client, g))).status_code == 200
+    _wait(lambda: arena.live.refit_n_votes == 6 and len(arena.kwise.sampler.queue) > 0)
+    queued = list(arena.kwise.sampler.queue)
+    assert all(len(models) == 4 and set(models) <= set(FIVE) for _, _, models in queued)
+    sid = arena.tokens.keys.session_id(client.cookies.get("aj_session"))
+    seen = {arena.kwise.sampler.groups[g].request
+            for g in arena.tokens.session(sid).seen_groups}
+    fresh = [q for q in queued
+             if arena.kwise.sampler.index[(q[0], q[1])] not in seen] or queued
+    g = group(client)
+    assert sorted(shown(client, g)) == sorted(fresh[0][2])
+    assert arena.sampler.queue == type(arena.sampler.queue)()  # pairs are not steered

@@ -84,6 +84,9 @@ def test_groups_and_slot_orders_are_drawn_from_the_prompt_not_the_config() -> No
     first, second = slot_orders("p1", 0, ["a", "b", "c", "d"])
     assert sorted(first) == [0, 1, 2, 3]
     assert all(f != s for f, s in zip(first, second))  # every image changes slot
+    where = [{m: slot for slot, m in enumerate(order)} for order in (first, second)]
+    assert all((where[0][a] < where[0][b]) != (where[1][a] < where[1][b])
+               for a in range(4) for b in range(a + 1, 4))  # and every pair flips
 
 
 def test_the_runner_asks_two_orders_caches_and_reports_slot_bias(server, tmp_path) -> None:
@@ -96,10 +99,10 @@ def test_the_runner_asks_two_orders_caches_and_reports_slot_bias(server, tmp_pat
     (result,) = kwise.rank(groups)
     assert len(server.requests) - start == 2  # both slot orders, one plugin call
     first, second = result.ranks
-    assert first == (1, 2, 3, 4) and second == (3, 4, 1, 2)  # always slot 1 in both calls
+    assert first == (1, 2, 3, 4) and second == (4, 3, 2, 1)  # always slot 1 in both calls
     summary = kwise.summary()
     assert summary["best_share_by_slot"] == [1.0, 0.0, 0.0, 0.0]
-    assert summary["reorder_flip_rate"] > 0.5
+    assert summary["reorder_flip_rate"] == 1.0  # reversed: no pair keeps its order
     again = KwiseRunner(runner, 4).rank(groups)
     assert len(server.requests) - start == 2 and again[0].ranks == result.ranks  # the store
 
@@ -154,6 +157,43 @@ def test_a_k4_run_logs_rankings_and_agrees_with_the_pairwise_board(server, compo
 
     assert main([str(tmp_path / "run" / "battles.jsonl"), "--judge", "vlm",
                  "--bootstrap", "200"]) == 0
+
+
+@pytest.mark.slow
+def test_the_adaptive_schedule_picks_groups_of_k(server, compose, tmp_path) -> None:
+    """`battles.schedule=adaptive` with k = 4 over 5 models: the scheduler picks groups
+    of 4 (a battle is one ranking, so the budget counts rankings), never asks a pair
+    twice on one prompt, logs rankings, records why it stopped; a re-run asks nothing."""
+    from autojudge.experiment import pipeline
+
+    overrides = ["model=[blank,noise]", "+model.light={kind: blank, color: '#b0b0b0'}",
+                 "+model.dark={kind: blank, color: '#303030'}",
+                 "+model.mid={kind: blank, color: '#707070'}", "judge=[vlm]",
+                 f"judge.vlm.base_url={server.base_url}", "judge.vlm.model=noisy-brighter",
+                 f"judge.vlm.api_key_env={KEY_ENV}", "judge.vlm.backoff_s=0", "judge.vlm.k=4",
+                 "battles.schedule=adaptive", "battles.batch=6", "battles.max_battles=24",
+                 "battles.bootstrap_rounds=30", "suite.limit=30",
+                 f"store.root={tmp_path / 'store'}", "progress=false", "logger=none",
+                 "ratings.bootstrap_rounds=100", "report.html=false"]
+    start = len(server.requests)
+    document = pipeline.run(compose(overrides), tmp_path / "run")
+    assert len(server.requests) - start == 24 * 2  # two slot orders per ranking
+    schedule = document["run"]["schedules"]["vlm"]
+    assert schedule["k"] == 4 and schedule["stop_reason"] == "max_battles"
+    assert schedule["n_scheduled"] == schedule["n_battles"] == 24
+    rows = [json.loads(line) for line in (tmp_path / "run" / "battles.jsonl").read_text()
+            .splitlines()]
+    assert len(rows) == 24 and all(len(r["models"]) == 4 for r in rows)
+    pairs = [(r["prompt_id"], r["seed"], *sorted((a, b))) for r in rows
+             for i, a in enumerate(r["models"]) for b in r["models"][i + 1:]]
+    assert len(pairs) == len(set(pairs))
+    assert {m for r in rows[:6] for m in r["models"]} == {"blank", "noise", "light",
+                                                           "dark", "mid"}
+    assert document["run"]["judge_stats"]["vlm"]["kwise"]["ranking_calls_with_one_best"] \
+        == 48
+    again = len(server.requests)
+    pipeline.run(compose(overrides), tmp_path / "run2")
+    assert len(server.requests) == again  # the same groups, from the store
 
 
 class Misbehaving:

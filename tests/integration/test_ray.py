@@ -265,3 +265,32 @@ def test_every_worker_dead_is_one_line(cluster) -> None:
                 os.kill(pool.pids()[0], signal.SIGKILL)
     finally:
         pool.shutdown()
+
+
+def test_kwise_rankings_on_ray_match_local(cluster, tmp_path) -> None:
+    """judge.vlm.k=3 with executor=ray: the rankings (both slot orders) go to the judge's
+    worker pool and the run logs the same rankings and boards as executor=local, with
+    the same number of requests to the endpoint."""
+    from vlm_server import ScriptedVLM
+
+    def args(store: Path, executor: str) -> list[str]:
+        return [f"store.root={store}", "model=[blank]", "suite.limit=4",
+                "+model.light={kind: blank, color: '#b0b0b0', width: 64, height: 64}",
+                "+model.dark={kind: blank, color: '#303030', width: 64, height: 64}",
+                "+model.mid={kind: blank, color: '#707070', width: 64, height: 64}",
+                "model.blank={width: 64, height: 64}", "judge=[vlm]",
+                f"judge.vlm.base_url={server.base_url}", "judge.vlm.model=prefer-brighter",
+                "judge.vlm.api_key_env=", "judge.vlm.backoff_s=0", "judge.vlm.k=3",
+                "ratings.bootstrap_rounds=50", "logger=none", "progress=false",
+                f"executor={executor}"]
+
+    with ScriptedVLM() as server:
+        run_here(args(tmp_path / "local_store", "local"), tmp_path / "local")
+        asked = len(server.requests)
+        doc = run_here(args(tmp_path / "ray_store", "ray"), tmp_path / "ray")
+        assert len(server.requests) == 2 * asked
+    assert comparable(tmp_path / "ray") == comparable(tmp_path / "local")
+    rows = [json.loads(line) for line in (tmp_path / "ray" / "battles.jsonl").read_text()
+            .splitlines()]
+    assert len(rows) == 4 * 2 and all(len(r["models"]) == 3 for r in rows)  # 4 models, k 3
+    assert doc["run"]["judge_stats"]["vlm"]["kwise"]["k"] == 3

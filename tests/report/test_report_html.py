@@ -186,3 +186,36 @@ def test_win_matrix_rows_and_columns_are_best_rated_first(handmade_run: Path,
         assert [ratings[m] for m in rated] == sorted(ratings[m] for m in rated)[::-1]
         assert drawn[board["judge"]][:len(rated)] == rated  # unrated ones last
     assert drawn
+
+
+def test_a_rebuilt_report_draws_nothing_and_is_the_same_page(handmade_run: Path,
+                                                             monkeypatch) -> None:
+    """Charts and thumbnails are kept in the store's renders by their inputs: a second
+    build draws and encodes nothing and writes the same page and plots; a board whose
+    numbers changed is drawn anew; without the store everything is drawn as before."""
+    import autojudge.report.html as page_module
+
+    first = build_report(handmade_run).read_text()
+    plots = {p.name: p.read_bytes() for p in (handmade_run / "plots").glob("*.png")}
+    drawn: list = []
+    real_png, real_thumb = figures.png_bytes, page_module.thumbnail_jpeg
+    monkeypatch.setattr(figures, "png_bytes", lambda fig: drawn.append(fig) or real_png(fig))
+    monkeypatch.setattr(page_module, "thumbnail_jpeg",
+                        lambda *a: drawn.append(a) or real_thumb(*a))
+    assert build_report(handmade_run).read_text() == first and drawn == []
+    assert {p.name: p.read_bytes() for p in (handmade_run / "plots").glob("*.png")} == plots
+    document = json.loads((handmade_run / "leaderboard.json").read_text())
+    board = next(b for b in document["boards"] if b["judge"] == "fake" and b["tag"] is None)
+    rated = next(r for r in board["models"] if r["rating"] is not None)
+    rated["rating"] += 7.0
+    (handmade_run / "leaderboard.json").write_text(json.dumps(document))
+    build_report(handmade_run)
+    # the charts that show that rating: its leaderboard and its rating vs latency and
+    # vs cost; no thumbnail, no other board's chart
+    assert len(drawn) == 3 and all(hasattr(fig, "savefig") for fig in drawn)
+    store = next(Path(p) for p in [document["run"].get("store")] if p)
+    for file in store.glob("index.sqlite*"):
+        file.unlink()
+    drawn.clear()
+    build_report(handmade_run)
+    assert len(drawn) >= len(plots)  # no store: every chart and thumbnail drawn again

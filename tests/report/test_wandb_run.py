@@ -114,3 +114,26 @@ def test_secrets_are_redacted_at_any_depth_in_config_json_and_wandb(handmade_run
     for leaked in (secret.encode(), b"tok-123456", b"hunter2", b"pw123"):
         assert leaked not in raw
     assert b"OPENAI_API_KEY" in raw  # a variable's name is not a secret
+
+
+def test_a_wandb_session_logs_from_its_child_or_makes_no_run(handmade_run: Path) -> None:
+    """W&B loads in a child process while a run works: logging through it makes the W&B
+    run (and says how long the child took); a session closed before logging (the run
+    failed) or bound to logger=none makes none."""
+    from autojudge.report.wandb_session import WandbSession
+
+    document = json.loads((handmade_run / "leaderboard.json").read_text())
+    config = json.loads((handmade_run / "config.json").read_text())
+    stopped = WandbSession()
+    stopped.bind({"kind": "wandb", "mode": "offline"}, handmade_run)
+    stopped.close()
+    off = WandbSession({"kind": "none"}, handmade_run)
+    assert off.proc is None and off.log(config, document) is None
+    assert _runs(handmade_run) == []
+    session = WandbSession({"kind": "wandb", "mode": "offline", "max_images": 2}, handmade_run)
+    assert session.proc is not None
+    logged = session.log(config, document)
+    assert session.proc is None and set(session.timing) == {"warm-up", "set-up", "logging"}
+    (run,) = _runs(handmade_run)
+    assert Path(logged).resolve().is_relative_to(run.resolve())
+    assert records(run_file(run))  # the child wrote the run's records

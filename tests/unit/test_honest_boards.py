@@ -5,6 +5,7 @@ battles; one model; all ties; ratings inside their CI (a hypothesis property).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -177,3 +178,33 @@ def test_separated_strength_follows_lambert_w_as_documented() -> None:
         assert abs(gap * (1 + math.exp(gap)) / (n * m / 0.1) - 1) < 1e-6
         assert abs(gap / float(lambertw(n * m / 0.1).real) - 1) < 0.01
         assert abs(s[0] - s.mean() + (m - 1) / m * gap) < 1e-6
+
+
+def test_a_board_rated_before_is_read_back_not_rated_again(tmp_path, monkeypatch) -> None:
+    """With a store, each board's ratings are kept by their battles, settings and the
+    rating code: the same battles give the same boards without rating anything; one
+    changed verdict rates again only the boards that hold it."""
+    import autojudge.ratings as ratings
+    from autojudge.store.index import Store
+
+    def tag(k: int) -> tuple[str, ...]:
+        return ("t",) if k < 6 else ("u",)
+
+    battles = [Battle("x", "y", "model_a" if k % 3 else "model_b", "ocr", f"p{k}", 0,
+                      tag(k)) for k in range(12)] + \
+        [Battle("y", "z", "model_a", "ocr", f"p{k}", 0, tag(k)) for k in range(12)]
+    calls: list = []
+    real = ratings.rate_battles
+    monkeypatch.setattr(ratings, "rate_battles", lambda *a, **k: calls.append(1) or real(*a, **k))
+    spec = BoardSpec(RatingConfig(bootstrap_rounds=50), per_tag_min_prompts=1)
+    with Store(tmp_path / "store") as store:
+        cached = dataclasses.replace(spec, store=store)
+        first = build_boards(battles, ["x", "y", "z"], ["ocr"], cached)
+        # ocr and all (one judge: the same battles), each whole, tag t and tag u
+        assert len(first) == 6 and len(calls) == 3
+        assert build_boards(battles, ["x", "y", "z"], ["ocr"], cached) == first
+        assert len(calls) == 3  # nothing rated again
+        battles[0] = Battle("x", "y", "model_a", "ocr", "p0", 0, tag(0))  # was model_b
+        changed = build_boards(battles, ["x", "y", "z"], ["ocr"], cached)
+        assert len(calls) == 5 and changed != first  # the whole-suite and tag t boards
+    assert build_boards(battles, ["x", "y", "z"], ["ocr"], spec) == changed  # no store

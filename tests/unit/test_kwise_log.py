@@ -133,17 +133,6 @@ def test_a_bad_k_is_refused_before_any_image(tmp_path, override, words) -> None:
     assert not [f for f in (tmp_path / "store").rglob("*") if f.suffix == ".png"]
 
 
-def test_k_with_the_adaptive_schedule_is_refused_before_any_image(tmp_path) -> None:
-    from helpers import REPO, run_cli
-
-    proc = run_cli(["autojudge", "judge=[vlm]", "judge.vlm.k=4", "judge.vlm.api_key_env=",
-                    "judge.vlm.base_url=http://127.0.0.1:9/v1", "battles.schedule=adaptive",
-                    f"store.root={tmp_path / 'store'}", f"hydra.run.dir={tmp_path / 'run'}"],
-                   cwd=REPO, timeout=300)
-    assert proc.returncode == 2 and "adaptive schedule picks pairs" in proc.stderr
-    assert not [f for f in (tmp_path / "store").rglob("*") if f.suffix == ".png"]
-
-
 def test_a_rankings_features_become_each_pairs_sides(tmp_path) -> None:
     """A run with ratings.control writes each model's image features on its K-wise rows;
     every pair read from the row carries its two sides' features, so `rate --control`

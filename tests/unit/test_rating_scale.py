@@ -73,3 +73,55 @@ def test_sparse_newton_fits_as_the_dense_one(monkeypatch: pytest.MonkeyPatch) ->
     dense_boot = bootstrap_strengths(battles, clusters, rounds=4, seed=1, start=dense_fit)
     np.testing.assert_allclose(sparse_fit, dense_fit, atol=1e-9)
     np.testing.assert_allclose(sparse_boot, dense_boot, atol=1e-9)
+
+
+def test_pairwise_order_as_one_profile_fit_per_pair(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The pairwise order decides most pairs from the core's two-sided deviance bounds
+    # and the rest on each pair's chain sub-problem (dense Newton steps for small ones,
+    # preconditioned conjugate gradients for large ones: both are tried here); the rule
+    # itself is one profile fit of the whole component per pair: D(max(0, est - 32))
+    # above the cut-off.
+    import autojudge.ratings.pair_exact as px
+    import autojudge.ratings.pairwise as pw
+    from autojudge.ratings.bradley_terry import aggregate_matchups, fit_strengths
+    from autojudge.ratings.intervals import _Likelihood
+    from autojudge.ratings.profile import z_value
+
+    battles, clusters = sparse_log(70, per=4, seed=11)
+    mu, _ = aggregate_matchups(battles)
+    graph = battle_graph(battles, mu)
+    strengths = fit_strengths(mu.i, mu.j, mu.eff_i, mu.eff_j, battles.n_models)
+    members = graph.members(0)
+    cut = z_value(0.95) ** 2
+    is_open = np.ones(len(members), dtype=bool)
+    used = {"bounds": 0, "chain": 0}
+    bounds, chain = pw.deviance_bounds, pw.chain_deviance
+
+    def counted_bounds(*args, **kwargs):  # type: ignore[no-untyped-def]
+        low, high = bounds(*args, **kwargs)
+        used["bounds"] += int(((low > cut) | (high < cut)).sum())
+        return low, high
+
+    def counted_chain(*args, **kwargs):  # type: ignore[no-untyped-def]
+        used["chain"] += 1
+        return chain(*args, **kwargs)
+
+    monkeypatch.setattr(pw, "deviance_bounds", counted_bounds)
+    monkeypatch.setattr(pw, "chain_deviance", counted_chain)
+    likelihood = _Likelihood(battles, clusters, strengths, 0.95)
+    got = pw.pairwise_bounded_above(graph, members, is_open, is_open, likelihood, cut)
+    assert used["bounds"] > 0 and used["chain"] > 0
+    monkeypatch.setattr(px, "_DENSE_MAX", 0)
+    by_cg = pw.pairwise_bounded_above(graph, members, is_open, is_open, likelihood, cut)
+
+    s_hat = likelihood.fit(members)
+    rows, cols = pw._candidates(graph, members, is_open, is_open, s_hat)
+    want = np.zeros_like(got)
+    for j, k in zip(rows, cols, strict=True):
+        contrast = np.zeros(len(members))
+        contrast[j], contrast[k] = 1.0, -1.0
+        value = max(0.0, float(s_hat[j] - s_hat[k]) - 32.0)
+        want[j, k] = likelihood.profile(members, contrast).deviance(value) > cut
+    assert (got == want).all()
+    assert (by_cg == want).all()
+    assert 0 < want.sum() < len(rows)

@@ -104,3 +104,72 @@ def test_adaptive_saves_battles_without_prompt_effects() -> None:
     assert all(r == ("target_ci_width", "target_ci_width") for r in res["reasons"])
     assert res["ratio"] <= 0.78, res
 
+
+
+def _groups_run(ratings, k, n_prompts, cfg, seed=0):
+    """Adaptive K-wise scheduling against simulated full orders (one call each)."""
+    from autojudge.ratings.rankings import break_rankings, simulate_rankings
+    from autojudge.ratings.bradley_terry import winner_to_score
+
+    rng = np.random.default_rng(seed)
+    sched = AdaptiveScheduler(len(ratings), n_prompts, 1, cfg)
+    data = [[], [], [], []]
+    picked = []
+    while True:
+        picks, status = sched.step(*(np.array(x, dtype=float if i == 2 else np.int64)
+                                     for i, x in enumerate(data)), k=k)
+        if not picks:
+            return status, picked, sched
+        picked.extend(picks)
+        groups = [list(g) for _, g in picks]
+        ranks = simulate_rankings(rng, ratings, np.array(groups))
+        names = [[str(m) for m in g] for g in groups]
+        b = break_rankings(names, ranks, clusters=[r for r, _ in picks])
+        for a, bb, w, c in zip(b.model_a, b.model_b, winner_to_score(b.winner), b.clusters):
+            for col, v in zip(data, (int(a), int(bb), w, c)):
+                col.append(v)
+
+
+def test_groups_of_k_never_repeat_a_pair_on_a_request_and_stop_by_the_same_rule() -> None:
+    """With more models than k every group has k models, no (request, pair) is judged
+    twice, every model is in the first batch, the budget counts rankings, and the
+    target stops it as for pairs."""
+    cfg = ScheduleConfig(target_ci_width=1, batch=6, max_battles=30, bootstrap_rounds=20)
+    status, picked, sched = _groups_run(np.linspace(900, 1100, 7), 4, 40, cfg)
+    assert status.reason == "max_battles" and sched.scheduled == len(picked) == 30
+    assert all(len(g) == 4 and len(set(g)) == 4 for _, g in picked)
+    seen = [(r, a, b) for r, g in picked for i, a in enumerate(g) for b in g[i + 1:]]
+    assert len(seen) == len(set(seen))
+    assert {m for _, g in picked[:6] for m in g} == set(range(7))
+    cfg = ScheduleConfig(target_ci_width=220, batch=8, bootstrap_rounds=40)
+    status, picked, _ = _groups_run([1000, 1040, 1100, 1180], 4, 300, cfg, seed=3)
+    assert status.reason == "target_ci_width" and status.max_ci_width <= 220
+    assert all(g == (0, 1, 2, 3) for _, g in picked)  # few models: every group is all
+    assert len({r for r, _ in picked}) == len(picked)  # one ranking per request
+
+
+@pytest.mark.parametrize("m", [8, 26])  # every group of 3 scored; too many: grown
+def test_groups_aim_at_the_widest_ci(m: int) -> None:
+    """A model with few battles (the widest CI) is in the next group, whether every
+    group of k is scored (8 models, k = 3: 56 groups) or the group is grown around it
+    (26 models, k = 4: 14,950 groups, over the scoring limit)."""
+    sched = AdaptiveScheduler(m, 60, 1, ScheduleConfig(batch=1, bootstrap_rounds=40))
+    rng = np.random.default_rng(0)
+    ia, ib = rng.integers(0, m - 1, 400), rng.integers(0, m - 1, 400)
+    keep = ia != ib
+    ia, ib = ia[keep], ib[keep]
+    ia = np.append(ia, [m - 1, 0])
+    ib = np.append(ib, [0, m - 1])
+    score = (rng.random(len(ia)) < 0.5).astype(float)
+    prompts = rng.integers(0, 60, len(ia))
+    k = 3 if m == 8 else 4
+    picks, status = sched.step(ia, ib, score, prompts, k=k)
+    assert int(np.argmax(status.ci_width)) == m - 1
+    (_, group), = picks
+    assert m - 1 in group and len(group) == k
+
+
+def test_exhausted_groups_end_the_schedule() -> None:
+    cfg = ScheduleConfig(target_ci_width=1, batch=5, bootstrap_rounds=20)
+    status, picked, _ = _groups_run([1000, 1000, 1000], 4, 6, cfg)
+    assert status.reason == "exhausted" and len(picked) == 6

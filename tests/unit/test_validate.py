@@ -86,3 +86,52 @@ def test_cli_prints_json(tmp_path):
     assert json.loads(out.read_text()) == document
     bad = run_cli(["autojudge.validate", "judge=[nope]"], timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_k_wise_groups_hold_the_pairs_images_and_distinct_worse_ones():
+    import yaml
+
+    from autojudge.experiment.validation import CASES, build_pairs
+    from autojudge.experiment.validation_kwise import build_groups
+
+    cases = yaml.safe_load(CASES.read_text())
+    for family in ("text", "alignment", "quality"):
+        pairs = build_pairs(family, 6, cases)
+        groups = build_groups(family, 6, 4, cases)
+        assert len(groups) == 6
+        for (pair, better, _), (prompt, items) in zip(pairs, groups):
+            worse = pair.b if better == "model_a" else pair.a
+            assert prompt == pair.prompt and len({it.image_sha for it in items.values()}) == 4
+            assert items["better"].image_sha != worse.image_sha
+            assert items["worse1"].image_sha == worse.image_sha  # the same two images
+
+
+def test_a_k_wise_vlm_is_validated_beside_its_pairwise_verdicts(monkeypatch):
+    """judge.vlm.k=4: every family gets a K-wise row; a judge that always prefers the
+    brighter image ranks the groups as it compares the pairs, so the rankings agree with
+    its pairwise verdicts; a position-biased one ties every known pair (the reversed
+    second call flips every pair), as swapping ties its pairwise calls."""
+    from vlm_server import ScriptedVLM
+
+    from autojudge.experiment.validation import format_table
+
+    monkeypatch.setenv("VALIDATE_VLM_KEY", "sk-x")
+    with ScriptedVLM() as server:
+        common = [f"judge.vlm.base_url={server.base_url}", "judge=[vlm]",
+                  "judge.vlm.api_key_env=VALIDATE_VLM_KEY", "judge.vlm.backoff_s=0",
+                  "judge.vlm.k=4", "judge.vlm.criterion=visual_quality"]
+        start = len(server.requests)
+        rows = validate(["judge.vlm.model=prefer-brighter", *common], n=4)
+        assert len(server.requests) - start == 4 * 2 + 4 * 2  # 4 pairs x 2, 4 groups x 2
+        biased = validate(["judge.vlm.model=always-first", *common], n=4)
+    pairwise, kwise = rows
+    assert kwise["family"] == "quality k=4" and kwise["k"] == 4 and kwise["groups"] == 4
+    assert kwise["pairs"] == 12 and kwise["failed"] == 0
+    assert kwise["agreement_n"] == 4 and kwise["agreement"] == 1.0
+    assert 0 < kwise["agreement_ci_low"] < 1.0 == kwise["agreement_ci_high"]
+    _, biased_kwise = biased
+    assert biased_kwise["ties"] == 12 and biased_kwise["accuracy"] == 0.5
+    assert biased_kwise["agreement"] == 1.0  # ties both ways
+    table = format_table(rows)
+    assert "quality k=4" in table and "vs its pairwise verdicts on the same two images: " \
+        "100.0% the same of 4" in table

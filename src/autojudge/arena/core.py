@@ -96,7 +96,8 @@ class Arena:
         self.tags = self.runs.tags()
         self.broadcaster = Broadcaster()
         self.rating = self._rating_settings()
-        adaptive = self.sampler.adaptive_pool() if config.sampling == "adaptive" else None
+        adaptive = self.sampler.adaptive_pool(k=config.k) \
+            if config.sampling == "adaptive" else None
         self.live = LiveRatings(judge_constants(self.runs.models, self.runs.judge_battles,
                                                 self.runs.judge_boards, self.rating, adaptive),
                                 config.refit_interval_s, config.workers)
@@ -142,7 +143,9 @@ class Arena:
     async def start(self) -> None:
         self.writer = VoteWriter(self.store)
         self.live.on_change = self._changed
-        self.live.on_picks = self.sampler.set_queue
+        # the adaptive picks steer groups on a K-wise arena, else pairs
+        self.live.on_picks = self.kwise.sampler.set_queue if self.kwise \
+            else self.sampler.set_queue
         await self.live.start()
 
     async def stop(self) -> None:

@@ -24,6 +24,7 @@ Example:
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -90,6 +91,7 @@ class GroupSampler:
         self.groups: list[Group] = []
         self._ids: dict[tuple[int, tuple[str, ...]], int] = {}
         self._tag_masks: dict[str, np.ndarray] = {}
+        self.queue: deque[tuple[str, int | None, tuple[str, ...]]] = deque()  # adaptive
 
     # -- groups ---------------------------------------------------------------------
     def group_id(self, request: int, models: Sequence[str]) -> int:
@@ -149,12 +151,36 @@ class GroupSampler:
                 dtype=bool)
         return usable & self._tag_masks[tag]
 
+    def set_queue(self, picks: Sequence[tuple[str, int | None, Sequence[str]]]) -> None:
+        """Replace the adaptive picks ((prompt_id, seed, models), best first;
+        `arena.pairs.adaptive_picks` with k > 2)."""
+        self.queue = deque((pid, seed, tuple(models)) for pid, seed, models in picks)
+
+    def _from_queue(self, seen: set[int], eligible: np.ndarray) -> int | None:
+        fresh = eligible.copy()
+        fresh[[self.groups[g].request for g in seen]] = False
+        if not fresh.any():  # as below: once a session has seen them all, repeats are fine
+            fresh = eligible
+        for n, (pid, seed, models) in enumerate(self.queue):
+            gid = self.find(pid, seed, models)
+            if gid is None or not self.usable(gid):
+                continue
+            if fresh[self.groups[gid].request]:
+                del self.queue[n]
+                return gid
+        return None
+
     def choose(self, seen: set[int], tag: str | None) -> int | None:
-        """The next group for a session that has seen the groups `seen`; None when no
-        request (with `tag`) can show one."""
+        """The next group for a session that has seen the groups `seen`: the adaptive
+        scheduler's next pick that fits it (`set_queue`), else the under-voted rule;
+        None when no request (with `tag`) can show one."""
         eligible = self.tag_mask(tag)
         if not eligible.any():
             return None
+        if self.queue:
+            pick = self._from_queue(seen, eligible)
+            if pick is not None:
+                return pick
         if seen:
             fresh = eligible.copy()
             fresh[[self.groups[g].request for g in seen]] = False

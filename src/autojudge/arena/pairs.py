@@ -11,7 +11,9 @@ Two rules (`--sampling`):
   have been voted least. The picks are computed in the background with each rating refit
   (`adaptive_picks`, run by the live worker); between refits, or when the picks do not
   fit a session (tag filter, already seen), the under-voted rule answers, so a request
-  never waits for a fit.
+  never waits for a fit. With `--k K` the picks are groups of K for the K-wise page
+  (`autojudge.arena.groups.GroupSampler.set_queue`); ranking votes count as the pairs
+  they order.
 
 A session is not shown a pair it has already seen while it has unseen ones.
 
@@ -126,24 +128,25 @@ class Sampler:
         return None
 
     # -- adaptive -------------------------------------------------------------------
-    def adaptive_pool(self, batch: int = 32) -> dict[str, Any]:
+    def adaptive_pool(self, batch: int = 32, k: int = 2) -> dict[str, Any]:
         """The fixed inputs of `adaptive_picks` (plain data, sent to the worker once):
-        model and prompt codes, each request's prompt, and one row (request, model code
-        i < j, pair index) per pair."""
+        model and prompt codes, each request's prompt and (prompt, seed), one row
+        (request, model code i < j, pair index) per pair, and k (> 2: pick groups)."""
         code = {m: k for k, m in enumerate(self.models)}
         requests: dict[tuple, int] = {}
         prompts: dict[str, int] = {}
         rows = []
-        for k, p in enumerate(self.pairs):
+        for n, p in enumerate(self.pairs):
             r = requests.setdefault((p.prompt_id, p.seed), len(requests))
             prompts.setdefault(p.prompt_id, len(prompts))
             i, j = sorted((code[p.model_x], code[p.model_y]))
-            rows.append((r, i, j, k))
+            rows.append((r, i, j, n))
         request_prompt = np.zeros(len(requests), dtype=np.int64)
         for (pid, _), r in requests.items():
             request_prompt[r] = prompts[pid]
         return {"code": code, "prompts": prompts, "request_prompt": request_prompt,
-                "rows": np.array(rows, dtype=np.int64).reshape(-1, 4), "batch": batch}
+                "rows": np.array(rows, dtype=np.int64).reshape(-1, 4), "batch": batch,
+                "requests": list(requests), "k": k}
 
     def set_queue(self, picks: Sequence[int]) -> None:
         """Replace the adaptive picks (pair indices, best first)."""
@@ -154,7 +157,9 @@ def adaptive_picks(pool: Mapping[str, Any], model_a: Sequence[str], model_b: Seq
                    winner: Sequence[str], prompt_id: Sequence[str], seed: int = 0
                    ) -> list[int]:
     """Pair indices the adaptive scheduler would battle next, given the votes so far
-    (see the module docstring); `pool` is `Sampler.adaptive_pool()`.
+    (see the module docstring); `pool` is `Sampler.adaptive_pool()`. With `pool["k"]`
+    > 2, (prompt_id, seed, models) groups instead (`AdaptiveScheduler.next_groups`):
+    each grown around the model whose CI is widest.
 
     Every pair stays open however often it was voted (many people may vote on one pair);
     the scheduler's per-prompt load is seeded with the votes so far, so its picks go to
@@ -188,4 +193,11 @@ def adaptive_picks(pool: Mapping[str, Any], model_a: Sequence[str], model_b: Seq
     np.add.at(sched.per_prompt, (prompt, ia), 1)
     np.add.at(sched.per_prompt, (prompt, ib), 1)
     status = sched.assess(ia, ib, score, prompt)
+    if pool["k"] > 2:  # a K-wise arena: (prompt, seed, models) groups
+        names = sorted(code, key=code.__getitem__)
+        k = min(int(pool["k"]), m)
+        # a batch that used up a request's pairs ends in smaller groups: the page shows
+        # full ones (votes may repeat a pair, so the next refit offers them again)
+        return [(*pool["requests"][r], [names[c] for c in group])
+                for r, group in sched.next_groups(status, k) if len(group) == k]
     return [lookup[pick] for pick in sched.next_batch(status)]

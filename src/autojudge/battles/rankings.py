@@ -25,12 +25,14 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-import pandas as pd
 
 from autojudge.errors import AutojudgeError
+
+if TYPE_CHECKING:  # pandas costs seconds to import: only log readers load it
+    import pandas as pd
 
 KWISE = ("models", "ranks")
 
@@ -130,6 +132,8 @@ def _merge(df: pd.DataFrame, kwise: np.ndarray, broken: Any,
                                   else None)
     order = np.argsort(np.concatenate([source, src]), kind="stable")
     plain = base.drop(columns=["features"], errors="ignore").iloc[source]
+    import pandas as pd
+
     merged = pd.concat([plain, pairs], ignore_index=True).iloc[order]
     origin = np.concatenate([source, src])[order]
     return merged.reset_index(drop=True), lambda k: where(int(origin[k]))

@@ -136,6 +136,27 @@ def _known_keys_hint(full_key: str, group_overrides: Sequence[str]) -> str:
     return f"{hint}; known keys: {', '.join(keys)}"
 
 
+def _composed(overrides: list[str], planned: list[str]) -> Any:
+    """The job config of `overrides`; where they are all of the run's overrides, from
+    the composition `planned_run_dir` also reads (`run_dir.compose_with_hydra`), less
+    its `hydra:` section."""
+    from omegaconf import OmegaConf
+
+    from autojudge.experiment.run_dir import compose_with_hydra
+    from autojudge.experiment.schema import compose
+
+    if overrides == planned:
+        try:
+            full = compose_with_hydra(overrides)
+        except Exception:  # noqa: BLE001 - composed again below, for its own message
+            full = None
+        if full is not None:
+            job = OmegaConf.masked_copy(full, [k for k in full if k != "hydra"])
+            OmegaConf.set_struct(job, True)  # as compose() leaves it
+            return job
+    return compose(overrides)
+
+
 def check_composition(args: Sequence[str]) -> str | None:
     """Compose the job config the way a single run would; any failure as one line.
 
@@ -150,10 +171,8 @@ def check_composition(args: Sequence[str]) -> str | None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from autojudge.experiment.schema import compose
-
     try:
-        composed = compose(overrides)
+        composed = _composed(overrides, [a for a in args if not a.startswith("-")])
     except (HydraException, OmegaConfBaseException) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         cause = exc.__cause__

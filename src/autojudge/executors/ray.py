@@ -24,7 +24,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from autojudge.errors import AutojudgeError
 from autojudge.executors.local import LocalCompute
 from autojudge.runtime.extras import install_hint, missing_modules
-from autojudge.types import JudgeItem, PairItem
+from autojudge.types import JudgeItem, PairItem, RankItem
 
 log = logging.getLogger(__name__)
 
@@ -408,10 +408,19 @@ class RayCompute:
 
     def map_compare(self, batches: Sequence[Sequence[PairItem]]
                     ) -> Iterator[tuple[int, list[Any]]]:
+        yield from self._map("compare", wire_pairs, batches)
+
+    def map_rank(self, batches: Sequence[Sequence[RankItem]]
+                 ) -> Iterator[tuple[int, list[Any]]]:
+        yield from self._map("rank", wire_groups, batches)
+
+    def _map(self, method: str, wire: Any, batches: Sequence[Any]
+             ) -> Iterator[tuple[int, list[Any]]]:
+        """Batches of pairs or groups to the workers' `method`, each image sent once."""
         if not batches:
             return
-        makers = [lambda b=b: wire_pairs(b, self.executor.transfer) for b in batches]
-        for number, (verdicts, stats) in self.executor.imap("judge", self.label, "compare",
+        makers = [lambda b=b: wire(b, self.executor.transfer) for b in batches]
+        for number, (verdicts, stats) in self.executor.imap("judge", self.label, method,
                                                             makers):
             self._remember(stats)
             yield number, verdicts
@@ -430,22 +439,19 @@ class RayCompute:
 
 
 def wire_pairs(pairs: Sequence[PairItem], transfer: str) -> tuple[list[Any], list[Any]]:
-    """(pairs as (prompt, item a, item b) indices, the distinct items): an image that
-    appears in several pairs (both orders of a swap) travels once."""
-    from autojudge.executors.ray_worker import wire_item
+    """(pairs as (prompt, item a, item b) indices, the distinct items)."""
+    from autojudge.executors.ray_worker import wire_sets
 
-    index: dict[int, int] = {}
-    items: list[Any] = []
-    out = []
-    for pair in pairs:
-        ends = []
-        for item in (pair.a, pair.b):
-            if id(item) not in index:
-                index[id(item)] = len(items)
-                items.append(wire_item(item, transfer))
-            ends.append(index[id(item)])
-        out.append((pair.prompt, ends[0], ends[1]))
-    return out, items
+    ends, items = wire_sets([(p.a, p.b) for p in pairs], transfer)
+    return [(p.prompt, a, b) for p, (a, b) in zip(pairs, ends)], items
+
+
+def wire_groups(groups: Sequence[RankItem], transfer: str) -> tuple[list[Any], list[Any]]:
+    """(groups as (prompt, item indices in slot order), the distinct items)."""
+    from autojudge.executors.ray_worker import wire_sets
+
+    ends, items = wire_sets([g.items for g in groups], transfer)
+    return [(g.prompt, e) for g, e in zip(groups, ends)], items
 
 
 def sum_stats(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

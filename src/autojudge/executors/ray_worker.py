@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from autojudge.errors import AutojudgeError
-from autojudge.stages.isolation import guarded_compare, guarded_score
-from autojudge.types import Failure, GenOutput, GenRequest, JudgeItem, PairItem
+from autojudge.stages.isolation import guarded_compare, guarded_rank, guarded_score
+from autojudge.types import Failure, GenOutput, GenRequest, JudgeItem, PairItem, RankItem
 
 #: what a worker sends back instead of raising: ("error", one line) -> AutojudgeError
 ERROR = "error"
@@ -190,6 +190,21 @@ class PluginWorker:
         except AutojudgeError as exc:
             return ERROR, f"{exc} ({self.where})"
 
+    def rank(self, spec: PluginSpec, groups: Sequence[tuple[Any, Sequence[int]]],
+             items: Sequence[Mapping[str, Any]]) -> Any:
+        """(rank verdicts, plugin run stats) for groups given as (prompt, item indices in
+        slot order) into `items` (a K-wise judge's two slot orders share the images)."""
+        self._use(spec)
+        if self.error:
+            return ERROR, self.error
+        try:
+            decoded = self._decode(items)
+            ready = [RankItem(prompt, tuple(decoded[i] for i in ends))
+                     for prompt, ends in groups]
+            return guarded_rank(self.plugin, ready, spec.call_timeout_s), self._stats()
+        except AutojudgeError as exc:
+            return ERROR, f"{exc} ({self.where})"
+
     def _decode(self, items: Sequence[Mapping[str, Any]]) -> dict[int, JudgeItem]:
         from autojudge.stages.judge import decode_image
 
@@ -231,3 +246,22 @@ def wire_item(item: JudgeItem, transfer: str) -> dict[str, Any]:
     image.save(buffer, format="PNG")
     return {"prompt": item.prompt, "sha": item.image_sha, "ext": "png",
             "data": buffer.getvalue()}
+
+
+def wire_sets(sets: Sequence[Sequence[JudgeItem]], transfer: str
+              ) -> tuple[list[list[int]], list[dict[str, Any]]]:
+    """(each set's items as indices, the distinct items as wire items): an image that
+    appears in several pairs or groups of a batch (a swap, a second slot order) travels
+    once."""
+    index: dict[int, int] = {}
+    items: list[dict[str, Any]] = []
+    out = []
+    for members in sets:
+        ends = []
+        for item in members:
+            if id(item) not in index:
+                index[id(item)] = len(items)
+                items.append(wire_item(item, transfer))
+            ends.append(index[id(item)])
+        out.append(ends)
+    return out, items

@@ -130,8 +130,9 @@ def _check_kwise(label: str, judge: Any, compute: Any) -> None:
                              "in one call (no rank method); use k=2, or a judge that ranks "
                              "(vlm)")
     if not callable(getattr(compute, "map_rank", None)):
-        raise AutojudgeError(f"judge.{label}.k > 2 runs with executor=local only for now; "
-                             f"drop executor=ray or use judge.{label}.k=2")
+        raise AutojudgeError(f"judge.{label}.k > 2: this executor's compute "
+                             f"({type(compute).__name__}) cannot send rankings (no map_rank); "
+                             f"use executor=local or executor=ray, or judge.{label}.k=2")
 
 
 def runner_settings(label: str, keys: Mapping[str, Any], pointwise: bool) -> Any:

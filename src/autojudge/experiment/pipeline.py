@@ -109,12 +109,6 @@ def prepare(cfg: Any, config: dict[str, Any], store: Store,
     judges = build.build_judges(config["judge"], store, executor.judge_compute)
     preflight.check_control(settings.ratings.control,
                             [getattr(j.plugin, "kind", None) for j in judges.values()])
-    kwise = [label for label, j in judges.items() if j.settings.k > 2]
-    if kwise and settings.battles.schedule == Schedule.adaptive:
-        raise AutojudgeError(f"judge.{kwise[0]}.k > 2 with battles.schedule=adaptive: the "
-                             "adaptive schedule picks pairs, not groups, for now; use "
-                             "battles.schedule=all_pairs (a prompt's models ranked in groups "
-                             f"of k) or judge.{kwise[0]}.k=2")
     # only the prompts a judge looks at are generated (suite.only_judged): built judges first
     suite = build.load_suite_from_config(cfg.suite, JudgeScope.of(
         judges, only_judged=settings.suite.only_judged, human_votes=bool(votes.path)))
@@ -161,15 +155,16 @@ def judge_all(exp: Experiment, generations: list[Any], progress: Any) -> Judged:
         advance = progress.stage("judge", label, total, tally=judge.counts,
                                  what="scores" if judge.pointwise else
                                  "rankings" if k > 2 else "verdicts")
-        if k > 2:  # one call ranks k images (stages.kwise)
-            outcome = run_kwise_judge(judge, k, exp.models, generations, exp.requests,
-                                      exp.store, advance)
-        elif battles_cfg.schedule == Schedule.adaptive:
+        if battles_cfg.schedule == Schedule.adaptive:  # pairs, or groups when k > 2
             from autojudge.stages.adaptive import run_judge_adaptive, schedule_config
 
             outcome, out.schedules[label] = run_judge_adaptive(
                 judge, exp.models, generations, exp.requests, exp.store,
-                failed_image, advance, schedule_config(battles_cfg, judge, exp.rating_cfg))
+                failed_image, advance, schedule_config(battles_cfg, judge, exp.rating_cfg),
+                k=k)
+        elif k > 2:  # one call ranks k images (stages.kwise)
+            outcome = run_kwise_judge(judge, k, exp.models, generations, exp.requests,
+                                      exp.store, advance)
         else:
             outcome = run_judge(judge, exp.models, generations, exp.requests, exp.store,
                                 failed_image, advance)
@@ -219,7 +214,7 @@ def rate(exp: Experiment, generations: list[Any], judged: Judged
     spec = BoardSpec(rating_cfg, settings.report.per_tag_min_prompts,
                      settings.report.min_battles,
                      enum_value(settings.ratings.overall_weighting),
-                     settings.ratings.overall_includes_human)
+                     settings.ratings.overall_includes_human, store=exp.store)
     applicable = {label: sum(1 for p, _ in exp.requests if judge.applies(p))
                   for label, judge in exp.judges.items()}
     boards = build_boards(battles, exp.models, board_judges, spec,
@@ -262,53 +257,85 @@ def style_stage(exp: Experiment, battles: list[Any], generations: Sequence[Any],
             with_features(logged, generations, table))
 
 
-def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
+def run(cfg: Any, run_dir: Path, wandb_session: Any = None) -> dict[str, Any]:
     """Run the experiment described by `cfg`, write outputs to `run_dir`, return the
-    leaderboard document."""
+    leaderboard document. `wandb_session`: a `report.wandb_session.WandbSession` started
+    earlier (its W&B import under way); None: one is started here. Either way it is
+    closed here."""
+    from autojudge.report.wandb_session import WandbSession, logger_on
     from autojudge.sweeps import variants as sweeps
-    from autojudge.report.files import write_run_files
-    from autojudge.report.html import write_report_files
-    from autojudge.report.wandb_log import log_to_wandb
-    from autojudge.stages.stage_progress import StageProgress
 
     config = plain_config(cfg)
     config["model"] = build.expand_model_variants(config)  # sweep variants -> models
     sweeps.check_objective(config)
-    settings = typed_settings(config)
-    with Store(settings.store.root) as store:
-        exp = prepare(cfg, config, store, settings)
-        for note in exp.notes:  # said once on the console; always in the log file
-            if exp.progress:
-                print(f"note: {note}")
-                to_log_file(f"pre-flight: {note}", name=__name__)
-            else:
-                log.info("pre-flight: %s", note)
-        started = time.time()
-        try:
-            with progress_bar(exp.progress) as bar:
-                progress = StageProgress(bar)  # store vs new counts and an ETA per stage
-                generations, gen_counts = generate_all(exp, progress)
-                judged = judge_all(exp, generations, progress)
-        finally:
-            exp.runs_on().close()  # no worker keeps a GPU; a Ray this run started stops
-        document, battles = rate(exp, generations, judged)
-        document["run"]["cache"] = {"generation": gen_counts, "judges": judged.counts}
-        document["run"]["wall_s"] = round(time.time() - started, 3)
-        document["run"]["objective"] = sweeps.compute_objective(
-            config, document, [p for b in battles
-                               for p in (b.pairs() if isinstance(b, RankingBattle) else [b])])
-        scores = [row for judge in exp.judges.values()
-                  for row in judge.score_rows(generations)] \
-            if exp.settings.report.write_scores else []
-        write_run_files(run_dir, document, battles, generations, scores, judged.skipped,
-                        images=enum_value(exp.settings.report.images))
-        write_report_files(run_dir, config, exp.suite.prompts)  # report.html, config.json
-        wrote = f"wrote {run_dir} ({len(battles)} battles, {len(document['boards'])} boards)"
-        if exp.progress:  # the report's last line says it on the console
-            to_log_file(wrote, name=__name__)
-        else:
-            log.info(wrote)
-        log_to_wandb(config["logger"], run_dir, config, document)
+    try:
+        settings = typed_settings(config)
+        # W&B loads in a child process while this one works (stopped if refused)
+        if wandb_session is None:
+            wandb_session = WandbSession(start=logger_on(config["logger"]))
+        with Store(settings.store.root) as store:
+            exp = prepare(cfg, config, store, settings)
+            # past pre-flight: W&B may write into the run folder now
+            wandb_session.bind(config["logger"], run_dir)
+            for note in exp.notes:  # said once on the console; always in the log file
+                if exp.progress:
+                    print(f"note: {note}")
+                    to_log_file(f"pre-flight: {note}", name=__name__)
+                else:
+                    log.info("pre-flight: %s", note)
+            document = _run_stages(exp, config, run_dir)
+            timed("W&B logging", wandb_session.log, config, document)
+            for part, seconds in wandb_session.timing.items():  # in its own process
+                to_log_file(f"timing: W&B child {part} {seconds:.3f} s", name=__name__)
+    finally:
+        if wandb_session is not None:
+            wandb_session.close()
+    return document
+
+
+def timed(what: str, call: Any, *args: Any) -> Any:
+    """call(*args), its wall time in the run's log file (where a warm re-run's time goes:
+    benchmarks/bench_pipeline.py reads these lines)."""
+    started = time.perf_counter()
+    try:
+        return call(*args)
+    finally:
+        to_log_file(f"timing: {what} {time.perf_counter() - started:.3f} s", name=__name__)
+
+
+def _run_stages(exp: Experiment, config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """Generate, judge, rate and write the run folder; the leaderboard document."""
+    from autojudge.report.files import write_run_files
+    from autojudge.report.html import write_report_files
+    from autojudge.stages.stage_progress import StageProgress
+    from autojudge.sweeps import variants as sweeps
+
+    started = time.time()
+    try:
+        with progress_bar(exp.progress) as bar:
+            progress = StageProgress(bar)  # store vs new counts and an ETA per stage
+            generations, gen_counts = timed("generate", generate_all, exp, progress)
+            judged = timed("judge", judge_all, exp, generations, progress)
+    finally:
+        exp.runs_on().close()  # no worker keeps a GPU; a Ray this run started stops
+    document, battles = timed("rate", rate, exp, generations, judged)
+    document["run"]["cache"] = {"generation": gen_counts, "judges": judged.counts}
+    document["run"]["wall_s"] = round(time.time() - started, 3)
+    document["run"]["objective"] = sweeps.compute_objective(
+        config, document, [p for b in battles
+                           for p in (b.pairs() if isinstance(b, RankingBattle) else [b])])
+    scores = [row for judge in exp.judges.values()
+              for row in judge.score_rows(generations)] \
+        if exp.settings.report.write_scores else []
+    timed("run files", write_run_files, run_dir, document, battles, generations, scores,
+          judged.skipped, enum_value(exp.settings.report.images))
+    # report.html, config.json
+    timed("report", write_report_files, run_dir, config, exp.suite.prompts)
+    wrote = f"wrote {run_dir} ({len(battles)} battles, {len(document['boards'])} boards)"
+    if exp.progress:  # the report's last line says it on the console
+        to_log_file(wrote, name=__name__)
+    else:
+        log.info(wrote)
     return document
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
 from typing import Any, ClassVar, Dict, List, Mapping, Optional
 
 from omegaconf import MISSING
@@ -334,6 +333,8 @@ def register_configs() -> None:
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
+    if _REGISTERED and store.repo.get("base_config.yaml") is _REGISTERED[0]:
+        return  # once per process: building every schema costs a second
     store.store(name="base_config", node=AutojudgeConfig)
     from autojudge.sdk.registry import GENERATORS, JUDGES
 
@@ -342,6 +343,10 @@ def register_configs() -> None:
             schema = plugin_schema(kind, registry.get(kind), judge=group == "judge")
             if schema is not None:
                 store.store(group=f"schema/{group}", name=kind, node=schema)
+    _REGISTERED[:] = [store.repo.get("base_config.yaml")]
+
+
+_REGISTERED: list[Any] = []  # the stored base config node, while it is still the store's
 
 
 def register_plugin_schemas() -> None:
@@ -421,65 +426,3 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> Any:
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return hydra_compose(config_name="config", overrides=list(overrides))
-
-
-def planned_run_dir(args: list[str] | tuple[str, ...]) -> tuple[Path, str] | None:
-    """The folder a single run of `args` will write (hydra.run.dir, resolved as Hydra will),
-    and the setting a user changes to move it: `hydra.run.dir=...` when given, else
-    `name=...` (the default folder is runs/<time>_<name>). None when it cannot be told
-    here; Hydra then reports the problem itself."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import OmegaConf
-
-    overrides = [a for a in args if not a.startswith("-")]
-    try:
-        register_configs()
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = hydra_compose(config_name="config", overrides=overrides,
-                                return_hydra_config=True)
-            folder, name = OmegaConf.select(cfg, "hydra.run.dir"), OmegaConf.select(cfg, "name")
-    except Exception:  # an override Hydra will explain better itself
-        return None
-    given = [a for a in args if a.lstrip("+").startswith("hydra.run.dir=")]
-    setting = given[-1].lstrip("+") if given else f"name={name}"
-    return Path(str(folder)), setting  # as Hydra makes it: no ~ expansion
-
-
-def run_dir_problem(target: Path, setting: str) -> str | None:
-    """Whether Hydra can make the run folder `target` (from `planned_run_dir`), as one line
-    naming `setting`, checked by making (and removing) its first missing folder: a name
-    longer than the file system allows, or a place no folder can be made (/proc, a
-    read-only mount) would otherwise be a traceback from inside Hydra. None when all is
-    well."""
-    import errno
-    import os
-
-    shown = setting if len(setting) <= 60 else f"{setting[:50]}... ({len(setting)} characters)"
-    target = target if target.is_absolute() else Path.cwd() / target
-    existing = target
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    missing = target.parts[len(existing.parts):]
-    if not missing:
-        return None
-    try:
-        limit = os.pathconf(existing, "PC_NAME_MAX")
-    except (OSError, ValueError):
-        limit = 255
-    longest = max(missing, key=len)
-    if len(longest.encode()) > limit:
-        return (f"{shown}: the run folder's name is {len(longest.encode())} bytes, too long "
-                f"for this file system (at most {limit}); shorten it, or choose the folder "
-                "with hydra.run.dir=runs/my_run")
-    probe = existing / missing[0]
-    try:
-        probe.mkdir()
-    except FileExistsError:  # made meanwhile, e.g. by a run starting beside this one
-        return None
-    except OSError as exc:
-        reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
-        return (f"{shown}: cannot make the run folder {target} ({reason} at {probe}); choose "
-                "a folder this user can write, e.g. hydra.run.dir=runs/my_run")
-    probe.rmdir()
-    return None

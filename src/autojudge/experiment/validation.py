@@ -12,6 +12,9 @@ the families it is about (`validation_families`, autojudge.sdk; none named: ever
     alignment  matching vs shuffled prompt              clip, vlm (prompt_alignment)
     quality    clean vs blurred / noised / JPEG-crushed aesthetic, vlm (overall, visual_quality)
 
+A judge that ranks k images per call (`judge.vlm.k=4`) is also shown each pair's two
+images inside a group of k, next to its pairwise verdicts (`validation_kwise`).
+
 The better image is first in half of the pairs and second in the other half. Accuracy
 counts a tie as half right; the interval is a Wilson score interval on the judged pairs
 (failures are reported, not counted). Exit status: 0, or 2 on bad usage.
@@ -260,8 +263,26 @@ def validate(overrides: Sequence[str] = (), n: int = 20, families: Sequence[str]
                         verdicts += [tv.verdict for tv in judge.verdicts(chunk)]
                         progress.advance(task, len(chunk))
                     rows.append(_tally(label, family, triples, verdicts, confidence))
+                    if judge.settings.k > 2:  # the same judge ranking k at a time
+                        rows.append(_kwise_row(label, judge, family, n, cases, images_dir,
+                                               triples, verdicts, confidence))
         store.close()
     return rows
+
+
+def _kwise_row(label: str, judge: Any, family: str, n: int, cases: dict[str, Any],
+               images_dir: Path | None, triples: list, verdicts: list, confidence: float
+               ) -> dict[str, Any]:
+    """The family's K-wise row (`validation_kwise`), beside the pairwise verdicts."""
+    from autojudge.experiment.validation_kwise import build_groups, validate_kwise
+
+    k = judge.settings.k
+    groups = [g for g in build_groups(family, n, k, cases, images_dir) if judge.applies(g[0])]
+    pairwise = {}
+    for (pair, better, _), v in zip(triples, verdicts):
+        pairwise[pair.prompt.id] = None if v.failure is not None or v.winner is None else \
+            "tie" if v.winner.startswith("tie") else "better" if v.winner == better else "worse"
+    return validate_kwise(label, judge, family, k, groups, pairwise, confidence)
 
 
 def _tally(label: str, family: str, triples: list, verdicts: list, confidence: float
@@ -293,4 +314,8 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
                                              f"({r['confidence']:.0%} Wilson)")
         lines.append(f"{r['judge']:<12} {r['family']:<10} {r['pairs']:>5} {r['correct']:>5} "
                      f"{r['ties']:>4} {r['wrong']:>5} {r['failed']:>4} {acc:>8}  {ci}")
+        if "agreement_n" in r:  # a K-wise row (validation_kwise)
+            from autojudge.experiment.validation_kwise import agreement_line
+
+            lines.append(agreement_line(r))
     return "\n".join(lines)

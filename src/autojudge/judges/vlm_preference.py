@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 from autojudge.errors import AutojudgeError
+from autojudge.judges.vlm_images import EncodedImages
 from autojudge.judges.vlm_prompts import (CRITERIA, PRICES, REFUSAL, TEMPLATES, image_data_url,
                                           load_prices, load_templates, model_price,
                                           parse_answer, usage_cost)
@@ -67,15 +68,6 @@ _CRITERION_FAMILIES = {"text_rendering": ("text",), "prompt_alignment": ("alignm
                        "visual_quality": ("quality",), "overall": ("quality", "alignment")}
 
 _SECRETISH = re.compile(r"(sk-[A-Za-z0-9_\-*]{3,}|Bearer\s+\S+)")
-
-
-@dataclass(frozen=True)
-class _Request:
-    """One order of one pair: the images as shown (first = "Image A")."""
-
-    prompt: Prompt
-    first: Any
-    second: Any
 
 
 class VLMPreferenceJudge(PairwiseJudge):
@@ -109,7 +101,8 @@ class VLMPreferenceJudge(PairwiseJudge):
             concurrency: requests in flight at once.
             price_input_per_mtok, price_output_per_mtok: USD per million tokens; null = the
                 price table judges/vlm_prices.yaml (0 for models it does not list).
-            batch_size: pairs per call (both orders of each are sent concurrently).
+            batch_size: pairs per call, at least 2 x concurrency (a call ends with its
+                slowest request: one of a few waves of requests keeps the slots busy).
             local_answer: transformers only: "choice" (log-likelihood of A / B / tie) or
                 "generate" (the model writes its answer; greedy at temperature 0).
             dtype: transformers only: auto (bfloat16/float16 on GPU, float32 on CPU) |
@@ -173,9 +166,14 @@ class VLMPreferenceJudge(PairwiseJudge):
                                  "log-likelihood a local model can only pick the best of k)")
         if c.image_format not in ("png", "jpeg"):
             raise AutojudgeError(f"{who}: image_format must be png or jpeg")
+        self.batch_size = max(self.batch_size, 2 * c.concurrency)  # see Config.batch_size
         self._client: Any = None
         self._client_lock = threading.Lock()
         self._templates: dict[str, Any] | None = None
+        self._prices: list[tuple[float, float] | None] = []  # the price, once looked up
+        # each image encoded once: it is shown in both orders and in every pair it is in
+        self._images = EncodedImages(lambda image: image_data_url(
+            image, self.config.image_max_side, self.config.image_format))
         #: calls made, retries, failures by kind, tokens and cost over this judge's lifetime
         self.stats = {"requests": 0, "retries": 0, "failures": {}, "prompt_tokens": 0,
                       "completion_tokens": 0, "cost_usd": 0.0}
@@ -298,35 +296,50 @@ class VLMPreferenceJudge(PairwiseJudge):
             text = text.replace(key, "<redacted>")
         return _SECRETISH.sub("<redacted>", " ".join(str(text).split()))[:500]
 
-    def _data_url(self, image: Any) -> str:
-        return image_data_url(image, self.config.image_max_side, self.config.image_format)
+    def _data_url(self, image: Any, sha: str = "") -> str:
+        return self._images.get(image, sha)
 
-    def _messages(self, request: _Request) -> list[dict[str, Any]]:
+    def _messages(self, pair: PairItem) -> list[dict[str, Any]]:
+        """One order of one pair as asked: pair.a is "Image A"."""
         t = self._template_text()
-        user = t["user"].format(prompt=request.prompt.text, criterion_name=t["criterion_name"],
+        user = t["user"].format(prompt=pair.prompt.text, criterion_name=t["criterion_name"],
                                 rubric=t["rubric"])
+        url_a, url_b = (self._data_url(it.image, it.image_sha) for it in (pair.a, pair.b))
         return [
             {"role": "system", "content": t["system"]},
             {"role": "user", "content": [
                 {"type": "text", "text": user},
                 {"type": "text", "text": "Image A:"},
-                {"type": "image_url", "image_url": {"url": self._data_url(request.first)}},
+                {"type": "image_url", "image_url": {"url": url_a}},
                 {"type": "text", "text": "Image B:"},
-                {"type": "image_url", "image_url": {"url": self._data_url(request.second)}},
+                {"type": "image_url", "image_url": {"url": url_b}},
             ]},
         ]
 
     def _price(self) -> tuple[float, float] | None:
-        c = self.config
-        return model_price(c.model, c.price_input_per_mtok, c.price_output_per_mtok)
+        if not self._prices:  # the price table is a file: read once, not per answer
+            c = self.config
+            self._prices.append(model_price(c.model, c.price_input_per_mtok,
+                                            c.price_output_per_mtok))
+        return self._prices[0]
 
     def _ask_all(self, pairs: Sequence[PairItem]) -> list[Verdict]:
-        requests = [_Request(p.prompt, p.a.image, p.b.image) for p in pairs]
-        if self.config.concurrency == 1 or len(requests) == 1:
-            return [self._ask(r) for r in requests]
-        with ThreadPoolExecutor(max_workers=min(self.config.concurrency, len(requests)),
-                                thread_name_prefix=f"vlm-{self.name}") as pool:
-            return list(pool.map(self._ask, requests))
+        if self.config.concurrency == 1 or len(pairs) == 1:
+            return [self._ask(p) for p in pairs]
+        # both orders of a pair side by side (a call's first requests need half the images
+        # encoded), and each image encoded ahead of its requests (overlapping the waits)
+        first: dict[frozenset, int] = {}  # image pair -> where it first comes
+        order = sorted(range(len(pairs)), key=lambda i: (first.setdefault(
+            frozenset((pairs[i].a.image_sha, pairs[i].b.image_sha)), i), i))
+        todo = [pairs[i] for i in order]
+        ahead = self._images.ahead([(it.image, it.image_sha) for p in todo for it in (p.a, p.b)])
+        try:
+            with ThreadPoolExecutor(max_workers=min(self.config.concurrency, len(pairs)),
+                                    thread_name_prefix=f"vlm-{self.name}") as pool:
+                answers = dict(zip(order, pool.map(self._ask, todo)))
+        finally:
+            ahead.shutdown(cancel_futures=True)
+        return [answers[i] for i in range(len(pairs))]
 
     def _count(self, **changes: Any) -> None:
         with self._stats_lock:
@@ -336,9 +349,9 @@ class VLMPreferenceJudge(PairwiseJudge):
                 else:
                     self.stats[k] += v
 
-    def _ask(self, request: _Request) -> Verdict:
+    def _ask(self, pair: PairItem) -> Verdict:
         """One order: bounded retries, then a Verdict (winner in this order's terms)."""
-        found, raw, failure = self._call(self._messages(request), self._read)
+        found, raw, failure = self._call(self._messages(pair), self._read)
         if found is None:
             return Verdict(None, raw=raw, failure=failure)
         return Verdict(found.winner, rationale=found.rationale, raw={**dict(found.raw), **raw})

@@ -132,7 +132,8 @@ def rank_messages(judge: Any, item: RankItem) -> list[dict[str, Any]]:
     content: list[dict[str, Any]] = [{"type": "text", "text": user}]
     for i, it in enumerate(item.items, start=1):
         content.append({"type": "text", "text": f"Image {i}:"})
-        content.append({"type": "image_url", "image_url": {"url": judge._data_url(it.image)}})
+        url = judge._data_url(it.image, it.image_sha)  # encoded once for both slot orders
+        content.append({"type": "image_url", "image_url": {"url": url}})
     return [{"role": "system", "content": texts["rank_system"]},
             {"role": "user", "content": content}]
 

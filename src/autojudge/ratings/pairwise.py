@@ -12,16 +12,27 @@ are separated), so the question is answered without finding each bound:
 - any strengths s' with s'_j - s'_k = c give D(c) <= 2 (sup l - l(s')) (the profile is a
   supremum). Moving only j and k from the unconstrained fit costs O(their battles), so
   one vectorised pass over all pairs settles every pair whose cheap bound is already
-  below the cut; only the rest need the constrained fit.
+  below the cut;
+- `pair_bounds` bounds D from both sides around the component's largest SCC (a feasible
+  point along the pair's Newton direction above, weak duality with its electrical flow
+  below), O(the pair's neighbourhood) each: most remaining pairs end there;
+- the rest get one constrained fit each, on the models that can matter (those on chains
+  of wins from j to k, `pair_exact`), from a start that squeezes the chain (often
+  already below the cut) and stopped as soon as a point is below the cut. Within a
+  margin of the cut (ridge and sub-problem differences, ~1e-5) the whole component is
+  fitted as before, so every answer is that of one profile fit per pair.
 
 Pure numpy, no I/O.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
 
+from autojudge.ratings.pair_bounds import build_core, deviance_bounds, edges_at
+from autojudge.ratings.pair_exact import chain_deviance
 from autojudge.ratings.structure import BattleGraph
 
 # ContrastProfile.bound doubles its step from 0.25 while the width is <= _MAX_SPAN (60):
@@ -29,6 +40,9 @@ from autojudge.ratings.structure import BattleGraph
 _FARTHEST = 32.0
 _FRACTIONS = np.linspace(0.0, 1.0, 9)  # where between the two models the pair is moved
 _PAIRS_PER_CHUNK = 20_000
+# Bounds and sub-problem deviances are trusted this far from the cut (beyond the ridge's
+# share): the sub-problem differs from the whole component's fit by ~1e-8.
+_MARGIN = 1e-5
 
 
 def pairwise_bounded_above(graph: BattleGraph, members: np.ndarray, open_low: np.ndarray,
@@ -56,12 +70,67 @@ def pairwise_bounded_above(graph: BattleGraph, members: np.ndarray, open_low: np
     reach = float(np.abs(s_hat).max()) + float(value.max()) if n else 0.0
     slack = 1e-9 * (float(s_hat @ s_hat) + 2.0 * reach ** 2) + 1e-6
     cheap = _moved_pair_bound(problem, n, s_hat, rows, cols, value)
-    for k in np.flatnonzero(cheap > cut - slack):
-        contrast = np.zeros(n)
-        contrast[rows[k]], contrast[cols[k]] = 1.0, -1.0
-        prof = likelihood.profile(members, contrast)
-        above[rows[k], cols[k]] = prof.deviance(float(value[k])) > cut
+    todo = np.flatnonzero(cheap > cut - slack)
+    if len(todo):
+        above[rows[todo], cols[todo]] = _decide(
+            graph, members, likelihood, s_hat, rows[todo], cols[todo], value[todo], cut,
+            slack + _MARGIN)
     return above
+
+
+def _decide(graph: BattleGraph, members: np.ndarray, likelihood: Any, s_hat: np.ndarray,
+            rows: np.ndarray, cols: np.ndarray, value: np.ndarray, cut: float,
+            margin: float) -> np.ndarray:
+    """D(value) > cut per pair the cheap screen left: from the core's two-sided bounds
+    where they settle it, else from the pair's chain sub-problem, else (within `margin`
+    of the cut, where the sub-problem's ~1e-8 difference could matter) as before."""
+    n = len(members)
+    scc = graph.scc[members]
+    labels, sizes = np.unique(scc, return_counts=True)
+    ed = edges_at(likelihood.problem(members), n, s_hat, scc)
+    core = build_core(ed, n, np.flatnonzero(scc == labels[np.argmax(sizes)]))
+    low, high = deviance_bounds(core, ed, s_hat, rows, cols, value)
+    out = low > cut + margin
+    open_ = np.flatnonzero(~out & ~(high < cut - margin))
+    chains = _Chains(graph, scc)
+    with _one_blas_thread():
+        for k in open_:
+            j_, k_ = int(rows[k]), int(cols[k])
+            dev = chain_deviance(core, ed, s_hat, chains.nodes(scc[j_], scc[k_]), j_, k_,
+                                 float(value[k]), below=cut - margin)
+            if dev is None or abs(dev - cut) <= margin:
+                contrast = np.zeros(n)
+                contrast[j_], contrast[k_] = 1.0, -1.0
+                dev = likelihood.profile(members, contrast).deviance(float(value[k]))
+            out[k] = dev > cut
+    return out
+
+
+class _Chains:
+    """Per (SCC of j, SCC of k), the component-local models on chains from j to k."""
+
+    def __init__(self, graph: BattleGraph, scc: np.ndarray):
+        self.graph, self.scc = graph, scc
+        self._down: dict[int, np.ndarray] = {}
+        self._up: dict[int, np.ndarray] = {}
+
+    def nodes(self, top: int, bottom: int) -> np.ndarray:
+        top, bottom = int(top), int(bottom)
+        if top not in self._down:
+            self._down[top] = self.graph.descendants(top)
+        if bottom not in self._up:
+            self._up[bottom] = self.graph.ancestors(bottom)
+        return np.flatnonzero((self._down[top] & self._up[bottom])[self.scc])
+
+
+def _one_blas_thread() -> Any:
+    """The exact fits make many small BLAS calls: on a shared machine OpenBLAS threads
+    spinning for each costs ~10x; threadpoolctl (when installed) keeps them to one."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional speed-up
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _candidates(graph: BattleGraph, members: np.ndarray, open_low: np.ndarray,

@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any
 
 import numpy as np
 from scipy.special import expit
@@ -53,6 +55,7 @@ from autojudge.ratings.structure import battle_graph
 
 STOP_REASONS = ("target_ci_width", "max_battles", "max_cost_usd", "exhausted")
 _TO_ELO = ELO_PER_NAT
+_MAX_GROUPS = 5000  # up to this many groups of k are all scored; beyond, grown greedily
 _Z95 = 1.959964  # the width scale only: the median ratio absorbs any other level
 
 
@@ -221,17 +224,21 @@ class AdaptiveScheduler:
                                             + 1e-9)) - self.scheduled)
         return max(0, left)
 
+    def _predicted(self, status: Status) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """(strengths, H^-1 of the battles so far, each model's factor from model to
+        bootstrap CI variance, focus: 0 before any battle, nothing to aim at)."""
+        s, mu = self._last
+        sigma = np.linalg.inv(_information(s, mu, self.m, self.config.prior))
+        infl = _inflation(status.ci_width, _centred_var(sigma))
+        return s, sigma, infl, self.config.focus if len(mu.i) else 0.0
+
     def next_batch(self, status: Status) -> list[tuple[int, int]]:
         """Up to `batch` (request, pair) picks; marks them scheduled."""
-        cfg = self.config
-        n = min(cfg.batch, self._budget_left())
+        n = min(self.config.batch, self._budget_left())
         if n <= 0:
             return []
-        s, mu = self._last
-        sigma = np.linalg.inv(_information(s, mu, self.m, cfg.prior))
+        s, sigma, infl, focus = self._predicted(status)
         centre = np.eye(self.m) - 1.0 / self.m
-        infl = _inflation(status.ci_width, np.diag(centre @ sigma @ centre))
-        focus = cfg.focus if len(mu.i) else 0.0  # no battles yet: nothing to aim at
         pi, pj = self.pairs[:, 0], self.pairs[:, 1]
         cols = np.arange(len(pi))
         pp = expit(s[pi] - s[pj])
@@ -269,16 +276,138 @@ class AdaptiveScheduler:
         self.scheduled += 1
         return int(best)
 
+    def next_groups(self, status: Status, k: int) -> list[tuple[int, tuple[int, ...]]]:
+        """Up to `batch` (request, models) groups for a judge that ranks k images per
+        call (a battle is then one ranking): each group is seeded by the model whose
+        predicted CI is widest and grown one model at a time by the one whose pairs with
+        the group most lower sum_k var_k^(focus + 1) (the rank breaking's pairs counted
+        as independent battles); with at most k models every group is all of them. The
+        request is one where none of the group's pairs was judged, the least loaded; its
+        pairs leave the pool. Where there are at most `_MAX_GROUPS` groups of k, every
+        one is scored by the same sum and the best that fits a request is taken."""
+        n = min(self.config.batch, self._budget_left())
+        if n <= 0:
+            return []
+        s, sigma, infl, focus = self._predicted(status)
+        index = np.full((self.m, self.m), -1, dtype=np.int64)
+        index[self.pairs[:, 0], self.pairs[:, 1]] = np.arange(len(self.pairs))
+        index[self.pairs[:, 1], self.pairs[:, 0]] = np.arange(len(self.pairs))
+
+        def cost(sig: np.ndarray) -> float:
+            var = infl * _centred_var(sig)
+            return float(((var / var.max()) ** (focus + 1)).sum())
+
+        picks: list[tuple[int, tuple[int, ...]]] = []
+        size = min(k, self.m)
+        every = math.comb(self.m, size) <= _MAX_GROUPS
+        for _ in range(n):
+            if every:  # few enough to score every group of `size`
+                group, fits = self._best_group(sigma, s, infl, focus, index, size, cost)
+            else:
+                group, fits = self._grow_group(sigma, s, infl * _centred_var(sigma), index,
+                                               cost, k)
+            if group is None:
+                break
+            picks.append((self._take_group(group, fits, index), tuple(group)))
+            for a, b in combinations(group, 2):
+                sigma = _rank_one(sigma, s, a, b)
+        return picks
+
+    def _best_group(self, sigma: np.ndarray, s: np.ndarray, infl: np.ndarray, focus: float,
+                    index: np.ndarray, size: int, cost: Any
+                    ) -> tuple[list[int] | None, np.ndarray]:
+        """Every group of `size` scored at once (H^-1 after its pairs, all groups in one
+        batched inverse); the best that fits some request, else the greedy grower's
+        smaller group for what is left."""
+        groups = np.array(list(combinations(range(self.m), size)), dtype=np.int64)
+        h = np.linalg.inv(sigma)
+        add = np.zeros((len(groups), self.m, self.m))
+        rows = np.arange(len(groups))
+        for a, b in combinations(range(size), 2):
+            i, j = groups[:, a], groups[:, b]
+            p = expit(s[i] - s[j])
+            w = p * (1.0 - p)
+            for x, y, sign in ((i, i, 1.0), (j, j, 1.0), (i, j, -1.0), (j, i, -1.0)):
+                add[rows, x, y] += sign * w
+        sig = np.linalg.inv(h[None] + add)
+        row_mean = sig.mean(axis=2)
+        var = infl * (np.diagonal(sig, axis1=1, axis2=2) - 2.0 * row_mean
+                      + row_mean.mean(axis=1, keepdims=True))
+        score = ((var / var.max()) ** (focus + 1)).sum(axis=1)
+        pairs = [index[groups[:, a], groups[:, b]] for a, b in combinations(range(size), 2)]
+        pairs = np.stack(pairs, axis=1)
+        for g in np.argsort(score, kind="stable"):
+            fits = self.open[:, pairs[g]].all(axis=1)
+            if fits.any():
+                return [int(x) for x in groups[g]], fits
+        return self._grow_group(sigma, s, infl * _centred_var(sigma), index, cost, size)
+
+    def _grow_group(self, sigma: np.ndarray, s: np.ndarray, var: np.ndarray,
+                    index: np.ndarray, cost, k: int) -> tuple[list[int] | None, np.ndarray]:
+        """The group to ask next and the requests where all of its pairs are open."""
+        for seed in np.argsort(-var, kind="stable"):
+            group, fits = [int(seed)], np.ones(self.n_requests, dtype=bool)
+            trial_sigma = sigma
+            while len(group) < min(k, self.m):
+                best, best_cost, best_fits = None, np.inf, None
+                for c in range(self.m):
+                    if c in group:
+                        continue
+                    ok = fits & self.open[:, index[c, group]].all(axis=1)
+                    if not ok.any():
+                        continue
+                    trial = trial_sigma
+                    for g in group:
+                        trial = _rank_one(trial, s, c, g)
+                    value = cost(trial)
+                    if value < best_cost:
+                        best, best_cost, best_fits = c, value, ok
+                if best is None:
+                    break
+                for g in group:
+                    trial_sigma = _rank_one(trial_sigma, s, best, g)
+                group.append(best)
+                fits = best_fits
+            if len(group) >= 2:
+                return sorted(group), fits
+        return None, np.zeros(0, dtype=bool)
+
+    def _take_group(self, group: list[int], fits: np.ndarray, index: np.ndarray) -> int:
+        """The least-loaded request where the group fits; its pairs leave the pool."""
+        cand = np.flatnonzero(fits)
+        load = self.per_prompt[self.req_prompt[cand]][:, group].sum(axis=1)
+        best = int(cand[np.lexsort((self.tiebreak[cand], load))[0]])
+        for a, b in combinations(group, 2):
+            self.open[best, index[a, b]] = False
+        self.per_prompt[self.req_prompt[best], group] += 1
+        self.scheduled += 1
+        return best
+
     def step(self, ia: np.ndarray, ib: np.ndarray, score: np.ndarray,
-             prompt: np.ndarray) -> tuple[list[tuple[int, int]], Status]:
-        """Assess, then (unless stopping) pick the next batch. Empty picks = stop."""
+             prompt: np.ndarray, k: int = 2) -> tuple[list[tuple[int, Any]], Status]:
+        """Assess, then (unless stopping) pick the next batch: (request, pair) picks, or
+        with k > 2 (request, models) groups (`next_groups`). Empty picks = stop."""
         status = self.assess(ia, ib, score, prompt)
         if status.reason is not None:
             return [], status
-        picks = self.next_batch(status)
+        picks: list = self.next_batch(status) if k <= 2 else self.next_groups(status, k)
         if not picks:
             status.reason = self._stop_reason(status) or "exhausted"
         return picks, status
+
+
+def _centred_var(sigma: np.ndarray) -> np.ndarray:
+    """diag(C sigma C) with C = I - 11'/m (variances of mean-centred strengths), O(m^2)."""
+    row = sigma.mean(axis=1)
+    return np.diag(sigma) - 2.0 * row + row.mean()
+
+
+def _rank_one(sigma: np.ndarray, s: np.ndarray, i: int, j: int) -> np.ndarray:
+    """H^-1 after one more battle of (i, j) at strengths s (Sherman-Morrison)."""
+    p = float(expit(s[i] - s[j]))
+    w = p * (1.0 - p)
+    x = sigma[:, i] - sigma[:, j]
+    return sigma - w * np.outer(x, x) / (1.0 + w * (x[i] - x[j]))
 
 
 def _information(s: np.ndarray, mu, m: int, prior: float) -> np.ndarray:

@@ -117,6 +117,14 @@ class BattleGraph:
         out[order] = True
         return out
 
+    def ancestors(self, scc: int) -> np.ndarray:
+        """Per SCC, whether it reaches SCC `scc` (itself included)."""
+        order = breadth_first_order(self.dag.T.tocsr(), scc, directed=True,
+                                    return_predecessors=False)
+        out = np.zeros(self.dag.shape[0], dtype=bool)
+        out[order] = True
+        return out
+
     def reach_from(self, model: int) -> np.ndarray:
         """Per model, whether `model` reaches it."""
         return self.descendants(int(self.scc[model]))[self.scc]

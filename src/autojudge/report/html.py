@@ -15,13 +15,15 @@ import base64
 import io
 import json
 import re
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from autojudge.experiment.schema import ReportConfig, stored_section
 from autojudge.report import analysis, figures
 from autojudge.report.redact import redact
+from autojudge.report.render_cache import RenderCache, thumbnail_key
 from autojudge.report.rundata import CONFIG_FILE, RunData, iter_headline_boards, load_run
 from autojudge.report.template import CSS, TEMPLATE
 from autojudge.report.terminal import board_title, cache_line, footnotes, format_ci
@@ -65,8 +67,8 @@ def data_uri(png: bytes, mime: str = "image/png") -> str:
     return f"data:{mime};base64," + base64.b64encode(png).decode("ascii")
 
 
-def thumbnail(path: str | Path, px: int) -> str | None:
-    """A JPEG data URI of the image at `path`, longest side `px` (None if unreadable)."""
+def thumbnail_jpeg(path: str | Path, px: int) -> bytes | None:
+    """JPEG bytes of the image at `path`, longest side `px` (None if unreadable)."""
     from PIL import Image
 
     try:
@@ -77,20 +79,46 @@ def thumbnail(path: str | Path, px: int) -> str | None:
         return None
     buffer = io.BytesIO()
     rgb.save(buffer, format="JPEG", quality=82, optimize=True)
-    return data_uri(buffer.getvalue(), "image/jpeg")
+    return buffer.getvalue()
 
 
 class _Charts:
-    """Draws each chart once: PNG bytes for plots/ and a data URI for the page."""
+    """Each chart once: PNG bytes for plots/ and a data URI for the page, from the
+    store where the same chart was drawn before (`render_cache`); matplotlib
+    is loaded only for a chart that must be drawn."""
 
-    def __init__(self, plt: Any):
-        self.plt = plt
+    def __init__(self, cache: RenderCache, cache_dir: str | None):
+        self.cache, self.cache_dir = cache, cache_dir
         self.files: dict[str, bytes] = {}
+        self._stack = ExitStack()
+        self._plt: Any = None
 
-    def add(self, name: str, fig: Any) -> str:
-        png = figures.png_bytes(fig)
+    @property
+    def plt(self) -> Any:
+        if self._plt is None:
+            self._plt = self._stack.enter_context(figures.pyplot(self.cache_dir))
+        return self._plt
+
+    def add(self, name: str, draw: Callable[..., Any], *inputs: Any) -> str:
+        """The chart `draw(plt, *inputs)`, named `name`."""
+        png = self.cache.chart(name, [_jsonable(x) for x in inputs],
+                               lambda: figures.png_bytes(draw(self.plt, *inputs)))
         self.files[f"{safe_name(name)}.png"] = png
         return data_uri(png)
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def _jsonable(value: Any) -> Any:
+    """`value` with arrays as lists: a chart's key must hold every number it shows."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def _unit(value: Any, spec: str, prefix: str = "", suffix: str = "") -> str:
@@ -100,8 +128,8 @@ def _unit(value: Any, spec: str, prefix: str = "", suffix: str = "") -> str:
 def _board_context(board: Mapping[str, Any], stats: Mapping[str, Any], charts: _Charts,
                    confidence: float) -> dict[str, Any]:
     title = board_title(board)
-    chart = charts.add(f"leaderboard_{board['judge']}",
-                       figures.leaderboard_figure(charts.plt, board, title, confidence))
+    chart = charts.add(f"leaderboard_{board['judge']}", figures.leaderboard_figure, board,
+                       title, confidence)
     multi = not board["connected"]
     rows = []
     for r in analysis.board_rows(board, stats):
@@ -136,8 +164,9 @@ def _tradeoff_context(board: Mapping[str, Any], stats: Mapping[str, Any],
             out[key], out[f"{key}_note"] = None, (
                 f"No rating vs {label} chart: every rated model's {label} is 0.")
             continue
-        out[key] = charts.add(f"quality_vs_{key}_{board['judge']}", figures.tradeoff_figure(
-            charts.plt, rows, xkey, label, front, f"judge {board['judge']}: rating vs {label}"))
+        out[key] = charts.add(f"quality_vs_{key}_{board['judge']}", figures.tradeoff_figure,
+                              rows, xkey, label, front,
+                              f"judge {board['judge']}: rating vs {label}")
     return out
 
 
@@ -156,8 +185,8 @@ def _matrix_context(board: Mapping[str, Any], data: RunData, charts: _Charts
     models = best_first(board, data.models)
     matrix = analysis.win_matrix(data.battles, board["judge"], models)
     return {"judge": board["judge"], "chart": charts.add(
-        f"winrate_{board['judge']}", figures.win_matrix_figure(
-            charts.plt, models, matrix, board["judge"]))}
+        f"winrate_{board['judge']}", figures.win_matrix_figure, models, matrix,
+        board["judge"])}
 
 
 def _agreement_context(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -201,7 +230,8 @@ def _rewards_context(boards: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                      for r in rows]}
 
 
-def _prompt_context(data: RunData, options: ReportOptions) -> tuple[list[dict[str, Any]], int]:
+def _prompt_context(data: RunData, options: ReportOptions, cache: RenderCache
+                    ) -> tuple[list[dict[str, Any]], int]:
     """Image grids for the first `max_prompts` (prompt, seed) rows."""
     order = analysis.prompt_order(data.generations)
     cells = analysis.judge_cells(data.judges, data.scores, data.battles)
@@ -209,7 +239,7 @@ def _prompt_context(data: RunData, options: ReportOptions) -> tuple[list[dict[st
     shown = order[:max(0, options.max_prompts)]
     wanted = {g["image_sha256"]: g for pid, seed in shown for m in data.models
               if (g := by_key.get((m, pid, seed))) and g.get("status") == "ok"}
-    thumbs = _thumbnails(data.run_dir, wanted, options.thumbnail_px)
+    thumbs = _thumbnails(data.run_dir, wanted, options.thumbnail_px, cache)
     out = []
     for pid, seed in shown:
         prompt = data.prompts.get(pid) or {"id": pid, "text": "", "tags": []}
@@ -223,19 +253,29 @@ def _prompt_context(data: RunData, options: ReportOptions) -> tuple[list[dict[st
 
 
 def _thumbnails(run_dir: Path, generations: Mapping[str, Mapping[str, Any]],
-                px: int) -> dict[str, str | None]:
-    """sha -> data URI, decoded in threads (Pillow releases the GIL while it decodes,
-    resizes and encodes, so this scales with cores)."""
+                px: int, cache: RenderCache) -> dict[str, str | None]:
+    """sha -> data URI: from the store's derived table, the rest made in threads (Pillow
+    releases the GIL while it decodes, resizes and encodes, so this scales with cores)."""
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    def one(g: Mapping[str, Any]) -> str | None:
+    def one(g: Mapping[str, Any]) -> bytes | None:
         candidates = [g.get("image_path"), run_dir / g["image"] if g.get("image") else None]
-        return next((uri for p in candidates if p and (uri := thumbnail(p, px))), None)
+        return next((jpeg for p in candidates if p and (jpeg := thumbnail_jpeg(p, px))), None)
 
-    shas = list(generations)
-    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 1)) as pool:
-        return dict(zip(shas, pool.map(one, (generations[s] for s in shas))))
+    keys = {sha: thumbnail_key(sha, px) for sha in generations}
+    found = cache.get_many(list(keys.values()))
+    todo = [sha for sha in generations if keys[sha] not in found]
+    made: dict[str, bytes | None] = {}
+    if todo:
+        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 1)) as pool:
+            made = dict(zip(todo, pool.map(one, (generations[s] for s in todo))))
+        cache.put_many({keys[sha]: jpeg for sha, jpeg in made.items() if jpeg is not None})
+    out = {}
+    for sha in generations:
+        jpeg = found.get(keys[sha]) or made.get(sha)
+        out[sha] = data_uri(jpeg, "image/jpeg") if jpeg else None
+    return out
 
 
 def _cell(model: str, g: Mapping[str, Any] | None, lines: list[str],
@@ -270,22 +310,25 @@ def render_report(data: RunData, options: ReportOptions = ReportOptions()
     confidence = float(run["ratings"]["confidence"])  # the reader filled any default
     stats = {m["model"]: m for m in document.get("models", [])}
     headline = list(iter_headline_boards(document))
-    with figures.pyplot(options.cache_dir) as plt:
-        charts = _Charts(plt)
-        boards = [_board_context(b, stats, charts, confidence) for b in headline]
-        heatmaps = []
-        for board in headline:
-            models, tags, cells = analysis.tag_matrix(document["boards"], board["judge"])
-            if tags:
-                heatmaps.append({"judge": board["judge"], "chart": charts.add(
-                    f"tags_{board['judge']}", figures.tag_heatmap_figure(
-                        plt, models, tags, cells, board["judge"]))})
-        matrices = [_matrix_context(b, data, charts) for b in headline]
-        tradeoffs = [_tradeoff_context(b, stats, charts) for b in headline]
-        agreement = document.get("agreement") or []
-        agreement_chart = charts.add("agreement", figures.agreement_figure(plt, agreement)) \
-            if agreement else None
-    prompts, n_rows = _prompt_context(data, options)
+    with RenderCache.open(options.cache_dir) as cache:
+        charts = _Charts(cache, options.cache_dir)
+        try:
+            boards = [_board_context(b, stats, charts, confidence) for b in headline]
+            heatmaps = []
+            for board in headline:
+                models, tags, cells = analysis.tag_matrix(document["boards"], board["judge"])
+                if tags:
+                    heatmaps.append({"judge": board["judge"], "chart": charts.add(
+                        f"tags_{board['judge']}", figures.tag_heatmap_figure, models, tags,
+                        cells, board["judge"])})
+            matrices = [_matrix_context(b, data, charts) for b in headline]
+            tradeoffs = [_tradeoff_context(b, stats, charts) for b in headline]
+            agreement = document.get("agreement") or []
+            agreement_chart = charts.add("agreement", figures.agreement_figure, agreement) \
+                if agreement else None
+        finally:
+            charts.close()
+        prompts, n_rows = _prompt_context(data, options, cache)
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     css = jinja2.Template(CSS).render(thumb=int(options.thumbnail_px))
     html = env.from_string(TEMPLATE).render(

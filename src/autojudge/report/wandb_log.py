@@ -20,12 +20,14 @@ import logging
 import os
 import re
 import stat
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from autojudge.errors import AutojudgeError
 from autojudge.report.redact import redact  # kept importable from here too
+from autojudge.report.render_cache import RenderCache
 
 log = logging.getLogger(__name__)
 
@@ -169,9 +171,12 @@ def _log_everything(run: Any, wandb: Any, logger_cfg: Mapping[str, Any],
     data = load_run(run_dir)
     tables.log_boards(run, wandb, data)
     logger = _typed(logger_cfg)
-    budget = tables.ImageBudget(wandb, logger.max_images, logger.image_px, data.run_dir)
-    tables.log_prompt_grid(run, wandb, data, budget)
-    tables.log_battles(run, wandb, data, budget, logger.max_battle_rows)
+    root = data.document["run"].get("store")
+    with RenderCache.open(root) as cache, tempfile.TemporaryDirectory() as folder:
+        budget = tables.ImageBudget(wandb, logger.max_images, logger.image_px, data.run_dir,
+                                    cache, folder)
+        tables.log_prompt_grid(run, wandb, data, budget)
+        tables.log_battles(run, wandb, data, budget, logger.max_battle_rows)
     tables.log_costs_and_latency(run, wandb, data)
     if data.document.get("agreement"):
         keys = list(data.document["agreement"][0])

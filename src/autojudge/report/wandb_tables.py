@@ -28,11 +28,16 @@ BOARD_COLUMNS = ("model", "rank", "rating", "ci_low", "ci_high", "ci", "battles"
 
 
 class ImageBudget:
-    """One wandb.Image per distinct image, at most `limit` of them."""
+    """One wandb.Image per distinct image, at most `limit` of them. Each thumbnail's PNG
+    is made once per image and size and kept in the store's `derived` table (`cache`, a
+    `render_cache.RenderCache`); W&B is handed it as a file in `folder`, which must
+    exist until the tables holding the images are logged."""
 
-    def __init__(self, wandb: Any, limit: int, px: int, run_dir: Any = None):
+    def __init__(self, wandb: Any, limit: int, px: int, run_dir: Any = None,
+                 cache: Any = None, folder: Any = None):
         self.wandb, self.limit, self.px = wandb, max(0, int(limit)), int(px)
         self.run_dir = run_dir  # images/<model>/... links: a fallback to the store path
+        self.cache, self.folder = cache, folder
         self._images: dict[str, Any] = {}
 
     @property
@@ -49,6 +54,34 @@ class ImageBudget:
         return self._images[sha]
 
     def _load(self, generation: Mapping[str, Any], caption: str) -> Any:
+        from pathlib import Path
+
+        from autojudge.types import stable_hash
+
+        sha = generation.get("image_sha256") or ""
+        key = stable_hash(["wandb-thumbnail-png", 1, sha, self.px])
+        png = self.cache.get_many([key]).get(key) if self.cache is not None else None
+        if png is None:
+            png = self._thumbnail(generation)
+            if png is None:
+                return None
+            if self.cache is not None:
+                self.cache.put_many({key: png})
+        if self.folder is None:
+            import io
+
+            from PIL import Image
+
+            with Image.open(io.BytesIO(png)) as img:
+                return self.wandb.Image(img.convert("RGB"), caption=caption or None)
+        path = Path(self.folder) / f"{key[:32]}.png"
+        path.write_bytes(png)
+        return self.wandb.Image(str(path), caption=caption or None)
+
+    def _thumbnail(self, generation: Mapping[str, Any]) -> bytes | None:
+        """PNG bytes of the image shrunk to `px` (None: no readable file)."""
+        import io
+
         from PIL import Image
 
         candidates = [generation.get("image_path")]
@@ -62,7 +95,9 @@ class ImageBudget:
                     rgb = img.convert("RGB")
             except Exception:  # store cleaned since the run: try the next, else no image
                 continue
-            return self.wandb.Image(rgb, caption=caption or None)
+            buffer = io.BytesIO()
+            rgb.save(buffer, format="PNG")
+            return buffer.getvalue()
         return None
 
 

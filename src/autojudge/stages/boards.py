@@ -1,8 +1,11 @@
 """Rate stage: battles -> boards (per judge, per tag, overall) and per-model run stats."""
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -26,6 +29,8 @@ class BoardSpec:
             "battles" (raw pooling: a judge counts as much as the battles it made).
         overall_includes_human: pool human votes into the overall board too (they
             always get their own board).
+        store: an open `Store` whose `derived` table keeps each board's ratings by
+            their inputs (`cached_ratings`); None: always rated anew.
     """
 
     rating_config: Any
@@ -33,6 +38,7 @@ class BoardSpec:
     min_battles: int = ReportConfig.min_battles
     overall_weighting: str = RatingsConfig.overall_weighting.value
     overall_includes_human: bool = RatingsConfig.overall_includes_human
+    store: Any = None
 
 
 @dataclass(frozen=True)
@@ -109,15 +115,12 @@ def _tags_with_enough_prompts(battles: Sequence[Battle], min_prompts: int) -> li
 
 def _board(judge: str, tag: str | None, battles: Sequence[Battle], models: Sequence[str],
            spec: BoardSpec, facts: RunFacts) -> dict[str, Any]:
-    from autojudge.ratings import board_structure, rate_battles
+    from autojudge.ratings import board_structure
 
     weight = overall_weights(battles, spec.overall_weighting) if judge == "all" else None
-    rows = rate_battles(
-        np.array([b.model_a for b in battles], dtype=object),
-        np.array([b.model_b for b in battles], dtype=object),
-        np.array([b.winner for b in battles], dtype=object),
-        np.array([b.prompt_id for b in battles], dtype=object),
-        config=spec.rating_config, models=list(models), weight=weight)
+    columns = [[getattr(b, c) for b in battles]
+               for c in ("model_a", "model_b", "winner", "prompt_id")]
+    rows = cached_ratings(spec.store, columns, spec.rating_config, list(models), weight)
     for row in rows:
         row["provisional"] = row["rating"] is not None and row["battles"] < spec.min_battles
         if row["rating"] is None:
@@ -125,6 +128,58 @@ def _board(judge: str, tag: str | None, battles: Sequence[Battle], models: Seque
     return {"judge": judge, "tag": tag, "method": "bt", "n_battles": len(battles),
             "n_prompts": len({b.prompt_id for b in battles}), **board_structure(rows),
             "models": rows}
+
+
+@lru_cache(maxsize=1)
+def ratings_version() -> str:
+    """What a board's numbers depend on besides its battles and settings: the rating
+    code and the numerical libraries it runs on."""
+    from pathlib import Path
+
+    import scipy
+
+    import autojudge.ratings as ratings
+
+    digest = hashlib.sha256(f"{np.__version__} {scipy.__version__}".encode())
+    for path in sorted(Path(ratings.__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def cached_ratings(store: Any, columns: list[list[str]], config: Any, models: list[str],
+                   weight: np.ndarray | None) -> list[dict[str, Any]]:
+    """`ratings.rate_battles` rows of one board, from the store's `derived` table when
+    the same battles were rated with the same settings and code before (a warm re-run
+    rates nothing: the bootstrap is seeded, so the rows are the same), else rated and
+    kept there. A store that cannot be read or written only costs the rating."""
+    from autojudge.errors import AutojudgeError
+    from autojudge.ratings import rate_battles
+    from autojudge.types import stable_hash
+
+    key = stable_hash(["board-ratings", ratings_version(), columns, repr(config), models,
+                       None if weight is None else weight.tolist()])
+    try:
+        found = store.get_payloads("derived", [key]).get(key) if store is not None else None
+    except AutojudgeError:
+        found, store = None, None
+    if found is not None:
+        return json.loads(found)
+    rows = rate_battles(*(np.array(c, dtype=object) for c in columns), config=config,
+                        models=models, weight=weight)
+    text = json.dumps(rows, default=_plain)
+    if store is not None:
+        try:
+            store.put_payloads("derived", {key: text})
+        except AutojudgeError:
+            pass
+    return json.loads(text)  # the same types whether rated now or read back
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python numbers (json's fallback)."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def unrated_reason(model: str, judge: str, facts: RunFacts) -> str:

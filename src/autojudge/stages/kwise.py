@@ -10,8 +10,10 @@ method (`autojudge.sdk`: the VLM judge has one). What lives here, as for pairs:
 - **slot order**: which image sits in which slot is drawn from a hash of (prompt, seed,
   the group's models), never config order, and a re-run draws the same;
 - **reordering** (the K-wise swap-debiasing, on with `swap`): a second call shows the
-  same images rotated by k // 2 slots, so every image moves; a pair the two calls order
-  differently is a tie (autojudge.ratings.rankings.consensus_pairs); the share of each
+  same images in reverse slot order, so every pair's left-to-right order flips (a
+  rotation would keep the pairs within each half in order, and a judge that favours
+  early slots would decide them by position); a pair the two calls order differently
+  is a tie (autojudge.ratings.rankings.consensus_pairs); the share of each
   slot among the picked-best images is the judge's position bias per slot;
 - **caching** by (judge fingerprint, prompt, the images in slot order) in the store's
   `rankings` table; **failure isolation** through `stages.isolation.guarded_rank`; cost
@@ -63,11 +65,10 @@ def plan_groups(models: Sequence[str], k: int, prompt_id: str, seed: int
 def slot_orders(prompt_id: str, seed: int, models: Sequence[str]
                 ) -> tuple[list[int], list[int]]:
     """(first call's slot order, second call's): indices into `models`; the second is
-    the first rotated by k // 2, so no image keeps its slot."""
+    the first reversed, so every pair is shown the other way round."""
     k = len(models)
     first = [int(i) for i in _rng("slots", prompt_id, seed, *sorted(models)).permutation(k)]
-    shift = k // 2
-    return first, first[shift:] + first[:shift]
+    return first, first[::-1]
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,9 @@ class KwiseRunner:
         self.pairs_seen = self.pairs_flipped = 0
 
     def key(self, prompt: Prompt, items: Sequence[JudgeItem]) -> str:
-        return stable_hash([self.runner._fp, self._rank_fp, self.reorder, prompt.content(),
+        # "reversed": the second call's slot order (a rotation before; not reused)
+        reorder = "reversed" if self.reorder else False
+        return stable_hash([self.runner._fp, self._rank_fp, reorder, prompt.content(),
                             *(it.image_sha for it in items)])
 
     def rank(self, groups: Sequence[tuple[Prompt, list[JudgeItem]]]) -> list[GroupResult]:
@@ -129,13 +132,12 @@ class KwiseRunner:
         return results
 
     def _calls(self, groups: Sequence[tuple]) -> list[RankItem]:
-        """Every group's first call, then (reordering) every group's rotated call: one
+        """Every group's first call, then (reordering) every group's reversed call: one
         plugin call holds both, so a plugin may send them all concurrently."""
         first = [RankItem(p, tuple(items)) for p, items in groups]
         if not self.reorder:
             return first
-        return first + [RankItem(p, tuple(items[len(items) // 2:] + items[:len(items) // 2]))
-                        for p, items in groups]
+        return first + [RankItem(p, tuple(items[::-1])) for p, items in groups]
 
     def _combine(self, groups: Sequence[tuple], answers: list[RankVerdict], stamp: float
                  ) -> list[GroupResult]:
@@ -154,9 +156,8 @@ class KwiseRunner:
                 results.append(GroupResult(None, "", raw, failure, stamp))
                 continue
             ranks = [tuple(one.ranks)]
-            if two is not None:  # back from the rotated slots to the first call's order
-                s = len(items) // 2
-                ranks.append(tuple(two.ranks[(i - s) % len(items)] for i in range(len(items))))
+            if two is not None:  # back from the reversed slots to the first call's order
+                ranks.append(tuple(two.ranks[::-1]))
             results.append(GroupResult(tuple(ranks), one.rationale, raw, None, stamp))
         return results
 
@@ -165,11 +166,10 @@ class KwiseRunner:
         if result.ranks is None:
             return
         k = len(result.ranks[0])
-        shift = k // 2
         for call, ranks in enumerate(result.ranks):
             best = [i for i, r in enumerate(ranks) if r == 1]
             if len(best) == 1 and k == self.k:
-                slot = best[0] if call == 0 else (best[0] - shift) % k
+                slot = best[0] if call == 0 else k - 1 - best[0]
                 self.best_slots[slot] += 1
         if len(result.ranks) == 2:
             a, b = result.ranks
@@ -216,30 +216,28 @@ def _from_row(row: Any) -> GroupResult:
 
 def run_kwise_judge(judge: Any, k: int, models: Sequence[str],
                     generations: Sequence[Generation], requests: Sequence[tuple[Prompt, int]],
-                    store: Any, advance: Advance = no_progress) -> Any:
-    """K-wise battles of `judge` (a JudgeRunner whose plugin ranks) on every applicable
-    (prompt, seed): a `stages.judge.JudgeOutcome` of RankingBattle rows."""
-    from autojudge.stages.judge import JudgeOutcome, _check_image, _item, _skip_row
+                    store: Any, advance: Advance = no_progress,
+                    plan: Sequence[tuple[Prompt, int, Sequence[str]]] | None = None,
+                    ranker: KwiseRunner | None = None) -> Any:
+    """K-wise battles of `judge` (a JudgeRunner whose plugin ranks): on every applicable
+    (prompt, seed), or only the (prompt, seed, models) groups of `plan` (the adaptive
+    schedule's, whose rounds share one `ranker` so the slot bias counts them all); a
+    `stages.judge.JudgeOutcome` of RankingBattle rows."""
+    from autojudge.stages.judge import JudgeOutcome, _item
 
-    kwise = KwiseRunner(judge, k)
+    kwise = ranker or KwiseRunner(judge, k)
     by_request: dict[tuple[str, int], dict[str, Generation]] = {}
     for g in generations:
         by_request.setdefault((g.prompt.id, g.seed), {})[g.model] = g
     outcome = JudgeOutcome(judge.name)
+    units = [(p, seed, models) for p, seed in requests if judge.applies(p)] \
+        if plan is None else plan
     groups, contexts, damaged = [], [], {}
-    for prompt, seed in requests:
-        if not judge.applies(prompt):
-            continue
+    for prompt, seed, members in units:
         gens = by_request[(prompt.id, seed)]
-        ok = [m for m in models if gens[m].ok and _check_image(store, gens[m], damaged) is None]
-        for m in models:
-            if m not in ok:
-                failure = gens[m].failure or damaged.get(gens[m].image_sha) or \
-                    Failure("missing_image", "no image")
-                for other in (x for x in models if x != m):
-                    outcome.skipped.append(_skip_row(judge.name, prompt, seed, m, other,
-                                                     failure))
-        for group in plan_groups(ok, k, prompt.id, seed) if len(ok) >= 2 else []:
+        ok = _usable(judge.name, store, prompt, seed, members, gens, damaged, outcome)
+        split = plan_groups(ok, k, prompt.id, seed) if plan is None else [tuple(sorted(ok))]
+        for group in split if len(ok) >= 2 else []:
             first, _ = slot_orders(prompt.id, seed, group)
             shown = [group[i] for i in first]
             groups.append((prompt, [_item(store, gens[m]) for m in shown]))
@@ -248,21 +246,43 @@ def run_kwise_judge(judge: Any, k: int, models: Sequence[str],
     for start in range(0, len(groups), per_call):
         before = judge.counts.computed
         results = kwise.rank(groups[start:start + per_call])
-        for (prompt, seed, shown), result in zip(contexts[start:start + per_call], results):
-            if result.failure is not None or result.ranks is None:
-                failure = result.failure or Failure("judge_error", "no ranking")
-                for i, a in enumerate(shown):
-                    for b in shown[i + 1:]:
-                        outcome.skipped.append(_skip_row(judge.name, prompt, seed, a, b,
-                                                         failure))
-                continue
-            outcome.battles.append(RankingBattle(shown, result.ranks, judge.name, prompt.id,
-                                                 seed, prompt.tags, result.rationale,
-                                                 result.tstamp))
+        for context, result in zip(contexts[start:start + per_call], results):
+            _record(judge.name, context, result, outcome)
         done = len(results)
         advance(done, from_store=done if judge.counts.computed == before else 0)
     judge.rank_summary = kwise.summary()
     return outcome
+
+
+def _usable(name: str, store: Any, prompt: Prompt, seed: int, members: Sequence[str],
+            gens: dict[str, Generation], damaged: dict, outcome: Any) -> list[str]:
+    """The members whose image can be judged; each other one's pairs with the members
+    are skipped rows with its failure."""
+    from autojudge.stages.judge import _check_image, _skip_row
+
+    ok = [m for m in members if gens[m].ok and _check_image(store, gens[m], damaged) is None]
+    for m in members:
+        if m not in ok:
+            failure = gens[m].failure or damaged.get(gens[m].image_sha) or \
+                Failure("missing_image", "no image")
+            for other in (x for x in members if x != m):
+                outcome.skipped.append(_skip_row(name, prompt, seed, m, other, failure))
+    return ok
+
+
+def _record(name: str, context: tuple, result: GroupResult, outcome: Any) -> None:
+    """A group's ranking row, or its pairs as skipped rows with the failure."""
+    from autojudge.stages.judge import _skip_row
+
+    prompt, seed, shown = context
+    if result.failure is not None or result.ranks is None:
+        failure = result.failure or Failure("judge_error", "no ranking")
+        for i, a in enumerate(shown):
+            for b in shown[i + 1:]:
+                outcome.skipped.append(_skip_row(name, prompt, seed, a, b, failure))
+        return
+    outcome.battles.append(RankingBattle(shown, result.ranks, name, prompt.id, seed,
+                                         prompt.tags, result.rationale, result.tstamp))
 
 
 def count_groups(models: Sequence[str], k: int, requests: Sequence[tuple[Prompt, int]],

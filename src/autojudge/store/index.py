@@ -73,6 +73,8 @@ CREATE TABLE IF NOT EXISTS embeddings (
     vector BLOB NOT NULL, created REAL NOT NULL, PRIMARY KEY (backbone, image_sha));
 CREATE TABLE IF NOT EXISTS questions (
     key TEXT PRIMARY KEY, payload TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS derived (
+    key TEXT PRIMARY KEY, payload BLOB NOT NULL, created REAL NOT NULL);
 """
 # A retryable failure row may be replaced by a later attempt; anything else is final, so
 # two concurrent runs that computed the same key keep the first answer.
@@ -436,19 +438,30 @@ class Store:
             self._write(lambda db: db.executemany(
                 "INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?, ?, ?)", rows))
 
-    # -- generated questions (asked of an LLM once per prompt, template and model) -------
+    # -- derived payloads: LLM questions; charts, thumbnails and ratings (derived) -----
+    def get_payloads(self, table: str, keys: Sequence[str]) -> dict[str, Any]:
+        """key -> payload stored in `table` ("questions" or "derived")."""
+        found: dict[str, Any] = {}
+        with self._index_op():
+            for chunk in _chunks(list(keys), 500):
+                found.update(self._db.execute(
+                    f"SELECT key, payload FROM {_table(table, _PAYLOAD_TABLES)} WHERE key IN "
+                    f"({','.join('?' * len(chunk))})", chunk).fetchall())
+        return found
+
+    def put_payloads(self, table: str, payloads: Mapping[str, Any]) -> None:
+        """Store payloads by key (first write wins, as for embeddings)."""
+        rows = [(key, value, now()) for key, value in payloads.items()]
+        if rows:
+            self._write(lambda db: db.executemany(
+                f"INSERT OR IGNORE INTO {_table(table, _PAYLOAD_TABLES)} VALUES (?, ?, ?)", rows))
 
     def get_questions(self, key: str) -> str | None:
         """The JSON payload stored under `key` (autojudge.judges.question_llm), or None."""
-        with self._index_op():
-            row = self._db.execute("SELECT payload FROM questions WHERE key = ?",
-                                   (key,)).fetchone()
-        return row[0] if row else None
+        return self.get_payloads("questions", [key]).get(key)
 
     def put_questions(self, key: str, payload: str) -> None:
-        """Store a JSON payload under `key` (first write wins, as for embeddings)."""
-        self._write(lambda db: db.execute("INSERT OR IGNORE INTO questions VALUES (?, ?, ?)",
-                                          (key, payload, now())))
+        self.put_payloads("questions", {key: payload})
 
     def count(self, table: str) -> int:
         with self._index_op():
@@ -473,8 +486,11 @@ def _failure_of(row: Mapping[str, Any]) -> Failure | None:
     return Failure(row["failure_kind"], row["failure_message"] or "", bool(row["retryable"]))
 
 
-def _table(name: str) -> str:
-    if name not in ("generations", "scores", "verdicts", "rankings"):
+_PAYLOAD_TABLES = ("questions", "derived")
+
+
+def _table(name: str, known: tuple = ("generations", "scores", "verdicts", "rankings")) -> str:
+    if name not in known:
         raise ValueError(f"unknown store table {name!r}")
     return name
 

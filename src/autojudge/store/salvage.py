@@ -21,7 +21,7 @@ from autojudge.errors import AutojudgeError
 from autojudge.store.index import INDEX_NAME, SCHEMA_VERSION, _SCHEMA
 
 _TABLES = ("meta", "fingerprints", "generations", "scores", "verdicts", "rankings",
-           "embeddings", "questions")
+           "embeddings", "questions", "derived")
 _CHUNK = 500  # rows read per query; a query that meets a damaged page is redone row by row
 
 
