@@ -143,6 +143,13 @@ def _user_images(folder: Path) -> tuple[list[Any], list[str] | None]:
     return [Image.open(p).convert("RGB") for p in files], None
 
 
+def shuffled_caption(i: int, n: int) -> int:
+    """The other caption whose image is the worse side of alignment case i (n captions)."""
+    j = i % n
+    k = (j + 1 + i // n) % n
+    return k if k != j else (j + 1) % n
+
+
 def build_pairs(family: str, n: int, cases: dict[str, Any],
                 images_dir: Path | None = None) -> list[tuple[PairItem, str, str]]:
     """(pair, better side "model_a"/"model_b", case label) x n, position-balanced."""
@@ -162,9 +169,7 @@ def build_pairs(family: str, n: int, cases: dict[str, Any],
         if len(captions) < 2:
             raise AutojudgeError("alignment cases need at least two captions")
         for i in range(n):
-            j = i % len(captions)
-            k = (j + 1 + i // len(captions)) % len(captions)
-            k = k if k != j else (j + 1) % len(captions)
+            j, k = i % len(captions), shuffled_caption(i, len(captions))
             prompt = Prompt(id=f"align-{i}", text=captions[j])
             raw.append((prompt, pictures[j], pictures[k], "matching vs shuffled prompt"))
     elif family == "quality":

@@ -57,9 +57,7 @@ def _worse_variants(family: str, i: int, count: int, cases: dict[str, Any],
         user = v._user_images(images_dir) if images_dir else ([], None)
         captions = user[1] or list(cases["alignment"])
         pictures = user[0] if user[1] else [v._typeset(c) for c in captions]
-        j = i % len(captions)
-        first = (j + 1 + i // len(captions)) % len(captions)
-        first = first if first != j else (j + 1) % len(captions)
+        j, first = i % len(captions), v.shuffled_caption(i, len(captions))
         others = [first] + [x for x in range(len(captions)) if x not in (j, first)]
         return [pictures[x] for x in others[:count]]
     user = v._user_images(images_dir)[0] if images_dir else []
