@@ -5,10 +5,18 @@ BT outcomes with 10% ties, 200 prompts, plus a few separated models that won or 
 every battle and an isolated pair) and times, per size, each step of
 `autojudge.ratings.rate_encoded` (battle graph, point fit, bootstrap, intervals, pairwise
 order) with the new code, and the whole rating with the pre-issue code read from git
-(`rating_reference`) where it is asked for; then the growth (time ratio per size step)
-and whether old and new give the same board.
+(`rating_reference`) where it is asked for; then the growth (time ratio per size step,
+and the exponent k of time ~ models^k between steps), whether old and new give the same
+board, and the issue's targets (`TARGETS`: 1,000 models / 3,000 battles in 30 s, 5,000
+models in 300 s, both at 1,000 rounds) for the sizes that have one.
+
+The pairwise order of separated models still grows faster than models^2 (see
+`autojudge.ratings.pairwise`; ~4 minutes at 1,006 models): above `--pairwise-up-to`
+models (default 500) it is left out and the total says so (`+pairs?`), so that a
+default run ends.
 
     python benchmarks/bench_rate_scale.py                          # 50, 500, 2000, 5000
+    python benchmarks/bench_rate_scale.py --sizes 1000 5000        # the issue's targets
     python benchmarks/bench_rate_scale.py --sizes 50 500 --rounds 100 --old 50
 """
 from __future__ import annotations
@@ -24,6 +32,9 @@ from scipy.special import expit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from autojudge.ratings.bradley_terry import Battles  # noqa: E402
+
+# Issue 21: seconds allowed for `rate` (1,000 rounds) per number of generated models.
+TARGETS = {1000: 30.0, 5000: 300.0}
 
 
 def sparse_log(n_models: int, *, per: int = 3, n_separated: int = 4, n_prompts: int = 200,
@@ -110,6 +121,9 @@ def main() -> None:
     p.add_argument("--skip-pairwise", action="store_true",
                    help="leave out the pairwise order of separated models (the step that "
                         "grows fastest) to time the others")
+    p.add_argument("--pairwise-up-to", type=int, default=500,
+                   help="time the pairwise order only up to this many models (it grows "
+                        "faster than models^2: minutes at 1,000)")
     args = p.parse_args()
     from autojudge.ratings.boards import RatingConfig, rate_encoded
     import rating_reference
@@ -123,11 +137,12 @@ def main() -> None:
         from rating_reference.boards import rate_encoded as old_rate_encoded
 
     print(f"{'models':>7} {'battles':>8} {'graph':>7} {'fit':>7} {'boot':>7} {'interv':>7} "
-          f"{'pairs':>7} {'new s':>8} {'old s':>8} {'ratio':>6} same")
+          f"{'pairs':>7} {'new s':>8} {'old s':>8} {'ratio':>6} {'k':>5} same  target")
     previous = None
     for n in args.sizes:
         battles, clusters = sparse_log(n, per=args.per)
-        steps = timed_steps(battles, clusters, args.rounds, not args.skip_pairwise)
+        pairwise = not args.skip_pairwise and n <= args.pairwise_up_to
+        steps = timed_steps(battles, clusters, args.rounds, pairwise)
         old_s, same = float("nan"), "-"
         if n in args.old:
             t = time.perf_counter()
@@ -135,12 +150,30 @@ def main() -> None:
             old_s = time.perf_counter() - t
             new = rate_encoded(battles, clusters, RatingConfig(bootstrap_rounds=args.rounds))
             same = "yes" if same_board(old, new) == 0 else f"NO ({same_board(old, new)})"
-        ratio = "" if previous is None else f"{steps['total'] / previous:6.1f}"
-        previous = steps["total"]
+        # growth between sizes timed alike: with the pairwise order on both, else without
+        ratio, power = "", ""
+        if previous is not None:
+            both = pairwise and previous[2]
+            now = steps["total"] - (0.0 if both or not pairwise else steps["pairwise"])
+            before = previous[1] - (0.0 if both or not previous[2] else previous[3])
+            ratio = f"{now / before:6.1f}"
+            power = f"{np.log(now / before) / np.log(n / previous[0]):5.2f}"
+        previous = (n, steps["total"], pairwise, steps["pairwise"])
+        total = f"{steps['total']:8.2f}" + ("" if pairwise else "+pairs?")
         print(f"{battles.n_models:>7} {len(battles.ia):>8} {steps['graph']:7.2f} "
               f"{steps['fit']:7.2f} {steps['bootstrap']:7.2f} {steps['intervals']:7.2f} "
-              f"{steps['pairwise']:7.2f} {steps['total']:8.2f} {old_s:8.2f} {ratio:>6} {same}",
-              flush=True)
+              f"{steps['pairwise']:7.2f} {total} {old_s:8.2f} {ratio:>6} {power:>5} {same:4} "
+              f"{_target(n, steps['total'], pairwise, args.rounds)}", flush=True)
+
+
+def _target(n: int, seconds: float, pairwise: bool, rounds: int) -> str:
+    """'met' / 'MISSED' against the issue's budget for this size, when it has one."""
+    if n not in TARGETS:
+        return ""
+    verdict = "met" if seconds <= TARGETS[n] else "MISSED"
+    caveats = ([] if pairwise else ["without the pairwise order"]) + \
+        ([] if rounds == 1000 else [f"{rounds} rounds, not 1000"])
+    return f"{verdict} (<= {TARGETS[n]:.0f} s" + "".join(f"; {c}" for c in caveats) + ")"
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ class TestFalContract(GeneratorContract):
     plugin_cls = FalGenerator
     plugin_name = "fal"
     import_module = "autojudge.generators.fal"
-    forbidden_imports = GeneratorContract.forbidden_imports + ("fal_client", "httpx")
+    forbidden_imports = GeneratorContract.forbidden_imports + ("fal_client", "httpx", "aiohttp")
     fingerprint_changes = [{"endpoint": "fal-ai/flux/dev"}, {"num_inference_steps": 8},
                            {"guidance_scale": 2.0}, {"width": 128, "height": 128},
                            {"enable_safety_checker": False}, {"output_format": "png"},
@@ -121,3 +121,59 @@ def test_no_more_requests_at_fal_than_the_concurrency_bound(tmp_path, monkeypatc
         assert all(o.ok for o in outs)
         # the bound is used (requests overlap) and never exceeded
         assert srv.peak_in_flight == 3
+
+
+def requests_of(prefix, n):
+    return [GenRequest(Prompt(id=f"{prefix}{i}", text=f"{prefix} {i}"), i) for i in range(n)]
+
+
+def test_status_stream_kept_connections_and_the_key_only_at_the_queue(tmp_path, monkeypatch):
+    with fake_fal(tmp_path, monkeypatch, service_s=0.05) as srv:
+        gen = FalGenerator("flux", FalGenerator.Config(**{**FAST, "concurrency": 1}))
+        first = gen.generate(requests_of("stream", 3))
+        opened = srv.connections
+        second = gen.generate(requests_of("stream", 3))
+        assert all(o.ok for o in first + second)
+        assert [o.image for o in first] == [o.image for o in second]
+        # completion came from fal's status stream (one per request), never from polls
+        assert (srv.status_streams, srv.status_polls, srv.result_gets) == (6, 0, 6)
+        assert all(o.meta["inference_time_s"] == pytest.approx(0.05) for o in second)
+        # the second batch used the first one's connections: no new TLS handshakes
+        assert srv.connections == opened
+        assert srv.seen_auth == {f"Key {KEY}"} and srv.seen_file_auth == {""}  # no key to CDN
+
+
+def test_polls_where_the_server_has_no_status_stream(tmp_path, monkeypatch):
+    with fake_fal(tmp_path, monkeypatch, service_s=0.05, status_stream=False) as srv:
+        gen = FalGenerator("flux", FalGenerator.Config(**{**FAST, "concurrency": 2}))
+        outs = gen.generate(requests_of("poll", 4))
+        assert all(o.ok for o in outs), [o.failure for o in outs]
+        assert srv.status_streams == 0 and srv.status_polls >= 4
+        assert all(o.meta["queue_wait_s"] >= 0 and o.meta["inference_time_s"] == pytest.approx(0.05)
+                   for o in outs)
+
+
+def test_a_broken_status_stream_is_followed_again_never_resubmitted(server):
+    gen = FalGenerator("f", FalGenerator.Config(**FAST))
+    text = "cut fault:streamcutx1 service:0.5"  # still running when the stream breaks
+    out, = gen.generate([GenRequest(Prompt(id="cut", text=text), 3)])
+    assert out.ok and out.meta["attempts"] == 2, out.failure
+    assert server.accepted[text] == 1 and server.submits[text] == 1
+
+
+def test_generate_from_inside_a_running_event_loop(server):
+    import asyncio
+
+    gen = FalGenerator("f", FalGenerator.Config(**FAST))
+
+    async def notebook_cell():
+        return gen.generate(requests_of("loop", 2))
+
+    assert all(o.ok for o in asyncio.run(notebook_cell()))
+
+
+def test_a_status_stream_left_open_after_completed_is_not_waited_for(server):
+    gen = FalGenerator("f", FalGenerator.Config(**{**FAST, "timeout_s": 3.0}))
+    out, = gen.generate([GenRequest(Prompt(id="open", text="open fault:streamopen"), 4)])
+    # done with one attempt: not timed out (then retried) waiting for the stream's end
+    assert out.ok and out.meta["attempts"] == 1, out.failure

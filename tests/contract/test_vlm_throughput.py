@@ -51,6 +51,19 @@ def test_concurrency_requests_are_in_flight_at_once(tmp_path, concurrency):
     assert all(v.failure is None and v.winner in ("model_a", "model_b") for v in verdicts)
 
 
+def test_overlapping_calls_share_the_concurrency_and_lose_nothing(tmp_path):
+    """The runner runs two calls at once (the judge's `concurrent_calls`) so the next
+    call's requests fill the slots the last one's slowest leave; both share the judge's
+    `concurrency` threads, so the endpoint never sees more."""
+    with FakeOpenAI(service_s=0.05) as server:
+        judge, verdicts = run(server, pairs_of(5, prompts=4), tmp_path, concurrency=4,
+                              batch_size=8)  # 40 pairs: 5 calls of 8
+        stats = server.stats()
+    assert judge.concurrent_calls == 2
+    assert stats["answered"] == 80 and stats["peak_in_flight"] == 4
+    assert all(v.failure is None and v.winner in ("model_a", "model_b") for v in verdicts)
+
+
 def test_each_image_is_encoded_once_across_orders_and_pairs(tmp_path):
     pairs = pairs_of(5, prompts=2)  # 10 images, each shown in 4 pairs x 2 orders
     with FakeOpenAI(service_s=0.0) as server:

@@ -7,6 +7,8 @@ included), CI methods, ranks, separation flags and components.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import rating_reference
@@ -83,16 +85,8 @@ def test_pairwise_order_as_one_profile_fit_per_pair(monkeypatch: pytest.MonkeyPa
     # above the cut-off.
     import autojudge.ratings.pair_exact as px
     import autojudge.ratings.pairwise as pw
-    from autojudge.ratings.bradley_terry import aggregate_matchups, fit_strengths
-    from autojudge.ratings.intervals import _Likelihood
-    from autojudge.ratings.profile import z_value
 
-    battles, clusters = sparse_log(70, per=4, seed=11)
-    mu, _ = aggregate_matchups(battles)
-    graph = battle_graph(battles, mu)
-    strengths = fit_strengths(mu.i, mu.j, mu.eff_i, mu.eff_j, battles.n_models)
-    members = graph.members(0)
-    cut = z_value(0.95) ** 2
+    graph, members, likelihood, cut = separated_component(70, per=4, seed=11)
     is_open = np.ones(len(members), dtype=bool)
     used = {"bounds": 0, "chain": 0}
     bounds, chain = pw.deviance_bounds, pw.chain_deviance
@@ -108,20 +102,113 @@ def test_pairwise_order_as_one_profile_fit_per_pair(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(pw, "deviance_bounds", counted_bounds)
     monkeypatch.setattr(pw, "chain_deviance", counted_chain)
-    likelihood = _Likelihood(battles, clusters, strengths, 0.95)
     got = pw.pairwise_bounded_above(graph, members, is_open, is_open, likelihood, cut)
     assert used["bounds"] > 0 and used["chain"] > 0
     monkeypatch.setattr(px, "_DENSE_MAX", 0)
     by_cg = pw.pairwise_bounded_above(graph, members, is_open, is_open, likelihood, cut)
 
+    want, candidates = profile_order(graph, members, likelihood, cut)
+    assert (got == want).all()
+    assert (by_cg == want).all()
+    assert 0 < want.sum() < candidates
+
+
+def test_dual_bounds_keep_the_profile_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A pair's chain fit stops once a dual point (its matchup flows, routed back onto
+    # the contrast) bounds the deviance above the cut-off, instead of running Newton to
+    # convergence: every such bound is below the converged deviance, and the order is
+    # still that of one profile fit of the whole component per pair.
+    import autojudge.ratings.pair_exact as px
+    import autojudge.ratings.pairwise as pw
+
+    graph, members, likelihood, cut = separated_component(90, per=3, seed=23)
+    is_open = np.ones(len(members), dtype=bool)
+    chain = pw.chain_deviance
+    certified: list[tuple[float, float]] = []
+
+    def checked_chain(*args, **kwargs):  # type: ignore[no-untyped-def]
+        dev = chain(*args, **kwargs)
+        if dev is not None and dev > kwargs["above"]:
+            exact = chain(*args, below=kwargs["below"])
+            certified.append((dev, np.inf if exact is None else exact))
+        return dev
+
+    monkeypatch.setattr(pw, "chain_deviance", checked_chain)
+    got = pw.pairwise_bounded_above(graph, members, is_open, is_open, likelihood, cut)
+    assert len(certified) > 10
+    assert all(bound <= exact + 1e-7 for bound, exact in certified)
+    monkeypatch.setattr(px, "_DENSE_MAX", 0)
+    by_cg = pw.pairwise_bounded_above(graph, members, is_open, is_open, likelihood, cut)
+
+    want, candidates = profile_order(graph, members, likelihood, cut)
+    assert (got == want).all()
+    assert (by_cg == want).all()
+    assert 0 < want.sum() < candidates
+
+
+def test_chord_solver_solves_its_laplacian() -> None:
+    # The pairwise fits step with the core's Laplacian at the fit plus the current
+    # weights of the matchups of models outside the core, solved from the core's
+    # pseudo-inverse (outside models eliminated, Woodbury on the models they touch):
+    # the solve is exact, whatever the outside weights.
+    from autojudge.ratings.bradley_terry import aggregate_matchups, fit_strengths
+    from autojudge.ratings.intervals import _Likelihood
+    from autojudge.ratings.pair_bounds import build_core, edges_at
+    from autojudge.ratings.pair_chord import ChordSolver
+
+    battles, clusters = sparse_log(60, per=3, seed=4)
+    mu, _ = aggregate_matchups(battles)
+    graph = battle_graph(battles, mu)
+    strengths = fit_strengths(mu.i, mu.j, mu.eff_i, mu.eff_j, battles.n_models)
+    members = graph.members(0)
+    likelihood = _Likelihood(battles, clusters, strengths, 0.95)
+    scc = graph.scc[members]
+    labels, sizes = np.unique(scc, return_counts=True)
+    ed = edges_at(likelihood.problem(members), len(members), likelihood.fit(members), scc)
+    core = build_core(ed, len(members), np.flatnonzero(scc == labels[np.argmax(sizes)]))
+    m = len(members)
+    solver = ChordSolver(core, np.arange(m), ed.i, ed.j, ed.w)
+    assert 0 < len(solver.outside) and len(solver.touched) > 1
+    rng = np.random.default_rng(0)
+    weights = solver.weights(rng.uniform(0.01, 2.0, len(ed.i)))
+    lap = np.zeros((m, m))
+    np.add.at(lap, (ed.i, ed.i), weights)
+    np.add.at(lap, (ed.j, ed.j), weights)
+    np.add.at(lap, (ed.i, ed.j), -weights)
+    np.add.at(lap, (ed.j, ed.i), -weights)
+    rhs = rng.normal(size=(m, 2))
+    rhs -= rhs.mean(axis=0)
+    np.testing.assert_allclose(lap @ solver.solve(weights, rhs), rhs, atol=1e-8)
+
+
+def separated_component(models: int, per: int, seed: int) -> tuple[Any, Any, Any, float]:
+    """(battle graph, the first component's members, its likelihood, the 95% cut-off)
+    of a sparse log with separated models."""
+    from autojudge.ratings.bradley_terry import aggregate_matchups, fit_strengths
+    from autojudge.ratings.intervals import _Likelihood
+    from autojudge.ratings.profile import z_value
+
+    battles, clusters = sparse_log(models, per=per, seed=seed)
+    mu, _ = aggregate_matchups(battles)
+    graph = battle_graph(battles, mu)
+    strengths = fit_strengths(mu.i, mu.j, mu.eff_i, mu.eff_j, battles.n_models)
+    return (graph, graph.members(0), _Likelihood(battles, clusters, strengths, 0.95),
+            z_value(0.95) ** 2)
+
+
+def profile_order(graph: Any, members: Any, likelihood: Any, cut: float
+                  ) -> tuple[np.ndarray, int]:
+    """The rule itself, one profile fit of the whole component per candidate pair:
+    D(max(0, est - 32)) above the cut-off; and how many pairs were candidates."""
+    import autojudge.ratings.pairwise as pw
+
+    is_open = np.ones(len(members), dtype=bool)
     s_hat = likelihood.fit(members)
     rows, cols = pw._candidates(graph, members, is_open, is_open, s_hat)
-    want = np.zeros_like(got)
+    want = np.zeros((len(members), len(members)), dtype=bool)
     for j, k in zip(rows, cols, strict=True):
         contrast = np.zeros(len(members))
         contrast[j], contrast[k] = 1.0, -1.0
         value = max(0.0, float(s_hat[j] - s_hat[k]) - 32.0)
         want[j, k] = likelihood.profile(members, contrast).deviance(value) > cut
-    assert (got == want).all()
-    assert (by_cg == want).all()
-    assert 0 < want.sum() < len(rows)
+    return want, len(rows)

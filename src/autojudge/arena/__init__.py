@@ -10,5 +10,7 @@ Modules: `runs` (what is served, read from finished runs), `pairs` (which pair n
 `tokens` (sessions, single-use signed pair tokens, rate limits), `store` (append-only
 SQLite votes, export as a battle log), `images` (checked, metadata-free image bytes),
 `live` (online Elo, background Bradley-Terry refits, SSE fan-out), `app` (the Starlette
-app and routes). Importing this package does not import the web stack.
+app and routes), `writer` (group commit from a thread), `serving` (how uvicorn runs it),
+`timing` (`--timings`: where the server's time goes). Importing this package does not
+import the web stack.
 """

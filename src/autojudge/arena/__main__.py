@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="least seconds between Bradley-Terry refits; default 2")
     p.add_argument("--bootstrap", type=int, default=None, metavar="N",
                    help="bootstrap rounds of the human board's CIs; default: the run's")
+    p.add_argument("--timings", metavar="FILE",
+                   help="measure where the server's time goes (each vote's stages, each "
+                        "route, event-loop lag, CPU) and write it as JSON to FILE on exit")
     return p
 
 
@@ -124,6 +127,7 @@ def serve(args: Any) -> int:
 
     from autojudge.arena.app import ArenaConfig, create_app
     from autojudge.arena.runs import print_warnings
+    from autojudge.arena.serving import one_write_protocol, tune_for_serving
 
     check_host(args.host, args.public)
     for name in ("votes_per_minute", "token_ttl", "refit_seconds"):
@@ -138,7 +142,8 @@ def serve(args: Any) -> int:
                          read_only=args.read_only, votes_path=args.votes,
                          token_ttl_s=args.token_ttl, votes_per_minute=args.votes_per_minute,
                          refit_interval_s=args.refit_seconds,
-                         bootstrap_rounds=args.bootstrap, k=args.k)
+                         bootstrap_rounds=args.bootstrap, k=args.k,
+                         timings_path=args.timings)
     app = create_app(config)
     arena = app.state.arena
     print_warnings(arena.runs.warnings)
@@ -152,7 +157,9 @@ def serve(args: Any) -> int:
           f"{', read-only' if args.read_only else ''}); leaderboard: "
           f"http://{shown}:{port}/leaderboard; votes: {arena.store.path}", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
-                                           lifespan="on", timeout_graceful_shutdown=2))
+                                           lifespan="on", timeout_graceful_shutdown=2,
+                                           http=one_write_protocol()))
+    tune_for_serving()
     server.run(sockets=[sock])
     return 0
 

@@ -40,6 +40,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from autojudge.arena.core import Arena, ArenaConfig
+from autojudge.arena.timing import TimingMiddleware
 from autojudge.arena.tokens import Refusal
 
 __all__ = ["ArenaConfig", "create_app"]
@@ -222,6 +223,8 @@ def create_app(config: ArenaConfig) -> Starlette:
     app = Starlette(routes=Handlers(arena).routes(), lifespan=lifespan)
     app.state.arena = arena
     app.add_middleware(SecurityHeaders)
+    if arena.timings is not None:  # outermost: the whole time in the app
+        app.add_middleware(TimingMiddleware, timings=arena.timings)
     return app
 
 

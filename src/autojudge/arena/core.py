@@ -23,8 +23,10 @@ from autojudge.arena.kwise import FORMS, KwiseArena
 from autojudge.arena.live import Broadcaster, LiveRatings, judge_constants
 from autojudge.arena.pairs import Sampler
 from autojudge.arena.runs import ArenaRuns, load_runs
+from autojudge.arena.timing import Probes, Timings
 from autojudge.arena.tokens import Keys, Refusal, TokenBook
-from autojudge.arena.votes import CHOICES, Vote, VoteStore, VoteWriter, default_votes_path
+from autojudge.arena.votes import CHOICES, Vote, VoteStore, default_votes_path
+from autojudge.arena.writer import VoteWriter
 from autojudge.report.terminal import format_ci
 
 _PAIR_TRIES = 20  # pairs tried per request before giving up on unservable ones
@@ -54,6 +56,8 @@ class ArenaConfig:
         seed: seed of the pair sampler's tie-breaks (None: random).
         k: images shown at once (`--k`): 2 is the pairwise arena; more serves K-wise
             groups (`autojudge.arena.kwise`) on the vote page and at GET /api/group.
+        timings_path: where to write where the server's time went when it stops
+            (`autojudge.arena.timing`; `--timings`); None: not measured.
     """
 
     runs: Sequence[str | Path]
@@ -72,6 +76,7 @@ class ArenaConfig:
     clock: Callable[[], float] = time.time
     seed: int | None = None
     k: int = 2
+    timings_path: str | Path | None = None
 
 
 class Arena:
@@ -102,6 +107,8 @@ class Arena:
                                                 self.runs.judge_boards, self.rating, adaptive),
                                 config.refit_interval_s, config.workers)
         self._load_votes()
+        self.timings = Timings() if config.timings_path is not None else None
+        self._probes = Probes(self.timings) if self.timings is not None else None
         self._push_handle: asyncio.TimerHandle | None = None
         self._last_push = 0.0
         self._cache: tuple[Any, str] | None = None
@@ -141,7 +148,9 @@ class Arena:
 
     # -- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
-        self.writer = VoteWriter(self.store)
+        self.writer = VoteWriter(self.store, self.timings)
+        if self._probes is not None:
+            self._probes.start()
         self.live.on_change = self._changed
         # the adaptive picks steer groups on a K-wise arena, else pairs
         self.live.on_picks = self.kwise.sampler.set_queue if self.kwise \
@@ -154,6 +163,10 @@ class Arena:
         if writer is not None:
             writer.close()  # after the votes already handed over are stored
         self.store.close()
+        if self._probes is not None:
+            self._probes.stop()
+        if self.timings is not None and self.config.timings_path is not None:
+            self.timings.write(self.config.timings_path)  # after the refit worker's exit
 
     def _changed(self, kind: str) -> None:
         """Coalesce pushes: at most one per push_interval_s, the newest state."""

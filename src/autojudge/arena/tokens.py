@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 Clock = Callable[[], float]
+_VERIFIED_MAX = 100_000  # session cookies remembered as verified
 
 
 class Refusal(Exception):
@@ -57,6 +58,9 @@ class Keys:
 
     def __init__(self, secret: bytes | None = None):
         self._secret = secret or secrets.token_bytes(32)
+        # cookies already verified -> their session id: every request carries the
+        # cookie, and a dict lookup is cheaper than an HMAC (bounded: cleared when full)
+        self._verified: dict[str, str] = {}
 
     def mac(self, purpose: str, *parts: str) -> str:
         """A 128-bit MAC of `parts`, domain-separated by `purpose`."""
@@ -70,10 +74,18 @@ class Keys:
     def session_id(self, cookie: str | None) -> str | None:
         """The session id of a cookie value, or None when absent or not ours."""
         # compare_digest refuses non-ASCII str: such a cookie is simply not ours
+        known = self._verified.get(cookie) if cookie else None
+        if known is not None:
+            return known
         if not cookie or cookie.count(".") != 1 or not cookie.isascii():
             return None
         sid, tag = cookie.split(".")
-        return sid if hmac.compare_digest(tag, self.mac("session", sid)) else None
+        if not hmac.compare_digest(tag, self.mac("session", sid)):
+            return None
+        if len(self._verified) >= _VERIFIED_MAX:
+            self._verified.clear()
+        self._verified[cookie] = sid
+        return sid
 
 
 @dataclass(slots=True)

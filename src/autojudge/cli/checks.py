@@ -137,17 +137,19 @@ def _known_keys_hint(full_key: str, group_overrides: Sequence[str]) -> str:
 
 
 def _composed(overrides: list[str], planned: list[str]) -> Any:
-    """The job config of `overrides`; where they are all of the run's overrides, from
-    the composition `planned_run_dir` also reads (`run_dir.compose_with_hydra`), less
-    its `hydra:` section."""
+    """The job config of `overrides`; where they are the run's overrides less `hydra.*`
+    ones (which change only the `hydra:` section), from the composition `planned_run_dir`
+    also reads (`run_dir.compose_with_hydra`), less that section."""
     from omegaconf import OmegaConf
 
     from autojudge.experiment.run_dir import compose_with_hydra
     from autojudge.experiment.schema import compose
 
-    if overrides == planned:
+    if overrides == [a for a in planned if a in overrides] and all(
+            a.lstrip("+~").startswith(("hydra.", "hydra/")) for a in planned
+            if a not in overrides):
         try:
-            full = compose_with_hydra(overrides)
+            full = compose_with_hydra(planned)
         except Exception:  # noqa: BLE001 - composed again below, for its own message
             full = None
         if full is not None:

@@ -1,4 +1,7 @@
-"""The local executor (the default): every batch runs in this process, one after another.
+"""The local executor (the default): every batch runs in this process, one after another
+(or a few at once on threads, for a plugin that declares `concurrent_calls` > 1: an API
+judge whose calls share one bounded request pool, so the next call's requests start while
+the last call waits for its slowest).
 
 It is also the reference the Ray executor must match: the same batches, the same
 plugin calls, the same decoded images, committed by the same driver code.
@@ -10,14 +13,17 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any, Callable, Iterator, Sequence
 
+from autojudge.sdk import concurrent_calls_of
 from autojudge.stages.isolation import guarded_compare, guarded_rank, guarded_score
 from autojudge.types import JudgeItem, PairItem, RankItem
 
 
 class LocalCompute:
-    """Runs a judge plugin's batches here, in order (what `JudgeRunner` uses by default).
+    """Runs a judge plugin's batches here (what `JudgeRunner` uses by default): in order,
+    or `concurrent_calls` at a time on threads.
 
     The compute protocol (shared with `executors.ray.RayCompute`):
         parallelism: how many batches run at once (callers size their calls by it).
@@ -28,32 +34,59 @@ class LocalCompute:
         run_stats(): the plugin's run-level numbers, or None.
     """
 
-    parallelism = 1
-
     def __init__(self, plugin: Any, timeout_s: float | None = None):
         self.plugin = plugin
         self.timeout_s = timeout_s  # per plugin call (`stages.isolation`); None: no limit
+        #: calls at once: the plugin's `concurrent_calls` (1: in order, on this thread)
+        self.parallelism = concurrent_calls_of(plugin)
 
     def map_score(self, batches: Sequence[Sequence[JudgeItem]]
                   ) -> Iterator[tuple[int, list[Any]]]:
-        for number, items in enumerate(batches):  # decoded one batch at a time
-            yield number, guarded_score(self.plugin, [it.materialized() for it in items],
-                                        self.timeout_s)
+        return self._map(batches, lambda items: guarded_score(
+            self.plugin, [it.materialized() for it in items], self.timeout_s))
 
     def map_compare(self, batches: Sequence[Sequence[PairItem]]
                     ) -> Iterator[tuple[int, list[Any]]]:
-        for number, pairs in enumerate(batches):
-            yield number, guarded_compare(self.plugin, materialized_pairs(pairs),
-                                          self.timeout_s)
+        return self._map(batches, lambda pairs: guarded_compare(
+            self.plugin, materialized_pairs(pairs), self.timeout_s))
 
     def map_rank(self, batches: Sequence[Sequence[RankItem]]
                  ) -> Iterator[tuple[int, list[Any]]]:
-        for number, groups in enumerate(batches):
+        def one(groups: Sequence[RankItem]) -> list[Any]:
             memo: dict[int, JudgeItem] = {}
             decoded = [RankItem(g.prompt, tuple(
                 memo.setdefault(id(it), it.materialized()) for it in g.items))
                 for g in groups]
-            yield number, guarded_rank(self.plugin, decoded, self.timeout_s)
+            return guarded_rank(self.plugin, decoded, self.timeout_s)
+
+        return self._map(batches, one)
+
+    def _map(self, batches: Sequence[Any], call: Callable[[Any], list[Any]]
+             ) -> Iterator[tuple[int, list[Any]]]:
+        """(number, call(batch)) per batch; images are decoded inside `call`, so at most
+        `parallelism` batches are held decoded at once."""
+        if self.parallelism == 1:
+            for number, batch in enumerate(batches):
+                yield number, call(batch)
+            return
+        with ThreadPoolExecutor(max_workers=self.parallelism,
+                                thread_name_prefix="local-calls") as pool:
+            waiting = iter(enumerate(batches))
+            running: dict[Future, int] = {}
+
+            def top_up() -> None:
+                for number, batch in waiting:
+                    running[pool.submit(call, batch)] = number
+                    if len(running) >= self.parallelism:
+                        return
+
+            top_up()
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:  # the guards turn a plugin's raise into failures
+                    number = running.pop(future)
+                    top_up()
+                    yield number, future.result()
 
     def run_stats(self) -> Any:
         hook = getattr(self.plugin, "run_stats", None)

@@ -3,13 +3,16 @@
 One model config = one fal endpoint family: `endpoint` for text-to-image, optional
 `img2img_endpoint` and `inpaint_endpoint` for editing prompts (the init image and mask go
 as data: URIs in `image_url` / `mask_url`). Requests run concurrently through
-`fal_client.AsyncClient.submit` -> status polling -> result:
+`fal_client.AsyncClient.submit` -> fal's status stream (server-sent events; status polls
+where a server has none) -> result:
 
 - at most `concurrency` requests are queued or running at fal at once (an asyncio
   semaphore, freed when fal reports COMPLETED: fetching the result and the image does
-  not hold a slot); requests are spread over several small connection pools, since
-  httpcore's pool bookkeeping grows with the square of its size;
-
+  not hold a slot);
+- every call goes through one keep-alive aiohttp session (fal_http; fal-client's own
+  calls too, under its httpx client), kept open on generate()'s own event loop thread
+  from one call to the next; the status stream, result and image GETs skip httpx's
+  client layer (see fal_http for the CPU this saves);
 - per-request `timeout_s` (submit to result); a timed-out request is cancelled through
   its cancel_url and recorded as `Failure("timeout", retryable=True)`, so a later run
   asks again;
@@ -19,23 +22,21 @@ as data: URIs in `image_url` / `mask_url`). Requests run concurrently through
   HTTP call are bounded by `client_max_attempts` (fal_client.client.MAX_ATTEMPTS is set
   for the duration of a call and restored after). Exhausted retries are retryable
   failures; 4xx (bad arguments, auth) and NSFW-flagged images are permanent;
-- images arrive as https URLs (downloaded with httpx, never sending the fal key) or
+- images arrive as https URLs (downloaded without the fal key, redirects followed) or
   data: URIs; either way the bytes are stored content-addressed, never only a URL;
 - per image meta: request_id, inference_time_s (fal's metrics / timings), queue_wait_s
-  (submit to COMPLETED minus inference time: queue + routing, to within the polling
-  interval; without metrics, when the request was first polled out of the queue),
-  attempts, seed returned, nsfw, width, height; latency_s is the wall time of the whole
-  request. Polling: the first status call waits for the median inference time fal
-  reported for this generator's earlier requests (at least poll_interval_s), then every
-  poll_interval_s;
+  (submit to COMPLETED minus inference time: queue + routing; without metrics, when the
+  request was first seen out of the queue), attempts, seed returned, nsfw, width,
+  height; latency_s is the wall time of the whole request;
 - cost = price_per_image_usd + price_per_megapixel_usd * width * height / 1e6 for every
   completed request (NSFW-flagged ones too: fal bills them), 0 for failed ones.
 
 Auth: FAL_KEY, or FAL_KEY_ID + FAL_KEY_SECRET; `check()` fails with one line when neither
-is set. The key is passed to the fal client only: it is never in the fingerprint, the
-config, a failure message or the meta. Host: fal-client reads FAL_RUN_HOST and
-FAL_QUEUE_RUN_HOST once at import; this generator re-reads them at every call, so any
-fal-compatible endpoint works (it must speak https; set SSL_CERT_FILE for a private CA).
+is set. The key goes to the queue only (fal-client's headers, also on the status stream
+and result GETs): never to image URLs, the fingerprint, the config, a failure message or
+the meta. Host: fal-client reads FAL_RUN_HOST and FAL_QUEUE_RUN_HOST once at import; this
+generator re-reads them at every call, so any fal-compatible endpoint works (it must
+speak https; set SSL_CERT_FILE for a private CA).
 
 Example:
     >>> gen = FalGenerator("flux_schnell", FalGenerator.Config(endpoint="fal-ai/flux/schnell"))
@@ -52,21 +53,24 @@ import os
 import random
 import threading
 import time
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional, Sequence
 
 from autojudge.errors import AutojudgeError
-from autojudge.generators.fal_transport import (Permanent, Slot, Transient, apply_host_env, cancel,
-                                                classify, decode_size, download, get_result,
-                                                one_line, queue_host)
+from autojudge.generators.fal_transport import (NoStream, Permanent, Slot, Transient,
+                                                apply_host_env, cancel, classify,
+                                                close_connections, decode_size, download,
+                                                fal_client_on, follow_status, get_result,
+                                                one_line, queue_host, serve_loop, stop_loop)
 from autojudge.runtime.extras import require
 from autojudge.sdk import Generator
 from autojudge.types import Failure, GenOutput, GenRequest
 
 __all__ = ["FalGenerator", "fal_key", "data_uri"]
 
-_REQUESTS_PER_POOL = 8
+_DECODE_INLINE_BYTES = 64 * 1024  # larger images decode on a thread (see _finish)
 _MAX_ATTEMPTS_LOCK = threading.Lock()
 
 
@@ -132,7 +136,7 @@ class FalGenerator(Generator):
             max_retries: retries of one request on 429/5xx/transport/malformed JSON.
             backoff_s, backoff_max_s: exponential backoff between retries (with jitter).
             client_max_attempts: fal-client's own attempts per HTTP call.
-            poll_interval_s: status polling interval.
+            poll_interval_s: status polling interval (servers without the status stream).
             batch_size: requests per generate() call from the pipeline (a killed run
                 loses at most one batch in flight).
         """
@@ -180,6 +184,22 @@ class FalGenerator(Generator):
             raise AutojudgeError(f"{where}: set both width and height (or neither, to use "
                                  f"image_size)")
         self._inference_times: deque[float] = deque(maxlen=64)
+        self._status_stream = True  # until a server answers that it has none
+        self._reset_loop()
+
+    def _reset_loop(self) -> None:
+        self._loop: Any = None  # generate()'s event loop, on its own thread
+        self._loop_pid = 0
+        self._loop_lock = threading.Lock()
+        self._kept: dict[str, Any] = {}  # "now": (identity, transport, fal client) on it
+
+    def __getstate__(self) -> dict[str, Any]:  # a copy gets its own loop and connections
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("_loop", "_loop_pid", "_loop_lock", "_kept")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset_loop()
 
     def _typical_inference_s(self) -> float:
         """Median inference time fal reported for this generator's recent requests."""
@@ -195,7 +215,7 @@ class FalGenerator(Generator):
 
     def check(self) -> None:
         where = f"model '{self.name}'"
-        require("fal", where)  # first: installing is the first thing to do
+        require("fal", where)  # first
         if not self.config.endpoint.strip():
             raise AutojudgeError(f"{where}: no fal endpoint; set model.{self.name}.endpoint, "
                                  f"e.g. fal-ai/flux/schnell")
@@ -245,71 +265,86 @@ class FalGenerator(Generator):
     # ------------------------------------------------------------------ generate
 
     def generate(self, requests: Sequence[GenRequest]) -> list[GenOutput]:
+        """Runs on this generator's own event loop (a daemon thread, also when called
+        from inside another loop), where connections stay open from one call to the
+        next: a batch does not pay the TLS handshakes again."""
         if not requests:
             return []
+        with self._loop_lock:
+            if self._loop is None or self._loop_pid != os.getpid():  # none yet, or forked
+                self._loop, self._loop_pid, self._kept = asyncio.new_event_loop(), \
+                    os.getpid(), {}
+                threading.Thread(target=serve_loop, args=(self._loop,), daemon=True,
+                                 name=f"fal-{self.name}").start()
+                # once this generator is gone: close its connections, end the thread
+                weakref.finalize(self, stop_loop, self._loop, self._kept)
+        future = asyncio.run_coroutine_threadsafe(self.agenerate(requests), self._loop)
         try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.agenerate(requests))
-        # called from inside an event loop (a notebook): run ours in a thread
-        box: dict[str, Any] = {}
-        thread = threading.Thread(target=lambda: box.update(out=asyncio.run(
-            self.agenerate(requests))))
-        thread.start()
-        thread.join()
-        return box["out"]
+            return future.result()
+        except BaseException:  # interrupted (Ctrl-C): stop this call's requests too
+            future.cancel()
+            raise
+
+    async def _connections(self) -> tuple[Any, Any, bool]:
+        """(transport, fal client, whether to close them after this call): kept on
+        generate()'s loop while the key and certificate settings stay the same."""
+        from autojudge.generators.fal_http import make_transport  # imports aiohttp
+
+        def fresh() -> tuple[Any, Any]:
+            transport = make_transport()
+            return transport, fal_client_on(transport, fal_key(), self.config.timeout_s)
+
+        if asyncio.get_running_loop() is not self._loop:
+            return (*fresh(), True)
+        import urllib.request
+
+        identity = (fal_key(), os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"),
+                    sorted(urllib.request.getproxies().items()))
+        kept = self._kept.get("now")
+        if kept is None or kept[0] != identity:
+            if kept is not None:
+                await close_connections(*kept[1:])
+            kept = self._kept["now"] = (identity, *fresh())
+        return (*kept[1:], False)
 
     async def agenerate(self, requests: Sequence[GenRequest]) -> list[GenOutput]:
         """generate() for callers that already run an event loop."""
-        import fal_client
         import fal_client.client as fal_module
-        import httpx
 
         apply_host_env(fal_module)
         for noisy in ("httpx", "httpcore"):  # one INFO line per HTTP call otherwise
             logging.getLogger(noisy).setLevel(logging.WARNING)
-        key = fal_key()
-        # httpcore's pool scans every connection for every request it assigns (quadratic in
-        # pool size: most of the client's CPU at 32 in flight); several small pools, each
-        # with its own lane of requests, keep that scan short
-        lanes = max(1, -(-self.config.concurrency // _REQUESTS_PER_POOL))
-        clients = [fal_client.AsyncClient(key=key, default_timeout=self.config.timeout_s)
-                   for _ in range(lanes)]
+        # one connection layer for every call (see fal_http: httpx's default transport cost
+        # most of the client's CPU at 32+ requests in flight)
+        transport, client, close = await self._connections()
         semaphore = asyncio.Semaphore(self.config.concurrency)
         downloads = asyncio.Semaphore(self.config.concurrency)
         with _MAX_ATTEMPTS_LOCK:
             saved = fal_module.MAX_ATTEMPTS
             fal_module.MAX_ATTEMPTS = self.config.client_max_attempts
-        downloaders = [httpx.AsyncClient(timeout=self.config.timeout_s, follow_redirects=True)
-                       for _ in range(lanes)]
         try:
-            async def bounded(index: int, request: GenRequest) -> GenOutput:
+            async def bounded(request: GenRequest) -> GenOutput:
                 # the slot is held while the request is queued or running at fal; fetching
                 # its result and image happens after the slot is free for the next request
                 await semaphore.acquire()
                 slot = Slot(semaphore)
                 try:
-                    step = await self._one(clients[index % lanes], request, slot.release)
+                    step = await self._one(client, transport, request, slot.release)
                 finally:
                     slot.release()
                 if isinstance(step, GenOutput):
                     return step
                 async with downloads:
-                    return await self._finish(downloaders[index % lanes], *step)
+                    return await self._finish(transport, *step)
 
-            return list(await asyncio.gather(*(bounded(i, r) for i, r in enumerate(requests))))
+            return list(await asyncio.gather(*(bounded(r) for r in requests)))
         finally:
             with _MAX_ATTEMPTS_LOCK:
                 fal_module.MAX_ATTEMPTS = saved
-            for client, downloader in zip(clients, downloaders):
-                await downloader.aclose()
-                try:
-                    inner = await client._client  # close the client's connection pool
-                    await inner.aclose()
-                except Exception:
-                    pass
+            if close:
+                await close_connections(transport, client)
 
-    async def _one(self, client: Any, request: GenRequest,
+    async def _one(self, client: Any, transport: Any, request: GenRequest,
                    on_completed: Callable[[], None] = lambda: None) -> Any:
         """A failed GenOutput, or what `_finish` needs to download the image.
 
@@ -333,10 +368,12 @@ class FalGenerator(Generator):
         except OSError as exc:
             return failed("bad_input", f"cannot read the init image or mask ({exc})", False)
         state: dict[str, Any] = {"handle": None, "on_completed": on_completed}
+        from autojudge.generators.fal_http import within  # no extra task, unlike wait_for
+
         try:
-            result = await asyncio.wait_for(self._run(client, endpoint, args, state, meta),
-                                            timeout=self.config.timeout_s)
-        except asyncio.TimeoutError:
+            result = await within(self.config.timeout_s,
+                                  self._run(client, transport, endpoint, args, state, meta))
+        except (asyncio.TimeoutError, TimeoutError):
             handle = state.get("handle")
             if handle is not None:
                 meta["request_id"] = handle.request_id
@@ -351,11 +388,9 @@ class FalGenerator(Generator):
             return failed("generator_error", f"{type(exc).__name__}: {exc}", True)
         return result, meta, start, failed
 
-    async def _run(self, client: Any, endpoint: str, args: dict[str, Any],
+    async def _run(self, client: Any, transport: Any, endpoint: str, args: dict[str, Any],
                    state: dict[str, Any], meta: dict[str, Any]) -> Any:
         """Submit (once it is accepted), wait and fetch, retrying transient errors."""
-        from fal_client import Completed, Queued
-
         c = self.config
         retries = 0
         while True:
@@ -367,22 +402,9 @@ class FalGenerator(Generator):
                     state["handle"], state["submitted"] = handle, submitted
                     meta["request_id"] = handle.request_id
                 handle = state["handle"]
-                metrics: dict[str, Any] = {}
-                # the first poll waits for the typical inference time seen so far (at least
-                # one interval: nothing is done the instant it is queued), then every
-                # poll_interval_s: fewer status calls for the same latency
-                delay = max(c.poll_interval_s, min(self._typical_inference_s(), 30.0))
-                while True:
-                    await asyncio.sleep(delay)
-                    delay = c.poll_interval_s
-                    status = await handle.status(with_logs=False)
-                    if not isinstance(status, Queued) and "left_queue" not in state:
-                        state["left_queue"] = time.perf_counter() - state["submitted"]
-                    if isinstance(status, Completed):
-                        metrics = status.metrics or {}
-                        state["completed"] = time.perf_counter() - state["submitted"]
-                        state["on_completed"]()
-                        break
+                if "completed" not in state:  # COMPLETED is final: a retry only refetches
+                    await self._wait(handle, transport, state)
+                metrics = state["metrics"]
                 if isinstance(metrics.get("inference_time"), (int, float)):
                     meta["inference_time_s"] = float(metrics["inference_time"])
                     self._inference_times.append(meta["inference_time_s"])
@@ -391,7 +413,7 @@ class FalGenerator(Generator):
                         0.0, state["completed"] - meta["inference_time_s"]), 4)
                 else:  # no metrics: when the request was first seen out of the queue
                     meta["queue_wait_s"] = round(state["left_queue"], 4)
-                return await get_result(handle)
+                return await get_result(handle, transport)
             except Exception as exc:
                 error = classify(exc)
                 if isinstance(error, Permanent) or retries >= c.max_retries:
@@ -400,7 +422,36 @@ class FalGenerator(Generator):
                 delay = min(c.backoff_s * 2 ** (retries - 1), c.backoff_max_s)
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
 
-    async def _finish(self, downloader: Any, result: Any, meta: dict[str, Any], start: float,
+    async def _wait(self, handle: Any, transport: Any, state: dict[str, Any]) -> None:
+        """Until fal reports the request COMPLETED: its status stream where the server has
+        one, else status polls (the first after the median inference time seen so far, at
+        least poll_interval_s, then every poll_interval_s)."""
+        from fal_client import Completed, Queued
+
+        def seen(status: Any) -> bool:
+            if not isinstance(status, Queued) and "left_queue" not in state:
+                state["left_queue"] = time.perf_counter() - state["submitted"]
+            if not isinstance(status, Completed):
+                return False
+            state["metrics"] = status.metrics or {}
+            state["completed"] = time.perf_counter() - state["submitted"]
+            state["on_completed"]()
+            return True
+
+        if self._status_stream:
+            try:
+                return await follow_status(handle, transport, seen)
+            except NoStream:
+                self._status_stream = False  # this server only answers polls
+        c = self.config
+        delay = max(c.poll_interval_s, min(self._typical_inference_s(), 30.0))
+        while True:
+            await asyncio.sleep(delay)
+            delay = c.poll_interval_s
+            if seen(await handle.status(with_logs=False)):
+                return
+
+    async def _finish(self, transport: Any, result: Any, meta: dict[str, Any], start: float,
                       failed: Any) -> GenOutput:
         images = result.get("images") if isinstance(result, dict) else None
         if not images or not isinstance(images[0], dict) or not images[0].get("url"):
@@ -417,8 +468,11 @@ class FalGenerator(Generator):
         nsfw = result.get("has_nsfw_concepts") or []
         meta["nsfw"] = bool(nsfw[0]) if isinstance(nsfw, list) and nsfw else False
         try:
-            data = await download(downloader, image["url"])
-            width, height = decode_size(data)
+            data = await download(transport, image["url"])
+            # a full-size image takes milliseconds to decode: off the event loop (PIL
+            # releases the GIL), where it would delay every other request's next step
+            width, height = decode_size(data) if len(data) < _DECODE_INLINE_BYTES \
+                else await asyncio.to_thread(decode_size, data)
         except Transient as exc:
             return failed(exc.kind, str(exc), True)
         meta.update({"width": width, "height": height, "image_source":

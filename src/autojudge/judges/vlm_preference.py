@@ -51,7 +51,7 @@ from autojudge.errors import AutojudgeError
 from autojudge.judges.vlm_images import EncodedImages
 from autojudge.judges.vlm_prompts import (CRITERIA, PRICES, REFUSAL, TEMPLATES, image_data_url,
                                           load_prices, load_templates, model_price,
-                                          parse_answer, usage_cost)
+                                          parse_answer, retry_after_s, usage_cost)
 from autojudge.runtime.extras import require
 from autojudge.runtime.resources import JUDGES_DIR
 from autojudge.sdk import PairwiseJudge
@@ -167,6 +167,10 @@ class VLMPreferenceJudge(PairwiseJudge):
         if c.image_format not in ("png", "jpeg"):
             raise AutojudgeError(f"{who}: image_format must be png or jpeg")
         self.batch_size = max(self.batch_size, 2 * c.concurrency)  # see Config.batch_size
+        # API calls share one pool of `concurrency` request threads, so a second call's
+        # requests queue behind the first's and fill the slots its slowest ones leave
+        self.concurrent_calls = 2 if c.backend == "openai" and c.concurrency > 1 else 1
+        self._pool: ThreadPoolExecutor | None = None
         self._client: Any = None
         self._client_lock = threading.Lock()
         self._templates: dict[str, Any] | None = None
@@ -257,13 +261,6 @@ class VLMPreferenceJudge(PairwiseJudge):
 
     # -- judging -------------------------------------------------------------------------
 
-    def compare(self, pairs: Sequence[PairItem]) -> list[Verdict]:
-        """One verdict per pair as given (A = pair.a), all requests on `concurrency`
-        threads; failures are typed, never wins."""
-        if not pairs:
-            return []
-        return self._ask_all(pairs)
-
     def run_stats(self) -> dict[str, Any]:
         """Calls, retries, failures and tokens of this judge's lifetime (the runner adds
         the position-bias rate and the metered cost)."""
@@ -289,6 +286,15 @@ class VLMPreferenceJudge(PairwiseJudge):
                                              api_key=key or "not-needed",
                                              timeout=self.config.timeout_s, max_retries=0)
             return self._client
+
+    @property
+    def requests_pool(self) -> ThreadPoolExecutor:
+        """The `concurrency` threads every request of this judge runs on."""
+        with self._client_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.config.concurrency,
+                                                thread_name_prefix=f"vlm-{self.name}")
+            return self._pool
 
     def _scrub(self, text: str) -> str:
         key = os.environ.get(self.config.api_key_env, "") if self.config.api_key_env else ""
@@ -323,8 +329,10 @@ class VLMPreferenceJudge(PairwiseJudge):
                                             c.price_output_per_mtok))
         return self._prices[0]
 
-    def _ask_all(self, pairs: Sequence[PairItem]) -> list[Verdict]:
-        if self.config.concurrency == 1 or len(pairs) == 1:
+    def compare(self, pairs: Sequence[PairItem]) -> list[Verdict]:
+        """One verdict per pair as given (A = pair.a), all requests on the judge's
+        `concurrency` threads; failures are typed, never wins."""
+        if self.config.concurrency == 1 or not pairs:
             return [self._ask(p) for p in pairs]
         # both orders of a pair side by side (a call's first requests need half the images
         # encoded), and each image encoded ahead of its requests (overlapping the waits)
@@ -334,9 +342,7 @@ class VLMPreferenceJudge(PairwiseJudge):
         todo = [pairs[i] for i in order]
         ahead = self._images.ahead([(it.image, it.image_sha) for p in todo for it in (p.a, p.b)])
         try:
-            with ThreadPoolExecutor(max_workers=min(self.config.concurrency, len(pairs)),
-                                    thread_name_prefix=f"vlm-{self.name}") as pool:
-                answers = dict(zip(order, pool.map(self._ask, todo)))
+            answers = dict(zip(order, self.requests_pool.map(self._ask, todo)))
         finally:
             ahead.shutdown(cancel_futures=True)
         return [answers[i] for i in range(len(pairs))]
@@ -392,7 +398,7 @@ class VLMPreferenceJudge(PairwiseJudge):
                 final = True
             except openai.RateLimitError as exc:
                 failure = Failure("http_429", self._scrub(f"rate limited: {exc.message}"), True)
-                retry_after = _retry_after(exc)
+                retry_after = retry_after_s(exc)
             except openai.APITimeoutError:
                 failure = Failure("timeout", f"no answer within {c.timeout_s:g} s", True)
             except openai.APIConnectionError as exc:
@@ -402,7 +408,7 @@ class VLMPreferenceJudge(PairwiseJudge):
                 if status >= 500:
                     failure = Failure(f"http_{status}",
                                       self._scrub(f"server error: {exc.message}"), True)
-                    retry_after = _retry_after(exc)
+                    retry_after = retry_after_s(exc)
                 else:  # a 4xx other than 429 will not change on retry
                     failure = Failure(f"http_{status}",
                                       self._scrub(f"request rejected: {exc.message}"), False)
@@ -488,12 +494,3 @@ class VLMPreferenceJudge(PairwiseJudge):
         return {"rank_answer": rank_mode(self.config),
                 "rank_templates": stable_hash(rank_templates(self.templates()))}
 
-
-def _retry_after(exc: Any) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None) or {}
-    value = headers.get("retry-after") if hasattr(headers, "get") else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None

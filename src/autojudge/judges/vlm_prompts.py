@@ -133,3 +133,14 @@ def image_data_url(image: Any, max_side: int, image_format: str) -> str:
         im.save(buffer, format="PNG")
         mime = "image/png"
     return f"data:{mime};base64,{base64.b64encode(buffer.getvalue()).decode()}"
+
+
+def retry_after_s(exc: Any) -> float | None:
+    """Seconds an HTTP error's Retry-After header asks for (None: no usable header)."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    value = headers.get("retry-after") if hasattr(headers, "get") else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

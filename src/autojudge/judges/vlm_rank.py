@@ -165,11 +165,7 @@ def rank_one(judge: Any, item: RankItem) -> RankVerdict:
 
 
 def rank_all(judge: Any, groups: Sequence[RankItem]) -> list[RankVerdict]:
-    """Every group on the judge's `concurrency` threads."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    if judge.config.concurrency == 1 or len(groups) <= 1:
+    """Every group on the judge's `concurrency` request threads."""
+    if judge.config.concurrency == 1 or not groups:
         return [rank_one(judge, g) for g in groups]
-    with ThreadPoolExecutor(max_workers=min(judge.config.concurrency, len(groups)),
-                            thread_name_prefix=f"vlm-rank-{judge.name}") as pool:
-        return list(pool.map(lambda g: rank_one(judge, g), groups))
+    return list(judge.requests_pool.map(lambda g: rank_one(judge, g), groups))

@@ -329,7 +329,7 @@ class VQABackend:
         stops everything in one line."""
         import openai
 
-        from autojudge.judges.vlm_preference import _retry_after
+        from autojudge.judges.vlm_prompts import retry_after_s
 
         s = self.settings
         if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
@@ -339,7 +339,7 @@ class VQABackend:
                 f"the endpoint") from None
         if isinstance(exc, openai.RateLimitError):
             return (Failure("http_429", self.scrub(f"rate limited: {exc.message}"), True),
-                    _retry_after(exc), False)
+                    retry_after_s(exc), False)
         if isinstance(exc, openai.APITimeoutError):
             return Failure("timeout", f"no answer within {s.timeout_s:g} s", True), None, False
         if isinstance(exc, openai.APIConnectionError):
@@ -348,7 +348,7 @@ class VQABackend:
             status = int(exc.status_code)
             if status >= 500:
                 return (Failure(f"http_{status}", self.scrub(f"server error: {exc.message}"),
-                                True), _retry_after(exc), False)
+                                True), retry_after_s(exc), False)
             # a 4xx other than 429 will not change on retry
             return (Failure(f"http_{status}", self.scrub(f"request rejected: {exc.message}")),
                     None, True)

@@ -18,9 +18,20 @@ are separated), so the question is answered without finding each bound:
   below), O(the pair's neighbourhood) each: most remaining pairs end there;
 - the rest get one constrained fit each, on the models that can matter (those on chains
   of wins from j to k, `pair_exact`), from a start that squeezes the chain (often
-  already below the cut) and stopped as soon as a point is below the cut. Within a
-  margin of the cut (ridge and sub-problem differences, ~1e-5) the whole component is
-  fitted as before, so every answer is that of one profile fit per pair.
+  already below the cut), stopped as soon as a point is below the cut or a dual point
+  (the iterate's matchup flows, routed back onto the contrast) bounds D above it. The
+  first steps use the core's Laplacian pseudo-inverse at the fit (`pair_chord`: no
+  factorisation, O(core^2) each) and settle nearly every pair; Newton (O(core^3) a
+  step) finishes the rest. Within a margin of the cut (ridge and sub-problem
+  differences, ~1e-5) the whole component is fitted as before, so every answer is that
+  of one profile fit per pair.
+
+Cost: every candidate pair is decided (a rank counts all the models above it), and on
+a sparse log where most models are separated that is most pairs of the component. The
+screen and the bounds are O(pairs x their battles); about a tenth of the pairs need a
+chain fit, O(core^2) per step; so the step still grows about as models^3 to models^4
+(`benchmarks/bench_rate_scale.py`), and the core's pseudo-inverse is a dense
+O(core^2) matrix.
 
 Pure numpy, no I/O.
 """
@@ -97,7 +108,7 @@ def _decide(graph: BattleGraph, members: np.ndarray, likelihood: Any, s_hat: np.
         for k in open_:
             j_, k_ = int(rows[k]), int(cols[k])
             dev = chain_deviance(core, ed, s_hat, chains.nodes(scc[j_], scc[k_]), j_, k_,
-                                 float(value[k]), below=cut - margin)
+                                 float(value[k]), below=cut - margin, above=cut + margin)
             if dev is None or abs(dev - cut) <= margin:
                 contrast = np.zeros(n)
                 contrast[j_], contrast[k_] = 1.0, -1.0

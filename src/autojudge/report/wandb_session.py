@@ -27,6 +27,17 @@ from autojudge.errors import AutojudgeError
 
 log = logging.getLogger(__name__)
 _WAIT_S = 1800.0  # a W&B run with thousands of images logs for minutes, never for hours
+#: what `wandb.init` imports every time and what logging a run folder imports (measured:
+#: wandb.Table checks for pandas, its artifacts load pyarrow, requests and
+#: opentelemetry), ~2 s of a warm re-run's wait when left to the logging itself
+_WARM_UP = ("wandb", "wandb.sdk.launch.inputs.internal",
+            "wandb.sdk.artifacts._internal_artifact", "pandas", "pyarrow", "requests",
+            "psutil", "cloudpickle", "dateutil.parser",
+            "opentelemetry.sdk", "opentelemetry.exporter", "multiprocessing.pool",
+            "autojudge.report.wandb_log", "autojudge.report.wandb_tables",
+            "autojudge.report.rundata", "autojudge.report.render_cache",
+            "autojudge.sweeps.jobs", "autojudge.store.index", "autojudge.experiment.schema",
+            "autojudge.battles.rankings", "PIL.PngImagePlugin")
 
 
 def logger_on(logger_cfg: Mapping[str, Any]) -> bool:
@@ -41,13 +52,11 @@ def _child(conn: Any) -> None:
     """The child: warm W&B up, then log the run it is handed (or nothing). Sends back
     (status, W&B run dir or error line, seconds spent warming up and logging)."""
     started = time.perf_counter()
-    try:  # what wandb.init imports every time, and what logging the run folder uses
-        for module in ("wandb", "wandb.sdk.launch.inputs.internal",
-                       "autojudge.report.wandb_log", "autojudge.report.wandb_tables",
-                       "autojudge.battles.rankings", "PIL.PngImagePlugin"):
+    for module in _WARM_UP:
+        try:
             importlib.import_module(module)
-    except Exception:  # noqa: BLE001 - the real call below says what is wrong
-        pass
+        except Exception:  # noqa: BLE001 - the real call below says what is wrong
+            pass
     timing = {"warm-up": time.perf_counter() - started}
     run_dir = conn.recv()
     if run_dir is None:

@@ -25,7 +25,7 @@ from autojudge.errors import AutojudgeError
 EXTRAS: dict[str, tuple[str, ...]] = {
     "clip": ("torch", "open_clip"),
     "diffusers": ("torch", "diffusers", "transformers"),
-    "fal": ("fal_client", "httpx"),
+    "fal": ("fal_client", "httpx", "aiohttp", "httpx_aiohttp"),
     "vlm": ("openai",),
     "vlm-local": ("torch", "transformers"),
 }

@@ -36,6 +36,10 @@ Hooks, each declared here with its default (override what applies):
     pool_resources   default worker resources in a pool (num_cpus, num_gpus, actors,
                      max_in_flight); `executor.resources.<label>` overrides them. An API
                      client keeping its own concurrency says {"actors": 1}.
+    concurrent_calls how many calls the local executor may run at once on threads
+                     (default 1: one after another). More only for a plugin whose calls
+                     wait on a network and share one bounded pool of requests, so the
+                     next call's requests fill the slots the last one's tail leaves.
     Generator.cacheable         False when outputs depend on more than the request.
     Generator.cheap_to_remake   True when making an image again is free and gives the
                                 same bytes (compare re-makes a damaged stored image).
@@ -101,8 +105,8 @@ from autojudge.types import GenOutput, GenRequest, JudgeItem, PairItem, Prompt, 
 
 __all__ = ["Plugin", "Generator", "Judge", "PointwiseJudge", "PairwiseJudge", "PluginCache",
            "RequestMatch", "Placement", "PLACEMENTS", "is_pointwise", "placement_of",
-           "pool_resources_of", "judge_card", "validation_families_of", "cheap_to_remake",
-           "GENERATORS", "JUDGES", "Registry"]
+           "pool_resources_of", "concurrent_calls_of", "judge_card", "validation_families_of",
+           "cheap_to_remake", "GENERATORS", "JUDGES", "Registry"]
 
 Placement = Literal["driver", "pool"]
 PLACEMENTS = ("driver", "pool")
@@ -126,6 +130,9 @@ class Plugin:
     placement: ClassVar[str] = "pool"
     #: default worker resources in a pool (executor.resources.<label> overrides them)
     pool_resources: ClassVar[Mapping[str, Any]] = {}
+    #: calls the local executor may run at once (threads); >1 only for plugins whose
+    #: calls wait on a network and share one bounded request pool
+    concurrent_calls: int = 1
     #: the config group, as error messages name it
     role: ClassVar[str] = "plugin"
 
@@ -323,6 +330,16 @@ def placement_of(plugin: Any) -> str:
 def pool_resources_of(plugin: Any) -> dict[str, Any]:
     """The plugin's default worker resources in a pool (instance or class)."""
     return dict(getattr(plugin, "pool_resources", None) or {})
+
+
+def concurrent_calls_of(plugin: Any) -> int:
+    """How many calls of `plugin` may run at once in one process (>= 1); a bad value is
+    one line."""
+    calls = getattr(plugin, "concurrent_calls", 1)
+    if isinstance(calls, bool) or not isinstance(calls, int) or calls < 1:
+        raise AutojudgeError(f"plugin {_cls(plugin).__name__}: concurrent_calls={calls!r}; "
+                             "use an int >= 1")
+    return calls
 
 
 def cheap_to_remake(plugin: Any) -> bool:

@@ -5,13 +5,16 @@ It speaks the queue protocol fal-client 1.0 uses (read from fal-client's source)
     POST /<owner>/<alias>[/<path>]        -> {request_id, status_url, response_url, cancel_url}
     GET  .../requests/<id>/status         -> IN_QUEUE{queue_position} | IN_PROGRESS{logs}
                                              | COMPLETED{logs, metrics{inference_time}}
+    GET  .../requests/<id>/status/stream  -> server-sent events, one `data:` line per status
+                                             change, closed after COMPLETED (fal's status
+                                             stream; `status_stream=False` answers 404)
     GET  .../requests/<id>                -> {images:[{url,width,height,content_type}], seed,
                                               timings{inference}, has_nsfw_concepts, prompt}
     PUT  .../requests/<id>/cancel         -> 202 {status: CANCELLATION_REQUESTED}
     GET  /files/<name>                    -> image bytes (for URL images)
 
 fal-client always speaks https, so the server runs TLS with a self-signed certificate
-(`self_signed_cert`); point `SSL_CERT_FILE` at it and `FAL_QUEUE_RUN_HOST` at
+(`self_signed_cert`, in fake_fal_server); point `SSL_CERT_FILE` at it and `FAL_QUEUE_RUN_HOST` at
 `127.0.0.1:<port>`. Images are flat colours derived from (prompt, seed), so the same
 request gives the same bytes.
 
@@ -24,18 +27,22 @@ Faults are scripted per request by tokens in the prompt text (or by `FakeFal.scr
     fault:badsubmitx1    the first submit answers malformed JSON (after queueing nothing)
     fault:badresultx1    the first result fetch answers malformed JSON
     fault:nsfw           has_nsfw_concepts: [true] and a black image
+    fault:streamcutx1    the first status stream ends before COMPLETED
+    fault:streamopen     the status stream stays open after COMPLETED (until the client
+                         hangs up, at most 10 s)
     image:data           the image comes back as a data: URI (else the request's
                          sync_mode decides: true -> data URI, false -> https URL)
     service:0.5          this request's service time in seconds
 
-Counters (`submits`, `accepted`, `cancelled`, `status_polls`, `result_gets`) let tests
-check what reached the server. Run standalone for a dry run:
+Counters (`submits`, `accepted`, `cancelled`, `status_polls`, `status_streams`,
+`result_gets`, `connections`) let tests check what reached the server. Run standalone for a dry run:
 
     python -m autojudge.testing.fake_fal --port 8443 --service 0.2
 """
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import re
@@ -48,43 +55,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from autojudge.testing.fake_fal_server import Server, Stream, self_signed_cert
+
 __all__ = ["FakeFal", "Behaviour", "self_signed_cert"]
 
 IMAGE_SIZES = {"square_hd": (1024, 1024), "square": (512, 512), "portrait_4_3": (768, 1024),
                "portrait_16_9": (576, 1024), "landscape_4_3": (1024, 768),
                "landscape_16_9": (1024, 576)}
-
-
-def self_signed_cert(folder: str | Path) -> tuple[Path, Path]:
-    """(cert.pem, key.pem) for 127.0.0.1 and localhost, valid for a day."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-                critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
 
 
 @dataclass
@@ -97,6 +74,8 @@ class Behaviour:
     bad_submits: int = 0
     bad_results: int = 0
     nsfw: bool = False
+    stream_cuts: int = 0
+    stream_open: bool = False
     image_mode: str | None = None  # "url" | "data" | None (follow sync_mode)
 
 
@@ -125,6 +104,10 @@ def parse_behaviour(text: str, default_service_s: float, slow_s: float) -> Behav
                 b.bad_results = n
             elif name == "nsfw":
                 b.nsfw = True
+            elif name == "streamcut":
+                b.stream_cuts = n
+            elif name == "streamopen":
+                b.stream_open = True
     return b
 
 
@@ -137,8 +120,10 @@ class _Request:
     created: float
     done_at: float
     cancelled: bool = False
+    streams: int = 0
 
 
+@functools.lru_cache(maxsize=1024)  # the same request again is served from memory
 def _png(width: int, height: int, color: tuple[int, int, int]) -> bytes:
     from PIL import Image
 
@@ -157,12 +142,15 @@ class FakeFal:
         queue_s: time a request reports IN_QUEUE before IN_PROGRESS.
         slow_s: service time of `fault:slow` requests.
         expected_key: if set, every queue call must carry `Authorization: Key <it>`.
+        status_stream: serve the SSE status stream (False: 404, as a server without it).
     """
 
     def __init__(self, tls_dir: str | Path | None = None, *, service_s: float = 0.05,
                  queue_s: float = 0.0, slow_s: float = 30.0, expected_key: str | None = None,
-                 port: int = 0, script: Callable[[dict[str, Any]], Behaviour] | None = None):
+                 port: int = 0, script: Callable[[dict[str, Any]], Behaviour] | None = None,
+                 status_stream: bool = True):
         self.service_s, self.queue_s, self.slow_s = service_s, queue_s, slow_s
+        self.status_stream = status_stream
         self.expected_key = expected_key
         self.script = script
         self.lock = threading.Lock()
@@ -172,18 +160,21 @@ class FakeFal:
         self.accepted: Counter[str] = Counter()     # prompt text -> queued requests
         self.cancelled: list[str] = []
         self.status_polls = 0
+        self.status_streams = 0
+        self._live: dict[str, float] = {}  # request id -> done_at, while queued or running
         self.peak_in_flight = 0  # most requests queued or running at fal at one time
         self.connections = 0  # TCP connections accepted (each a TLS handshake)
         self.result_gets = 0
         self._result_gets_per_prompt: Counter[str] = Counter()
-        self.seen_auth: set[str] = set()
+        self.seen_auth: set[str] = set()  # Authorization headers of queue calls
+        self.seen_file_auth: set[str] = set()  # ... and of image downloads
         self.cert_path: Path | None = None
         context = None
         if tls_dir is not None:
             self.cert_path, key_path = self_signed_cert(tls_dir)
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(self.cert_path, key_path)
-        self._server = _Server(("127.0.0.1", port), self, context)
+        self._server = Server(("127.0.0.1", port), self, context, route)
         self.port = self._server.server_address[1]
         self.scheme = "https" if context else "http"
         self.host = f"127.0.0.1:{self.port}"
@@ -237,9 +228,11 @@ class FakeFal:
         with self.lock:
             self.requests[rid] = req
             self.accepted[prompt] += 1
-            in_flight = sum(1 for r in self.requests.values()
-                            if r.done_at > now and not r.cancelled)
-            self.peak_in_flight = max(self.peak_in_flight, in_flight)
+            # only live requests are counted: a scan of every request ever made would make
+            # the server's CPU grow with the length of a benchmark
+            self._live = {k: t for k, t in self._live.items() if t > now}
+            self._live[rid] = req.done_at
+            self.peak_in_flight = max(self.peak_in_flight, len(self._live))
         base = f"{self.base_url}/{app}/requests/{rid}"
         return 200, {"request_id": rid, "status_url": base + "/status", "response_url": base,
                      "cancel_url": base + "/cancel", "queue_position": 0}
@@ -250,6 +243,17 @@ class FakeFal:
             req = self.requests.get(rid)
         if req is None:
             return 404, {"detail": "request not found"}
+        return self.status_of(req)
+
+    def next_change(self, rid: str) -> float:
+        """Seconds until the request's status changes next (0 once it is COMPLETED)."""
+        req = self.requests[rid]
+        now = time.monotonic()
+        later = [t for t in (req.created + self.queue_s, req.done_at) if t > now]
+        return min(later) - now if later else 0.0
+
+    def status_of(self, req: _Request) -> tuple[int, Any]:
+        rid = req.id
         now = time.monotonic()
         if now < req.created + self.queue_s:
             return 202, {"status": "IN_QUEUE", "queue_position": 0, "request_id": rid}
@@ -303,6 +307,7 @@ class FakeFal:
                 return 404, {"detail": "request not found"}
             req.cancelled = True
             self.cancelled.append(rid)
+            self._live.pop(rid, None)
         return 202, {"status": "CANCELLATION_REQUESTED"}
 
 
@@ -314,16 +319,13 @@ def _size(value: Any) -> tuple[int, int]:
     return 64, 64
 
 
-_REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized",
-            404: "Not Found", 422: "Unprocessable Entity", 429: "Too Many Requests",
-            500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
-
-
 def route(fal: FakeFal, method: str, path: str, headers: dict[str, str],
           body: bytes) -> tuple[int, Any, str]:
     """(status, payload, content type) for one HTTP request."""
     path = path.split("?")[0]
     if method == "GET" and path.startswith("/files/"):
+        with fal.lock:
+            fal.seen_file_auth.add(headers.get("authorization", ""))
         data = fal.files.get(path.rsplit("/", 1)[-1])
         return (404, {"detail": "no such file"}, "application/json") if data is None \
             else (200, data, "image/png")
@@ -339,7 +341,7 @@ def route(fal: FakeFal, method: str, path: str, headers: dict[str, str],
             data = {}
         return (*fal.submit(path.strip("/"), data if isinstance(data, dict) else {}),
                 "application/json")
-    match = re.search(r"/requests/([0-9a-f]+)(/status|/cancel)?$", path)
+    match = re.search(r"/requests/([0-9a-f]+)(/status/stream|/status|/cancel)?$", path)
     if not match:
         return 404, {"detail": "unknown path"}, "application/json"
     rid, tail = match.group(1), match.group(2)
@@ -347,97 +349,15 @@ def route(fal: FakeFal, method: str, path: str, headers: dict[str, str],
         return (*fal.cancel(rid), "application/json")
     if method == "GET" and tail == "/status":
         return (*fal.status(rid), "application/json")
+    if method == "GET" and tail == "/status/stream" and fal.status_stream:
+        with fal.lock:
+            known = rid in fal.requests
+            fal.status_streams += known
+        return (200, Stream(rid), "text/event-stream") if known \
+            else (404, {"detail": "request not found"}, "application/json")
     if method == "GET" and tail is None:
         return (*fal.result(rid), "application/json")
     return 404, {"detail": "unknown path"}, "application/json"
-
-
-class _Server:
-    """HTTP/1.1 keep-alive (optionally TLS) on an asyncio loop in its own thread: one
-    event loop serves every connection, so hundreds of polls a second cost little CPU."""
-
-    def __init__(self, address: tuple[str, int], fal: FakeFal,
-                 context: ssl.SSLContext | None):
-        import socket
-
-        self.fal, self.context = fal, context
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(address)
-        self.sock.listen(512)
-        self.server_address = self.sock.getsockname()
-        self.loop: Any = None
-        self._stopped: Any = None
-        self._ready = threading.Event()
-
-    def serve_forever(self, **_: Any) -> None:
-        import asyncio
-
-        self.loop = asyncio.new_event_loop()
-
-        async def main() -> None:
-            import asyncio as aio
-
-            self._stopped = aio.Event()
-            server = await aio.start_server(self._client, sock=self.sock, ssl=self.context,
-                                            backlog=512)
-            self._ready.set()
-            async with server:
-                await self._stopped.wait()
-
-        try:
-            self.loop.run_until_complete(main())
-        finally:
-            self.loop.close()
-
-    def shutdown(self) -> None:
-        self._ready.wait(10)
-        if self.loop is not None and self._stopped is not None:
-            self.loop.call_soon_threadsafe(self._stopped.set)
-
-    def server_close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    async def _client(self, reader: Any, writer: Any) -> None:
-        import asyncio
-
-        with self.fal.lock:
-            self.fal.connections += 1
-        try:
-            while True:
-                line = await reader.readline()
-                if not line.strip():
-                    break
-                method, target, _ = line.decode("latin-1").split(" ", 2)
-                headers: dict[str, str] = {}
-                while True:
-                    raw = await reader.readline()
-                    if raw in (b"\r\n", b"\n", b""):
-                        break
-                    key, _, value = raw.decode("latin-1").partition(":")
-                    headers[key.strip().lower()] = value.strip()
-                length = int(headers.get("content-length") or 0)
-                body = await reader.readexactly(length) if length else b""
-                code, payload, ctype = route(self.fal, method, target, headers, body)
-                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-                head = (f"HTTP/1.1 {code} {_REASONS.get(code, 'Status')}\r\n"
-                        f"Content-Type: {ctype}\r\nContent-Length: {len(data)}\r\n"
-                        f"x-fal-request-id: fake\r\n\r\n").encode("latin-1")
-                writer.write(head + data)
-                await writer.drain()
-                if headers.get("connection", "").lower() == "close":
-                    break
-        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, ValueError,
-                OSError):
-            pass
-        finally:
-            try:
-                writer.close()
-            except Exception:
-                pass
 
 
 def main() -> None:  # pragma: no cover - manual dry runs

@@ -94,9 +94,11 @@ class _JudgeContract(PluginContract):
         """The judge hooks the core reads (autojudge.sdk): pointwise or pairwise as its
         contract says, a `needs` sentence, known validation families, an existing card."""
         from autojudge.experiment.validation import FAMILIES
-        from autojudge.sdk import is_pointwise, judge_card, validation_families_of
+        from autojudge.sdk import (concurrent_calls_of, is_pointwise, judge_card,
+                                   validation_families_of)
 
         assert is_pointwise(plugin) == isinstance(self, PointwiseJudgeContract)
+        assert concurrent_calls_of(plugin) >= 1
         assert isinstance(getattr(plugin, "needs", ""), str)
         assert set(validation_families_of(plugin, FAMILIES)) <= set(FAMILIES)
         card = judge_card(plugin)
@@ -252,6 +254,23 @@ class PairwiseJudgeContract(_JudgeContract):
             pytest.skip("plugin is not deterministic")
         single = [plugin.compare([p])[0] for p in judge_pairs]
         assert [verdict_key(v) for v in single] == [verdict_key(v) for v in outputs]
+
+    def test_concurrent_calls_equal_one_after_another(self, plugin: Any,
+                                                      judge_pairs: list[Any],
+                                                      outputs: list[Any]) -> None:
+        """A plugin declaring `concurrent_calls` > 1 is called from that many threads at
+        once by the local executor: the calls must not disturb each other."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from autojudge.sdk import concurrent_calls_of
+
+        calls = concurrent_calls_of(plugin)
+        if calls == 1 or not self.deterministic:
+            pytest.skip("called one call at a time" if calls == 1 else "not deterministic")
+        with ThreadPoolExecutor(calls) as pool:
+            answers = list(pool.map(plugin.compare, [judge_pairs] * (2 * calls)))
+        for got in answers:
+            assert [verdict_key(v) for v in got] == [verdict_key(v) for v in outputs]
 
     def test_deterministic(self, make_plugin: Callable[..., Any], judge_pairs: list[Any],
                            outputs: list[Any]) -> None:
