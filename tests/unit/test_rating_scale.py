@@ -83,7 +83,6 @@ def test_pairwise_order_as_one_profile_fit_per_pair(monkeypatch: pytest.MonkeyPa
     # preconditioned conjugate gradients for large ones: both are tried here); the rule
     # itself is one profile fit of the whole component per pair: D(max(0, est - 32))
     # above the cut-off.
-    import autojudge.ratings.pair_exact as px
     import autojudge.ratings.pairwise as pw
 
     graph, members, likelihood, cut = separated_component(70, per=4, seed=11)
@@ -104,13 +103,7 @@ def test_pairwise_order_as_one_profile_fit_per_pair(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(pw, "chain_deviance", counted_chain)
     got = pw.pairwise_bounded_above(graph, members, is_open, is_open, likelihood, cut)
     assert used["bounds"] > 0 and used["chain"] > 0
-    monkeypatch.setattr(px, "_DENSE_MAX", 0)
-    by_cg = pw.pairwise_bounded_above(graph, members, is_open, is_open, likelihood, cut)
-
-    want, candidates = profile_order(graph, members, likelihood, cut)
-    assert (got == want).all()
-    assert (by_cg == want).all()
-    assert 0 < want.sum() < candidates
+    assert_profile_order(got, monkeypatch, graph, members, likelihood, cut)
 
 
 def test_dual_bounds_keep_the_profile_order(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,7 +111,6 @@ def test_dual_bounds_keep_the_profile_order(monkeypatch: pytest.MonkeyPatch) -> 
     # the contrast) bounds the deviance above the cut-off, instead of running Newton to
     # convergence: every such bound is below the converged deviance, and the order is
     # still that of one profile fit of the whole component per pair.
-    import autojudge.ratings.pair_exact as px
     import autojudge.ratings.pairwise as pw
 
     graph, members, likelihood, cut = separated_component(90, per=3, seed=23)
@@ -137,13 +129,7 @@ def test_dual_bounds_keep_the_profile_order(monkeypatch: pytest.MonkeyPatch) -> 
     got = pw.pairwise_bounded_above(graph, members, is_open, is_open, likelihood, cut)
     assert len(certified) > 10
     assert all(bound <= exact + 1e-7 for bound, exact in certified)
-    monkeypatch.setattr(px, "_DENSE_MAX", 0)
-    by_cg = pw.pairwise_bounded_above(graph, members, is_open, is_open, likelihood, cut)
-
-    want, candidates = profile_order(graph, members, likelihood, cut)
-    assert (got == want).all()
-    assert (by_cg == want).all()
-    assert 0 < want.sum() < candidates
+    assert_profile_order(got, monkeypatch, graph, members, likelihood, cut)
 
 
 def test_chord_solver_solves_its_laplacian() -> None:
@@ -194,6 +180,22 @@ def separated_component(models: int, per: int, seed: int) -> tuple[Any, Any, Any
     strengths = fit_strengths(mu.i, mu.j, mu.eff_i, mu.eff_j, battles.n_models)
     return (graph, graph.members(0), _Likelihood(battles, clusters, strengths, 0.95),
             z_value(0.95) ** 2)
+
+
+def assert_profile_order(got: np.ndarray, monkeypatch: pytest.MonkeyPatch, graph: Any,
+                         members: Any, likelihood: Any, cut: float) -> None:
+    """`got` (dense chain fits where small) and the order again with conjugate gradients
+    forced both equal the profile order, which decides some candidate pairs, not all."""
+    import autojudge.ratings.pair_exact as px
+    import autojudge.ratings.pairwise as pw
+
+    monkeypatch.setattr(px, "_DENSE_MAX", 0)
+    is_open = np.ones(len(members), dtype=bool)
+    by_cg = pw.pairwise_bounded_above(graph, members, is_open, is_open, likelihood, cut)
+    want, candidates = profile_order(graph, members, likelihood, cut)
+    assert (got == want).all()
+    assert (by_cg == want).all()
+    assert 0 < want.sum() < candidates
 
 
 def profile_order(graph: Any, members: Any, likelihood: Any, cut: float
